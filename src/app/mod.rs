@@ -1,0 +1,121 @@
+//! Wires the stages together: the long-running agent ([`run`]), the dry run ([`once`]) and
+//! `--check-config` ([`check`]).
+
+mod check;
+mod lock;
+mod once;
+mod pipeline;
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::collectors::{self, Deps, run_scheduled};
+use crate::config::Config;
+use crate::jellyfin::Client;
+use crate::queue::{Options, Queue};
+use crate::remote_write::{Sender, worker};
+use crate::secret::read_secret_file;
+use crate::stats::PusherStats;
+
+pub use check::check;
+pub use lock::StateLock;
+pub use once::once;
+
+/// Errors that stop the agent before it runs; the message is for a human.
+pub type AppError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Builds the Jellyfin client from the config, reading the token file.
+pub fn jellyfin_client(config: &Config) -> Result<Client, AppError> {
+    let token = read_secret_file(&config.jellyfin.token_file, "jellyfin.token_file")?;
+    Ok(Client::new(
+        config.jellyfin.url.clone(),
+        &token,
+        config.jellyfin.timeout,
+        config.jellyfin.max_response_size,
+    )?)
+}
+
+/// Runs until `shutdown` is cancelled (main cancels it on SIGTERM/SIGINT).
+///
+/// Shutdown order: collectors stop first, the pipeline stores what they had produced, then the
+/// senders stop (a block in flight stays queued) and every queue saves its reader position.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppError> {
+    if config.remote_write.is_empty() {
+        return Err(format!(
+            "config {}: no [[remote_write]] target to push to",
+            config.path.display()
+        )
+        .into());
+    }
+    let _lock = StateLock::acquire(&config.state_dir)?;
+    let client = jellyfin_client(&config)?;
+    let stats = Arc::new(PusherStats::new(
+        config.remote_write.iter().map(|r| r.name.as_str()),
+    ));
+    let options = Options {
+        max_size: config.buffer.max_size.as_u64(),
+        max_age: config.buffer.max_age,
+        segment_size: config.buffer.segment_size.as_u64(),
+        memory_fallback_size: config.buffer.memory_fallback_size.as_u64(),
+    };
+
+    let senders_stop = CancellationToken::new();
+    let mut senders = JoinSet::new();
+    let mut queues = Vec::new();
+    for remote in &config.remote_write {
+        let remote_stats = stats.remote(&remote.name).ok_or("remote stats missing")?;
+        let queue = Arc::new(Queue::open(
+            &config.queue_dir(&remote.name),
+            options,
+            remote_stats.clone(),
+        )?);
+        let sender = Sender::new(remote, remote_stats.clone())?;
+        let backlog = queue.gauges();
+        tracing::info!(remote = %remote.name, blocks = backlog.blocks, bytes = backlog.bytes, "buffer opened");
+        senders.spawn(worker::run(
+            queue.clone(),
+            sender,
+            remote_stats,
+            senders_stop.clone(),
+        ));
+        queues.push(queue);
+    }
+
+    let (batches_tx, batches_rx) = mpsc::channel(64);
+    let pipeline = tokio::spawn(pipeline::run(
+        batches_rx,
+        queues,
+        config.labels.clone(),
+        stats.clone(),
+    ));
+    let deps = Deps {
+        jellyfin: client,
+        stats,
+    };
+    let mut collectors = JoinSet::new();
+    for scheduled in collectors::registry(&config, &deps) {
+        collectors.spawn(run_scheduled(
+            scheduled,
+            batches_tx.clone(),
+            shutdown.clone(),
+        ));
+    }
+    drop(batches_tx);
+    tracing::info!(
+        jellyfin = %config.jellyfin.url,
+        remotes = config.remote_write.len(),
+        interval = %humantime::format_duration(config.collect.interval),
+        "jellyfin-pusher running"
+    );
+
+    shutdown.cancelled().await;
+    while collectors.join_next().await.is_some() {}
+    let _ = pipeline.await;
+    senders_stop.cancel();
+    while senders.join_next().await.is_some() {}
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! Batches from the collectors become blocks (encoded and compressed once) and are appended to
+//! every remote's queue.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::queue::Queue;
+use crate::remote_write::encode;
+use crate::sample::Batch;
+use crate::stats::PusherStats;
+
+/// Ends when every collector has dropped its sender, after storing everything received.
+pub async fn run(
+    mut batches: mpsc::Receiver<Batch>,
+    queues: Vec<Arc<Queue>>,
+    labels: Vec<(String, String)>,
+    stats: Arc<PusherStats>,
+) {
+    while let Some(batch) = batches.recv().await {
+        stats.collected(batch.sample_count() as u64);
+        let block = encode(&batch, &labels);
+        let queues = queues.clone();
+        // Appends fsync; keep them off the async worker threads.
+        let stored = tokio::task::spawn_blocking(move || {
+            for queue in &queues {
+                queue.append(block.clone());
+            }
+        })
+        .await;
+        if let Err(e) = stored {
+            tracing::error!(error = %e, "storing a batch failed");
+        }
+    }
+}

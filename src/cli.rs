@@ -1,0 +1,37 @@
+//! The command line. Secrets are never taken from it: argv is visible to every user.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::logging::LogFormat;
+
+/// Watches a Jellyfin server and pushes its metrics to VictoriaMetrics (Prometheus remote
+/// write), buffering on disk while the receiver is out of reach.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+pub struct Cli {
+    /// The TOML config file (see config/jellyfin-pusher.example.toml).
+    #[arg(
+        long,
+        short,
+        env = "JELLYFIN_PUSHER_CONFIG",
+        default_value = "/etc/jellyfin-pusher/config.toml"
+    )]
+    pub config: PathBuf,
+
+    /// Dry run: collect one cycle from every enabled collector, print the samples in the
+    /// Prometheus text format on stdout and exit; nothing is pushed or buffered. Exits 1 when
+    /// Jellyfin could not be reached (jellyfin_up 0).
+    #[arg(long, conflicts_with = "check_config")]
+    pub once: bool,
+
+    /// Validate the config and every file it names (token files, CA files, state_dir), report
+    /// every problem, and exit 0 only when there is none.
+    #[arg(long)]
+    pub check_config: bool,
+
+    /// Log line format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}

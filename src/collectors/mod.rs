@@ -1,0 +1,145 @@
+//! Collectors: one file per collector, named after it, behind the one-method [`Collector`]
+//! trait. [`registry`] is the explicit list of them (no registration by side effect), and
+//! [`run_once`] wraps every run with `jellyfin_pusher_collector_success` and
+//! `jellyfin_pusher_collector_duration_seconds`, so one failing collector never blanks the others.
+//!
+//! | collector | file | interval |
+//! |---|---|---|
+//! | `system` | `system.rs` | `collect.interval` |
+//! | `pusher` | `pusher.rs` (the agent's own metrics) | `collect.interval` |
+
+mod pusher;
+mod schedule;
+mod system;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::jellyfin::Client;
+use crate::sample::{Batch, Family, now_ms};
+use crate::stats::PusherStats;
+
+pub use pusher::Pusher;
+pub use schedule::run_scheduled;
+pub use system::System;
+
+/// What a collector returns when it fails. Anything it pushed into `out` before failing is
+/// still reported (the system collector reports `jellyfin_up 0` that way).
+pub type CollectError = Box<dyn std::error::Error + Send + Sync>;
+
+#[async_trait::async_trait]
+pub trait Collector: Send {
+    /// The `collector` label value and the `[collectors.<name>]` config key.
+    fn name(&self) -> &'static str;
+
+    /// Appends this cycle's families to `out`.
+    async fn collect(&mut self, out: &mut Vec<Family>) -> Result<(), CollectError>;
+}
+
+/// A collector with the interval it runs at.
+pub struct Scheduled {
+    pub collector: Box<dyn Collector>,
+    pub interval: Duration,
+}
+
+/// What collectors need from the rest of the agent.
+#[derive(Clone)]
+pub struct Deps {
+    pub jellyfin: Client,
+    pub stats: Arc<PusherStats>,
+}
+
+/// Every enabled collector, with its interval: the one list of collectors.
+pub fn registry(config: &Config, deps: &Deps) -> Vec<Scheduled> {
+    let fast = config.collect.interval;
+    let mut out: Vec<Scheduled> = Vec::new();
+    let system = &config.collectors.system;
+    if system.enabled {
+        out.push(Scheduled {
+            collector: Box::new(System::new(deps.jellyfin.clone())),
+            interval: system.interval.unwrap_or(fast),
+        });
+    }
+    // The agent's own metrics are not optional: they are how a backlog is seen.
+    out.push(Scheduled {
+        collector: Box::new(Pusher::new(deps.stats.clone())),
+        interval: fast,
+    });
+    out
+}
+
+/// Runs one collector once and stamps the result with the time the run started.
+/// Returns the batch and the error, if any, for the caller to log.
+pub async fn run_once(collector: &mut dyn Collector) -> (Batch, Option<CollectError>) {
+    let timestamp_ms = now_ms();
+    let started = Instant::now();
+    let mut families = Vec::new();
+    let result = collector.collect(&mut families).await;
+    let name = collector.name();
+    families.push(
+        Family::gauge(
+            "jellyfin_pusher_collector_success",
+            "1 when the collector's last run succeeded, 0 when it failed.",
+        )
+        .with(
+            vec![("collector", name.into())],
+            if result.is_ok() { 1.0 } else { 0.0 },
+        ),
+    );
+    families.push(
+        Family::gauge(
+            "jellyfin_pusher_collector_duration_seconds",
+            "Wall time of the collector's last run.",
+        )
+        .with(
+            vec![("collector", name.into())],
+            started.elapsed().as_secs_f64(),
+        ),
+    );
+    (
+        Batch {
+            timestamp_ms,
+            families,
+        },
+        result.err(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Failing;
+
+    #[async_trait::async_trait]
+    impl Collector for Failing {
+        fn name(&self) -> &'static str {
+            "failing"
+        }
+        async fn collect(&mut self, out: &mut Vec<Family>) -> Result<(), CollectError> {
+            out.push(Family::gauge("partial", "Pushed before failing.").with(vec![], 0.0));
+            Err("boom".into())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_collector_keeps_its_partial_output_and_reports_success_0() {
+        let (batch, err) = run_once(&mut Failing).await;
+        assert_eq!(err.map(|e| e.to_string()).as_deref(), Some("boom"));
+        let names: Vec<_> = batch.families.iter().map(|f| f.name).collect();
+        assert_eq!(
+            names,
+            [
+                "partial",
+                "jellyfin_pusher_collector_success",
+                "jellyfin_pusher_collector_duration_seconds"
+            ]
+        );
+        assert_eq!(batch.families[1].samples[0].value, 0.0);
+        assert_eq!(
+            batch.families[1].samples[0].labels,
+            vec![("collector", "failing".to_string())]
+        );
+    }
+}

@@ -1,0 +1,89 @@
+//! `system`: is Jellyfin up, which version is it, does it want a restart, and how fast does
+//! its API answer the agent. One GET /System/Info per cycle.
+
+use super::{CollectError, Collector};
+use crate::jellyfin::Client;
+use crate::jellyfin::dto::SystemInfo;
+use crate::sample::{Family, label_value};
+
+pub struct System {
+    client: Client,
+}
+
+impl System {
+    pub fn new(client: Client) -> Self {
+        System { client }
+    }
+
+    /// Per-endpoint figures of every request the agent made so far, from all collectors.
+    fn api_families(&self) -> [Family; 2] {
+        let mut seconds = Family::gauge(
+            "jellyfin_api_response_seconds",
+            "Wall time of the agent's last request to a Jellyfin API endpoint.",
+        );
+        let mut requests = Family::counter(
+            "jellyfin_api_requests_total",
+            "Requests the agent made to Jellyfin, by endpoint and HTTP status (error: no usable answer).",
+        );
+        for (endpoint, stats) in self.client.stats().snapshot() {
+            seconds.push(
+                vec![("endpoint", endpoint.into())],
+                stats.last_response_seconds,
+            );
+            for (code, count) in stats.requests {
+                requests.push(
+                    vec![("endpoint", endpoint.into()), ("code", code)],
+                    count as f64,
+                );
+            }
+        }
+        [seconds, requests]
+    }
+}
+
+#[async_trait::async_trait]
+impl Collector for System {
+    fn name(&self) -> &'static str {
+        "system"
+    }
+
+    async fn collect(&mut self, out: &mut Vec<Family>) -> Result<(), CollectError> {
+        let result = self
+            .client
+            .get_json::<SystemInfo>("/System/Info", None)
+            .await;
+        let up = Family::gauge(
+            "jellyfin_up",
+            "1 when Jellyfin answered GET /System/Info with valid JSON this cycle, else 0.",
+        );
+        out.push(up.with(vec![], if result.is_ok() { 1.0 } else { 0.0 }));
+        out.extend(self.api_families());
+        let info = result?;
+        let text = |v: &Option<String>| label_value(v.as_deref().unwrap_or(""));
+        out.push(
+            Family::gauge(
+                "jellyfin_info",
+                "Jellyfin server identity; the value is always 1.",
+            )
+            .with(
+                vec![
+                    ("version", text(&info.version)),
+                    ("product_name", text(&info.product_name)),
+                    ("server_name", text(&info.server_name)),
+                    ("server_id", text(&info.id)),
+                ],
+                1.0,
+            ),
+        );
+        if let Some(pending) = info.has_pending_restart {
+            out.push(
+                Family::gauge(
+                    "jellyfin_pending_restart",
+                    "1 when Jellyfin needs a restart to apply changes (HasPendingRestart).",
+                )
+                .with(vec![], if pending { 1.0 } else { 0.0 }),
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,275 @@
+//! The TOML configuration: its shape, its defaults and its validation.
+//!
+//! Every key is documented in `config/jellyfin-pusher.example.toml`. Unknown keys are an error
+//! that names the key (`deny_unknown_fields`), so a typo never silently falls back to a default.
+//! Secrets are never in this file: it only names the files that hold them.
+
+mod check;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use serde::Deserialize;
+
+pub use check::check_files;
+
+/// A configuration error, always naming the file and, where there is one, the key.
+#[derive(Debug, thiserror::Error)]
+#[error("config {path}: {message}")]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was read from, for error messages.
+    pub path: PathBuf,
+    pub state_dir: PathBuf,
+    pub log_level: Option<String>,
+    pub jellyfin: JellyfinConfig,
+    pub collect: CollectConfig,
+    /// Static labels on every series, sorted by name.
+    pub labels: Vec<(String, String)>,
+    pub remote_write: Vec<RemoteWriteConfig>,
+    pub buffer: BufferConfig,
+    pub collectors: CollectorsConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct JellyfinConfig {
+    /// The server's base URL, always ending in `/` so that API paths join below any base path.
+    pub url: url::Url,
+    pub token_file: PathBuf,
+    pub timeout: Duration,
+    pub max_response_size: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectConfig {
+    #[serde(with = "humantime_serde", default = "default_interval")]
+    pub interval: Duration,
+}
+
+impl Default for CollectConfig {
+    fn default() -> Self {
+        CollectConfig {
+            interval: default_interval(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteWriteConfig {
+    /// Names the target in metrics (`remote` label), logs and the queue folder; never the URL.
+    pub name: String,
+    pub url: url::Url,
+    pub bearer_token_file: Option<PathBuf>,
+    pub basic_auth_user: Option<String>,
+    pub basic_auth_password_file: Option<PathBuf>,
+    /// Extra PEM CA certificates to trust, on top of the system's.
+    pub ca_file: Option<PathBuf>,
+    #[serde(with = "humantime_serde", default = "default_remote_timeout")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BufferConfig {
+    /// Unsent data kept per remote; past it the oldest blocks are dropped (reason buffer_full).
+    #[serde(default = "default_max_size")]
+    pub max_size: ByteSize,
+    /// Blocks older than this are dropped unsent (reason too_old).
+    #[serde(with = "humantime_serde", default = "default_max_age")]
+    pub max_age: Duration,
+    /// Size at which a queue data file is closed and a new one started.
+    #[serde(default = "default_segment_size")]
+    pub segment_size: ByteSize,
+    /// Blocks kept in memory while the disk refuses writes (ENOSPC, read-only), per remote.
+    #[serde(default = "default_memory_fallback")]
+    pub memory_fallback_size: ByteSize,
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        BufferConfig {
+            max_size: default_max_size(),
+            max_age: default_max_age(),
+            segment_size: default_segment_size(),
+            memory_fallback_size: default_memory_fallback(),
+        }
+    }
+}
+
+/// `[collectors.<name>]` tables. Each collector can be switched off and given its own interval.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorsConfig {
+    #[serde(default)]
+    pub system: CollectorToggle,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorToggle {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Defaults to the collector's own default, or `collect.interval` for the fast tier.
+    #[serde(with = "humantime_serde", default)]
+    pub interval: Option<Duration>,
+}
+
+impl Default for CollectorToggle {
+    fn default() -> Self {
+        CollectorToggle {
+            enabled: true,
+            interval: None,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_interval() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_remote_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_jellyfin_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_size() -> ByteSize {
+    ByteSize::mib(512)
+}
+fn default_max_age() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
+}
+fn default_segment_size() -> ByteSize {
+    ByteSize::mib(8)
+}
+fn default_memory_fallback() -> ByteSize {
+    ByteSize::mib(16)
+}
+fn default_max_response_size() -> ByteSize {
+    ByteSize::mib(32)
+}
+
+/// The file as written; [`Config::from_toml`] resolves defaults and validates it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    state_dir: Option<PathBuf>,
+    log_level: Option<String>,
+    jellyfin: RawJellyfin,
+    #[serde(default)]
+    collect: CollectConfig,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    remote_write: Vec<RemoteWriteConfig>,
+    #[serde(default)]
+    buffer: BufferConfig,
+    #[serde(default)]
+    collectors: CollectorsConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJellyfin {
+    url: url::Url,
+    token_file: Option<PathBuf>,
+    #[serde(with = "humantime_serde", default = "default_jellyfin_timeout")]
+    timeout: Duration,
+    #[serde(default = "default_max_response_size")]
+    max_response_size: ByteSize,
+}
+
+/// Where defaults that systemd provides come from; a trait object so tests need no real env.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Reads the process environment.
+pub fn process_env(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.is_empty())
+}
+
+impl Config {
+    /// Reads, resolves and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::from_toml(&text, path, &process_env)
+    }
+
+    pub fn from_toml(text: &str, path: &Path, env: Env<'_>) -> Result<Config, ConfigError> {
+        let err = |message: String| ConfigError {
+            path: path.to_path_buf(),
+            message,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+
+        let state_dir = match raw.state_dir {
+            Some(dir) => dir,
+            // systemd's StateDirectory= may list several folders, separated by colons.
+            None => match env("STATE_DIRECTORY") {
+                Some(dirs) => PathBuf::from(dirs.split(':').next().unwrap_or_default()),
+                None => {
+                    return Err(err(
+                        "state_dir is not set and $STATE_DIRECTORY is not set either \
+                                    (systemd sets it from StateDirectory=)"
+                            .into(),
+                    ));
+                }
+            },
+        };
+        let token_file = match raw.jellyfin.token_file {
+            Some(file) => file,
+            None => match env("CREDENTIALS_DIRECTORY") {
+                Some(dir) => Path::new(&dir).join("jellyfin-token"),
+                None => {
+                    return Err(err(
+                        "jellyfin.token_file is not set and $CREDENTIALS_DIRECTORY is \
+                                    not set either (systemd sets it from LoadCredential=)"
+                            .into(),
+                    ));
+                }
+            },
+        };
+        let mut url = raw.jellyfin.url;
+        if !url.path().ends_with('/') {
+            let path = format!("{}/", url.path());
+            url.set_path(&path);
+        }
+        let config = Config {
+            path: path.to_path_buf(),
+            state_dir,
+            log_level: raw.log_level,
+            jellyfin: JellyfinConfig {
+                url,
+                token_file,
+                timeout: raw.jellyfin.timeout,
+                max_response_size: raw.jellyfin.max_response_size.as_u64(),
+            },
+            collect: raw.collect,
+            labels: raw.labels.into_iter().collect(),
+            remote_write: raw.remote_write,
+            buffer: raw.buffer,
+            collectors: raw.collectors,
+        };
+        validate::validate(&config).map_err(err)?;
+        Ok(config)
+    }
+
+    /// The folder of one remote's queue.
+    pub fn queue_dir(&self, remote: &str) -> PathBuf {
+        self.state_dir.join("queue").join(remote)
+    }
+}

@@ -1,0 +1,206 @@
+//! Checks that need no file system: every message names the offending key.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use super::Config;
+
+pub(super) fn validate(c: &Config) -> Result<(), String> {
+    check_url("jellyfin.url", &c.jellyfin.url)?;
+    if c.jellyfin.timeout.is_zero() {
+        return Err("jellyfin.timeout must be more than 0s".into());
+    }
+    if c.jellyfin.max_response_size < 1024 {
+        return Err("jellyfin.max_response_size must be at least 1KiB".into());
+    }
+    if c.collect.interval < Duration::from_secs(1) {
+        return Err("collect.interval must be at least 1s".into());
+    }
+    if c.collectors
+        .system
+        .interval
+        .is_some_and(|i| i < Duration::from_secs(1))
+    {
+        return Err("collectors.system.interval must be at least 1s".into());
+    }
+    if let Some(level) = c
+        .log_level
+        .as_deref()
+        .filter(|l| tracing_subscriber::EnvFilter::try_new(l).is_err())
+    {
+        return Err(format!(
+            "log_level {level:?} is not a level or RUST_LOG-style filter"
+        ));
+    }
+    for (name, value) in &c.labels {
+        if !is_label_name(name) || name.starts_with("__") {
+            return Err(format!(
+                "labels.{name}: not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"
+            ));
+        }
+        if value.is_empty() {
+            return Err(format!(
+                "labels.{name}: the value is empty (an empty label is no label)"
+            ));
+        }
+    }
+    let mut names = HashSet::new();
+    for (i, rw) in c.remote_write.iter().enumerate() {
+        let key = format!("remote_write[{i}] (name {:?})", rw.name);
+        let name_ok = !rw.name.is_empty()
+            && rw.name.len() <= 64
+            && rw
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !name_ok {
+            return Err(format!(
+                "{key}: name must be 1-64 characters of [A-Za-z0-9_-]"
+            ));
+        }
+        if !names.insert(rw.name.as_str()) {
+            return Err(format!(
+                "{key}: the name is used twice; each target needs its own"
+            ));
+        }
+        check_url(&format!("{key}.url"), &rw.url)?;
+        if rw.bearer_token_file.is_some()
+            && (rw.basic_auth_user.is_some() || rw.basic_auth_password_file.is_some())
+        {
+            return Err(format!(
+                "{key}: set bearer_token_file or basic auth, not both"
+            ));
+        }
+        if rw.basic_auth_user.is_some() != rw.basic_auth_password_file.is_some() {
+            return Err(format!(
+                "{key}: basic_auth_user and basic_auth_password_file go together"
+            ));
+        }
+        if rw.timeout.is_zero() {
+            return Err(format!("{key}.timeout must be more than 0s"));
+        }
+    }
+    let b = &c.buffer;
+    if b.max_size.as_u64() < 1024 * 1024 {
+        return Err("buffer.max_size must be at least 1MiB".into());
+    }
+    if b.segment_size.as_u64() < 64 * 1024 || b.segment_size > b.max_size {
+        return Err(
+            "buffer.segment_size must be at least 64KiB and at most buffer.max_size".into(),
+        );
+    }
+    if b.max_age < Duration::from_secs(60) {
+        return Err("buffer.max_age must be at least 1m".into());
+    }
+    Ok(())
+}
+
+fn check_url(key: &str, url: &url::Url) -> Result<(), String> {
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(format!(
+            "{key}: scheme must be http or https, not {:?}",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none() {
+        return Err(format!("{key}: the URL has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // A password in a URL ends up in logs and process listings; auth belongs in files.
+        return Err(format!(
+            "{key}: the URL carries credentials; use the *_file keys so that no secret sits in the config"
+        ));
+    }
+    Ok(())
+}
+
+fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::Config;
+
+    const MINIMAL: &str = r#"
+state_dir = "/tmp/x"
+[jellyfin]
+url = "http://127.0.0.1:8096/jf"
+token_file = "/tmp/token"
+"#;
+
+    fn load(text: &str) -> Result<Config, String> {
+        Config::from_toml(text, Path::new("test.toml"), &|_| None).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults_and_a_slash_terminated_url() {
+        let c = load(MINIMAL).unwrap();
+        assert_eq!(c.jellyfin.url.as_str(), "http://127.0.0.1:8096/jf/");
+        assert_eq!(c.collect.interval.as_secs(), 15);
+        assert_eq!(c.jellyfin.timeout.as_secs(), 10);
+        assert_eq!(c.buffer.max_size.as_u64(), 512 * 1024 * 1024);
+        assert_eq!(c.buffer.max_age.as_secs(), 30 * 24 * 3600);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = load(&format!("{MINIMAL}\n[collect]\nintervall = \"5s\"\n")).unwrap_err();
+        assert!(
+            err.contains("intervall") && err.contains("test.toml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn systemd_directories_fill_the_defaults() {
+        let text = "[jellyfin]\nurl = \"http://127.0.0.1:8096\"\n";
+        let env = |k: &str| match k {
+            "STATE_DIRECTORY" => Some("/var/lib/jp:/var/lib/other".to_string()),
+            "CREDENTIALS_DIRECTORY" => Some("/run/credentials/jp.service".to_string()),
+            _ => None,
+        };
+        let c = Config::from_toml(text, Path::new("t.toml"), &env).unwrap();
+        assert_eq!(c.state_dir, Path::new("/var/lib/jp"));
+        assert_eq!(
+            c.jellyfin.token_file,
+            Path::new("/run/credentials/jp.service/jellyfin-token")
+        );
+        let err = Config::from_toml(text, Path::new("t.toml"), &|_| None).unwrap_err();
+        assert!(err.to_string().contains("STATE_DIRECTORY"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            ("[labels]\n__x = \"1\"\n", "labels.__x"),
+            ("[collect]\ninterval = \"10ms\"\n", "collect.interval"),
+            ("[collect]\ninterval = \"soon\"\n", "interval"),
+            (
+                "[[remote_write]]\nname = \"a b\"\nurl = \"http://h/api/v1/write\"\n",
+                "remote_write[0]",
+            ),
+            (
+                "[[remote_write]]\nname = \"a\"\nurl = \"http://u:p@h/api/v1/write\"\n",
+                "carries credentials",
+            ),
+            (
+                "[[remote_write]]\nname = \"a\"\nurl = \"http://h/w\"\n[[remote_write]]\nname = \"a\"\nurl = \"http://h/w\"\n",
+                "used twice",
+            ),
+            (
+                "[[remote_write]]\nname = \"a\"\nurl = \"http://h/w\"\nbasic_auth_user = \"u\"\n",
+                "go together",
+            ),
+            ("[buffer]\nmax_size = \"1KiB\"\n", "buffer.max_size"),
+        ];
+        for (extra, expected) in cases {
+            let err = load(&format!("{MINIMAL}{extra}")).unwrap_err();
+            assert!(err.contains(expected), "{extra:?} gave {err}");
+        }
+    }
+}

@@ -1,0 +1,220 @@
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::header::{self, HeaderValue};
+use serde::de::DeserializeOwned;
+
+use super::error::{ApiError, snippet};
+use crate::secret::Secret;
+
+/// What the agent did to one endpoint: the catalogue's `jellyfin_api_response_seconds` and
+/// `jellyfin_api_requests_total` are read from here by the system collector.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EndpointStats {
+    pub last_response_seconds: f64,
+    /// Requests by `code` label (HTTP status or `error`).
+    pub requests: BTreeMap<String, u64>,
+}
+
+/// Shared by every collector's requests; keyed by endpoint path template.
+#[derive(Debug, Default)]
+pub struct ApiStats(Mutex<BTreeMap<&'static str, EndpointStats>>);
+
+impl ApiStats {
+    fn record(&self, endpoint: &'static str, code: String, elapsed: Duration) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = map.entry(endpoint).or_default();
+        entry.last_response_seconds = elapsed.as_secs_f64();
+        *entry.requests.entry(code).or_default() += 1;
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<&'static str, EndpointStats> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// A Jellyfin API client. Cheap to clone; clones share the connection pool and the stats.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: url::Url,
+    auth: HeaderValue,
+    timeout: Duration,
+    max_response_size: u64,
+    stats: Arc<ApiStats>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// `base` must end in `/` (the config guarantees it). The token goes into the one header
+    /// Jellyfin 10.x and 12.0 both accept, marked sensitive so that no HTTP-level debug
+    /// logging prints it.
+    pub fn new(
+        base: url::Url,
+        token: &Secret,
+        timeout: Duration,
+        max_response_size: u64,
+    ) -> Result<Client, String> {
+        let mut auth = HeaderValue::from_str(&format!("MediaBrowser Token=\"{}\"", token.expose()))
+            .map_err(|_| {
+                "the Jellyfin token holds characters not allowed in a header".to_string()
+            })?;
+        auth.set_sensitive(true);
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("jellyfin-pusher/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Client {
+            http,
+            base,
+            auth,
+            timeout,
+            max_response_size,
+            stats: Arc::default(),
+        })
+    }
+
+    pub fn stats(&self) -> &ApiStats {
+        &self.stats
+    }
+
+    pub fn base(&self) -> &url::Url {
+        &self.base
+    }
+
+    /// GETs `endpoint` (a path template such as `/System/Info`; `path_and_query` is the
+    /// concrete path when it differs) and decodes the JSON answer into `T`.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        path_and_query: Option<&str>,
+    ) -> Result<T, ApiError> {
+        let started = Instant::now();
+        let result = self
+            .get_json_inner(endpoint, path_and_query.unwrap_or(endpoint))
+            .await;
+        let code = match &result {
+            Ok(_) => "200".to_string(),
+            Err(e) => e.code_label(),
+        };
+        self.stats.record(endpoint, code, started.elapsed());
+        result
+    }
+
+    async fn get_json_inner<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+    ) -> Result<T, ApiError> {
+        let url =
+            self.base
+                .join(path.trim_start_matches('/'))
+                .map_err(|e| ApiError::Unreachable {
+                    endpoint,
+                    base: self.base.to_string(),
+                    reason: format!("cannot build the request URL: {e}"),
+                })?;
+        let mut response = self
+            .http
+            .get(url)
+            .header(header::AUTHORIZATION, self.auth.clone())
+            .header(header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| self.transport_error(endpoint, e))?;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("no content type")
+            .to_string();
+        if response
+            .content_length()
+            .is_some_and(|len| len > self.max_response_size)
+        {
+            return Err(ApiError::TooLarge {
+                endpoint,
+                limit: self.max_response_size,
+            });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(endpoint, e))?
+        {
+            if (body.len() + chunk.len()) as u64 > self.max_response_size {
+                return Err(ApiError::TooLarge {
+                    endpoint,
+                    limit: self.max_response_size,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        match status {
+            200..=299 => {}
+            401 => return Err(ApiError::Unauthorized { endpoint }),
+            403 => return Err(ApiError::Forbidden { endpoint }),
+            _ => {
+                return Err(ApiError::Status {
+                    endpoint,
+                    status,
+                    snippet: snippet(&body),
+                });
+            }
+        }
+        let looks_like_json = content_type.contains("json")
+            || body
+                .iter()
+                .find(|b| !b.is_ascii_whitespace())
+                .is_some_and(|b| *b == b'{' || *b == b'[');
+        if !looks_like_json {
+            return Err(ApiError::NotJson {
+                endpoint,
+                content_type,
+                snippet: snippet(&body),
+            });
+        }
+        let de = &mut serde_json::Deserializer::from_slice(&body);
+        serde_path_to_error::deserialize(de).map_err(|e| ApiError::Decode {
+            endpoint,
+            field: e.path().to_string(),
+            reason: e.inner().to_string(),
+        })
+    }
+
+    fn transport_error(&self, endpoint: &'static str, e: reqwest::Error) -> ApiError {
+        if e.is_timeout() {
+            return ApiError::Timeout {
+                endpoint,
+                after: self.timeout,
+            };
+        }
+        // The URL is ours to print (it never holds the token); reqwest's own text repeats it,
+        // so it is stripped, and the causes ("connection refused") are appended.
+        let e = e.without_url();
+        let mut reason = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            reason.push_str(": ");
+            reason.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        ApiError::Unreachable {
+            endpoint,
+            base: self.base.to_string(),
+            reason,
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Talking to Jellyfin: [`Client`] sends authenticated GETs and decodes JSON into the DTOs in
+//! [`dto`]; [`ApiError`] says what went wrong in words a user can act on, naming the endpoint.
+
+mod client;
+pub mod dto;
+mod error;
+
+pub use client::{ApiStats, Client, EndpointStats};
+pub use error::ApiError;

@@ -1,0 +1,43 @@
+//! jellyfin-pusher: watches a Jellyfin server and pushes its metrics to VictoriaMetrics (or any
+//! Prometheus remote-write receiver) from inside a DMZ that may only talk outward.
+//!
+//! # Layout
+//!
+//! Data flows one way, and each stage is a module with a small interface:
+//!
+//! ```text
+//! collectors --Batch--> pipeline --Block--> queue (one per remote, on disk) --> sender --> HTTP
+//! ```
+//!
+//! - [`config`]: the TOML file, its defaults and its validation (`--check-config`).
+//! - [`secret`]: secrets read from files; their `Debug` and `Display` never show the value.
+//! - [`jellyfin`]: the HTTP client for the Jellyfin API and the DTOs it decodes.
+//! - [`sample`]: the in-memory sample model (`Family`, `Sample`, `Batch`) shared by every stage.
+//! - [`collectors`]: one file per collector behind the [`collectors::Collector`] trait, the
+//!   explicit registry, and the runner that adds `collector_success`/`collector_duration_seconds`.
+//! - [`exposition`]: renders samples in the Prometheus text format (`--once`).
+//! - [`remote_write`]: encodes a batch into a snappy-compressed WriteRequest (`encode`), and sends
+//!   blocks with the retry/drop rules of the remote-write spec (`sender`).
+//! - [`queue`]: the durable per-remote FIFO of compressed blocks (CRC32C-framed records).
+//! - [`stats`]: the agent's own counters, shared by the stages and reported by the `pusher` collector.
+//! - [`app`]: wires the stages into tasks (`run`), the dry run (`once`) and `--check-config`.
+//! - [`shutdown`], [`logging`]: signal handling and the tracing subscriber.
+//!
+//! `main.rs` only parses the command line and calls into [`app`].
+
+pub mod app;
+pub mod cli;
+pub mod collectors;
+pub mod config;
+pub mod exposition;
+pub mod jellyfin;
+pub mod logging;
+pub mod queue;
+pub mod remote_write;
+pub mod sample;
+pub mod secret;
+pub mod shutdown;
+pub mod stats;
+
+/// The version reported in `User-Agent` and `jellyfin_pusher_build_info`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,71 @@
+//! The reader position, in `meta.json`, replaced atomically: write a temporary file, fsync it,
+//! rename it over the old one, fsync the folder. A crash leaves either the old or the new file.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+const FILE: &str = "meta.json";
+
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+struct Meta {
+    version: u32,
+    read_offset: u64,
+}
+
+/// The saved reader position: Ok(None) when there is no file yet. An unreadable file is an
+/// error for the caller to log; it then starts from the oldest data, so nothing is lost.
+pub fn load(dir: &Path) -> Result<Option<u64>, String> {
+    let path = dir.join(FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let meta: Meta =
+        serde_json::from_str(&text).map_err(|e| format!("{} is damaged: {e}", path.display()))?;
+    if meta.version != 1 {
+        return Err(format!(
+            "{} has unknown version {}",
+            path.display(),
+            meta.version
+        ));
+    }
+    Ok(Some(meta.read_offset))
+}
+
+pub fn save(dir: &Path, read_offset: u64) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{FILE}.tmp"));
+    let mut file = File::create(&tmp)?;
+    file.write_all(
+        &serde_json::to_vec(&Meta {
+            version: 1,
+            read_offset,
+        })
+        .unwrap_or_default(),
+    )?;
+    file.sync_all()?;
+    fs::rename(&tmp, dir.join(FILE))?;
+    sync_dir(dir)
+}
+
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saves_loads_and_reports_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load(dir.path()), Ok(None));
+        save(dir.path(), 4242).unwrap();
+        assert_eq!(load(dir.path()), Ok(Some(4242)));
+        fs::write(dir.path().join(FILE), "{\"version\":1,\"read_").unwrap();
+        assert!(load(dir.path()).unwrap_err().contains("damaged"));
+    }
+}

@@ -1,0 +1,170 @@
+//! Batch -> WriteRequest -> protobuf -> snappy (block format, as remote write 1.0 requires;
+//! the framed/stream format is a different encoding that receivers reject).
+
+use bytes::Bytes;
+use prost::Message;
+
+use super::proto::{Label, Sample, TimeSeries, WriteRequest};
+use crate::sample::Batch;
+
+/// One compressed WriteRequest, ready to send as-is, and what the queue needs to know about it
+/// without decompressing it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Block {
+    /// The snappy-compressed WriteRequest, the exact request body.
+    pub data: Bytes,
+    pub samples: u32,
+    /// Oldest and newest sample timestamps in the block, ms since the epoch.
+    pub min_timestamp_ms: i64,
+    pub max_timestamp_ms: i64,
+}
+
+/// Encodes every sample of `batch` as one series with one sample. Labels are the static ones
+/// from the config plus the sample's own plus `__name__`, sorted by name as the spec requires;
+/// when a sample's label has the same name as a static one, the sample's label wins.
+pub fn encode(batch: &Batch, static_labels: &[(String, String)]) -> Block {
+    let mut timeseries = Vec::with_capacity(batch.sample_count());
+    for family in &batch.families {
+        for sample in &family.samples {
+            let mut labels: Vec<Label> =
+                Vec::with_capacity(static_labels.len() + sample.labels.len() + 1);
+            labels.push(Label {
+                name: "__name__".into(),
+                value: family.name.into(),
+            });
+            labels.extend(sample.labels.iter().map(|(k, v)| Label {
+                name: (*k).into(),
+                value: v.clone(),
+            }));
+            for (k, v) in static_labels {
+                if !labels.iter().any(|l| &l.name == k) {
+                    labels.push(Label {
+                        name: k.clone(),
+                        value: v.clone(),
+                    });
+                }
+            }
+            labels.sort_by(|a, b| a.name.cmp(&b.name));
+            timeseries.push(TimeSeries {
+                labels,
+                samples: vec![Sample {
+                    value: sample.value,
+                    timestamp: batch.timestamp_ms,
+                }],
+            });
+        }
+    }
+    let samples = u32::try_from(timeseries.len()).unwrap_or(u32::MAX);
+    let request = WriteRequest {
+        timeseries,
+        metadata: Vec::new(),
+    };
+    Block {
+        data: compress(&request.encode_to_vec()),
+        samples,
+        min_timestamp_ms: batch.timestamp_ms,
+        max_timestamp_ms: batch.timestamp_ms,
+    }
+}
+
+fn compress(raw: &[u8]) -> Bytes {
+    // snap's block encoder cannot fail on input below 4 GiB, and a batch is never near that;
+    // an empty body would still be a valid (empty) WriteRequest, so fall back to it.
+    Bytes::from(
+        snap::raw::Encoder::new()
+            .compress_vec(raw)
+            .unwrap_or_default(),
+    )
+}
+
+/// Decompresses and decodes a block body (tests, and merging blocks while draining).
+pub fn decode(data: &[u8]) -> Result<WriteRequest, String> {
+    let raw = snap::raw::Decoder::new()
+        .decompress_vec(data)
+        .map_err(|e| format!("not a snappy block: {e}"))?;
+    WriteRequest::decode(raw.as_slice()).map_err(|e| format!("not a WriteRequest: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::Family;
+
+    fn batch() -> Batch {
+        Batch {
+            timestamp_ms: 1_700_000_000_123,
+            families: vec![
+                Family::gauge("jellyfin_up", "Up.").with(vec![], 1.0),
+                Family::gauge("jellyfin_info", "Info.").with(
+                    vec![
+                        ("version", "10.11.11".into()),
+                        ("Zone", "x".into()),
+                        ("job", "mine".into()),
+                    ],
+                    1.0,
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn round_trips_with_sorted_labels_and_the_batch_timestamp() {
+        let statics = vec![
+            ("instance".to_string(), "dmz".to_string()),
+            ("job".to_string(), "jellyfin".to_string()),
+        ];
+        let block = encode(&batch(), &statics);
+        assert_eq!(block.samples, 2);
+        assert_eq!(
+            (block.min_timestamp_ms, block.max_timestamp_ms),
+            (1_700_000_000_123, 1_700_000_000_123)
+        );
+        let request = decode(&block.data).unwrap();
+        let names = |ts: &TimeSeries| {
+            ts.labels
+                .iter()
+                .map(|l| format!("{}={}", l.name, l.value))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(&request.timeseries[0]),
+            ["__name__=jellyfin_up", "instance=dmz", "job=jellyfin"]
+        );
+        // Byte order: upper case sorts before `_`; the sample's `job` beats the static one.
+        assert_eq!(
+            names(&request.timeseries[1]),
+            [
+                "Zone=x",
+                "__name__=jellyfin_info",
+                "instance=dmz",
+                "job=mine",
+                "version=10.11.11"
+            ]
+        );
+        assert_eq!(
+            request.timeseries[1].samples,
+            vec![Sample {
+                value: 1.0,
+                timestamp: 1_700_000_000_123
+            }]
+        );
+    }
+
+    #[test]
+    fn body_is_a_raw_snappy_block_not_the_framed_format() {
+        let block = encode(&batch(), &[]);
+        // The framed format starts with the stream identifier chunk 0xff 06 00 00 "sNaPpY".
+        assert_ne!(block.data.first(), Some(&0xff));
+        assert!(
+            snap::raw::Decoder::new()
+                .decompress_vec(&block.data)
+                .is_ok()
+        );
+        let mut framed = Vec::new();
+        std::io::Write::write_all(&mut snap::write::FrameEncoder::new(&mut framed), b"x").unwrap();
+        assert!(
+            decode(&framed).is_err(),
+            "a framed stream must not pass as a block"
+        );
+    }
+}

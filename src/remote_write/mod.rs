@@ -1,0 +1,14 @@
+//! Prometheus remote write 1.0: [`encode`] turns a batch into a snappy-compressed WriteRequest
+//! [`Block`] once, and [`sender`] delivers blocks exactly as stored, with the spec's retry rules.
+
+pub mod encode;
+pub mod sender;
+pub mod worker;
+
+/// The generated prompb messages (see proto/remote.proto).
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/prometheus.rs"));
+}
+
+pub use encode::{Block, decode, encode};
+pub use sender::{Delivery, Outcome, Sender, classify};

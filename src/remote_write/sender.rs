@@ -1,0 +1,347 @@
+//! Sends compressed blocks to one remote-write target.
+//!
+//! The outcome table (remote write 1.0 spec, and what vmagent does):
+//!
+//! | answer | outcome |
+//! |---|---|
+//! | 2xx | delivered |
+//! | 400, 409, 415 | rejected: resending the same bytes cannot succeed, so the block is dropped and counted (`reason="rejected"`), and the receiver's message is logged as is |
+//! | anything else (401/403, 404, 429, 5xx, no answer) | retried with exponential backoff and jitter (1 s doubling to 1 min), or after `Retry-After` when the receiver sends one; never given up, so a wrong token or a long outage only delays delivery |
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use bytes::Bytes;
+use reqwest::header;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RemoteWriteConfig;
+use crate::secret::read_secret_file;
+use crate::stats::RemoteStats;
+
+/// What one attempt came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Delivered,
+    Rejected {
+        status: u16,
+        message: String,
+    },
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+}
+
+/// The class of an HTTP status in the outcome table above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Delivered,
+    Rejected,
+    Retry,
+}
+
+pub fn classify(status: u16) -> Class {
+    match status {
+        200..=299 => Class::Delivered,
+        400 | 409 | 415 => Class::Rejected,
+        _ => Class::Retry,
+    }
+}
+
+/// What [`Sender::deliver`] came to after all its retries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    Delivered,
+    Rejected,
+    /// `give_up` said so (the block grew too old while it was being retried).
+    GaveUp,
+    /// Shutdown came first; the block is still unsent.
+    ShutDown,
+}
+
+/// Longest wait a `Retry-After` may ask for; a longer one is clipped so that a
+/// misconfigured receiver cannot park the agent for days.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+pub struct Sender {
+    name: String,
+    url: url::Url,
+    http: reqwest::Client,
+    auth: Auth,
+    stats: Arc<RemoteStats>,
+    backoff: ExponentialBuilder,
+}
+
+enum Auth {
+    None,
+    /// The files are read on every request, so a rotated or corrected secret takes effect
+    /// without a restart while blocks wait in the buffer.
+    Bearer(std::path::PathBuf),
+    Basic {
+        user: String,
+        password_file: std::path::PathBuf,
+    },
+}
+
+impl Sender {
+    pub fn new(config: &RemoteWriteConfig, stats: Arc<RemoteStats>) -> Result<Sender, String> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("jellyfin-pusher/", env!("CARGO_PKG_VERSION")))
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)));
+        if let Some(path) = &config.ca_file {
+            for cert in load_ca_file(path)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().map_err(|e| {
+            format!(
+                "remote_write {:?}: cannot build the HTTP client: {e}",
+                config.name
+            )
+        })?;
+        let auth = match (
+            &config.bearer_token_file,
+            &config.basic_auth_user,
+            &config.basic_auth_password_file,
+        ) {
+            (Some(file), _, _) => Auth::Bearer(file.clone()),
+            (None, Some(user), Some(file)) => Auth::Basic {
+                user: user.clone(),
+                password_file: file.clone(),
+            },
+            _ => Auth::None,
+        };
+        Ok(Sender {
+            name: config.name.clone(),
+            url: config.url.clone(),
+            http,
+            auth,
+            stats,
+            backoff: ExponentialBuilder::default()
+                .with_min_delay(Duration::from_secs(1))
+                .with_max_delay(Duration::from_secs(60))
+                .with_factor(2.0)
+                .with_jitter()
+                .without_max_times(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// One POST of `body`, counted in `remote_write_requests_total{code}`.
+    pub async fn send_once(&self, body: Bytes) -> Outcome {
+        let request = self
+            .http
+            .post(self.url.clone())
+            .header(header::CONTENT_ENCODING, "snappy")
+            .header(header::CONTENT_TYPE, "application/x-protobuf")
+            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+            .body(body);
+        let request = match self.authorize(request) {
+            Ok(request) => request,
+            Err(reason) => {
+                self.stats.request("error");
+                return Outcome::Retry {
+                    reason,
+                    after: None,
+                };
+            }
+        };
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                self.stats.request("error");
+                return Outcome::Retry {
+                    reason: describe(&e.without_url()),
+                    after: None,
+                };
+            }
+        };
+        let status = response.status().as_u16();
+        self.stats.request(&status.to_string());
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let class = classify(status);
+        if class == Class::Delivered {
+            return Outcome::Delivered;
+        }
+        let message = read_message(response).await;
+        match class {
+            Class::Rejected => Outcome::Rejected { status, message },
+            _ => Outcome::Retry {
+                reason: format!("HTTP {status}: {message}"),
+                after: retry_after,
+            },
+        }
+    }
+
+    /// Sends `body` until it is delivered or rejected, `give_up` returns true, or shutdown.
+    /// Failures are logged when they start and when they change, not on every retry.
+    pub async fn deliver(
+        &self,
+        body: &Bytes,
+        shutdown: &CancellationToken,
+        give_up: impl Fn() -> bool,
+    ) -> Delivery {
+        let mut backoff = self.backoff.build();
+        let mut last_reason: Option<String> = None;
+        loop {
+            if give_up() {
+                return Delivery::GaveUp;
+            }
+            let outcome = tokio::select! {
+                // An attempt in flight at shutdown is abandoned; the block stays queued.
+                _ = shutdown.cancelled() => return Delivery::ShutDown,
+                outcome = self.send_once(body.clone()) => outcome,
+            };
+            match outcome {
+                Outcome::Delivered => {
+                    if last_reason.is_some() {
+                        tracing::info!(remote = %self.name, "remote write delivering again");
+                    }
+                    return Delivery::Delivered;
+                }
+                Outcome::Rejected { status, message } => {
+                    tracing::error!(remote = %self.name, status, receiver_message = %message,
+                        "remote write rejected a block; it is dropped (samples_dropped_total{{reason=\"rejected\"}})");
+                    return Delivery::Rejected;
+                }
+                Outcome::Retry { reason, after } => {
+                    self.stats.retry();
+                    let delay = after
+                        .map(|d| d.min(MAX_RETRY_AFTER))
+                        .or_else(|| backoff.next())
+                        .unwrap_or(Duration::from_secs(60));
+                    if last_reason.as_deref() != Some(reason.as_str()) {
+                        tracing::warn!(remote = %self.name, %reason, retry_in = ?delay,
+                            "remote write failed; the block stays buffered and is retried");
+                        last_reason = Some(reason);
+                    } else {
+                        tracing::debug!(remote = %self.name, retry_in = ?delay, "remote write still failing");
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Delivery::ShutDown,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds the credentials, read from their files now (reqwest marks the header sensitive).
+    fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, String> {
+        Ok(match &self.auth {
+            Auth::None => request,
+            Auth::Bearer(file) => {
+                let token =
+                    read_secret_file(file, "bearer_token_file").map_err(|e| e.to_string())?;
+                request.bearer_auth(token.expose())
+            }
+            Auth::Basic {
+                user,
+                password_file,
+            } => {
+                let password = read_secret_file(password_file, "basic_auth_password_file")
+                    .map_err(|e| e.to_string())?;
+                request.basic_auth(user, Some(password.expose()))
+            }
+        })
+    }
+}
+
+/// Reads PEM certificates for `ca_file`.
+pub fn load_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem =
+        std::fs::read(path).map_err(|e| format!("cannot read ca_file {}: {e}", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("ca_file {} is not PEM certificates: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("ca_file {} holds no certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+/// `Retry-After` is either delay-seconds or an HTTP date (RFC 9110, 10.2.3).
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The receiver's explanation, at most 1 KiB of it, on one line.
+async fn read_message(response: reqwest::Response) -> String {
+    match response.bytes().await {
+        Ok(body) => {
+            let text = String::from_utf8_lossy(&body[..body.len().min(1024)]);
+            let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            if line.is_empty() {
+                "(no message)".into()
+            } else {
+                line
+            }
+        }
+        Err(e) => format!("(body unreadable: {})", describe(&e)),
+    }
+}
+
+fn describe(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_table() {
+        for status in [200, 204, 299] {
+            assert_eq!(classify(status), Class::Delivered, "{status}");
+        }
+        for status in [400, 409, 415] {
+            assert_eq!(classify(status), Class::Rejected, "{status}");
+        }
+        for status in [401, 403, 404, 413, 429, 500, 502, 503, 504] {
+            assert_eq!(classify(status), Class::Retry, "{status}");
+        }
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+}

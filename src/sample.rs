@@ -1,0 +1,121 @@
+//! The sample model every stage shares: a collector produces [`Family`]s, the runner wraps
+//! them into a [`Batch`] stamped with the collection time, and the encoder and the text
+//! exposition both read batches.
+//!
+//! Metric and label names are `&'static str` on purpose: every name is written out in full
+//! where it is produced, so `grep jellyfin_streams src/` finds its collector.
+
+/// The Prometheus metric type of a family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        }
+    }
+}
+
+/// Label pairs of one sample, without the static labels from the config (the encoder and the
+/// exposition add those).
+pub type Labels = Vec<(&'static str, String)>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub labels: Labels,
+    pub value: f64,
+}
+
+/// One metric family: a name, its help text and type, and its samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Family {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+    pub samples: Vec<Sample>,
+}
+
+impl Family {
+    pub fn gauge(name: &'static str, help: &'static str) -> Self {
+        Family {
+            name,
+            help,
+            kind: Kind::Gauge,
+            samples: Vec::new(),
+        }
+    }
+
+    pub fn counter(name: &'static str, help: &'static str) -> Self {
+        debug_assert!(
+            name.ends_with("_total"),
+            "counter {name} must end in _total"
+        );
+        Family {
+            name,
+            help,
+            kind: Kind::Counter,
+            samples: Vec::new(),
+        }
+    }
+
+    /// Adds one sample; builder-style so a family with one series reads as one expression.
+    pub fn with(mut self, labels: Labels, value: f64) -> Self {
+        self.push(labels, value);
+        self
+    }
+
+    pub fn push(&mut self, labels: Labels, value: f64) {
+        self.samples.push(Sample { labels, value });
+    }
+}
+
+/// What one collector run produced, stamped with the time the run started (ms since the epoch).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub timestamp_ms: i64,
+    pub families: Vec<Family>,
+}
+
+impl Batch {
+    pub fn sample_count(&self) -> usize {
+        self.families.iter().map(|f| f.samples.len()).sum()
+    }
+}
+
+/// Milliseconds since the Unix epoch, the remote-write timestamp unit.
+pub fn now_ms() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Makes an arbitrary string safe to use as a label value: trimmed, control characters
+/// replaced, at most 64 characters (the catalogue's rule for every label value).
+pub fn label_value(raw: &str) -> String {
+    raw.trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(64)
+        .collect::<String>()
+        .trim_end()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_trimmed_capped_and_control_free() {
+        assert_eq!(label_value("  Jellyfin Server \n"), "Jellyfin Server");
+        assert_eq!(label_value("a\tb"), "a b");
+        let long = "é".repeat(100);
+        assert_eq!(label_value(&long).chars().count(), 64);
+    }
+}

@@ -1,0 +1,98 @@
+//! Secrets (the Jellyfin API key, remote-write passwords and bearer tokens) are only ever read
+//! from files, such as systemd credentials. [`Secret`] keeps the value out of `Debug` and
+//! `Display`, so a secret cannot reach a log line, an error message or `--once` output by
+//! accident; [`Secret::expose`] is the one, greppable, way to use it.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("cannot read {what} from {path}: {source}")]
+    Unreadable {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{what} file {path} is empty")]
+    Empty { what: &'static str, path: PathBuf },
+    #[error("{what} file {path} holds more than one line; it must hold only the secret")]
+    MultiLine { what: &'static str, path: PathBuf },
+    #[error("{what} file {path} holds characters that cannot be sent in an HTTP header")]
+    NotHeaderSafe { what: &'static str, path: PathBuf },
+}
+
+/// Reads a secret from `path`. Surrounding whitespace (the trailing newline editors add) is
+/// dropped; `what` names the secret in errors, which never contain the value.
+pub fn read_secret_file(path: &Path, what: &'static str) -> Result<Secret, SecretError> {
+    let raw = std::fs::read_to_string(path).map_err(|source| SecretError::Unreadable {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let value = raw.trim();
+    if value.is_empty() {
+        return Err(SecretError::Empty {
+            what,
+            path: path.to_path_buf(),
+        });
+    }
+    if value.contains('\n') {
+        return Err(SecretError::MultiLine {
+            what,
+            path: path.to_path_buf(),
+        });
+    }
+    if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(SecretError::NotHeaderSafe {
+            what,
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(Secret(value.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_value_and_errors_never_contain_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "s3cr3t-value\n").unwrap();
+        let secret = read_secret_file(&path, "jellyfin token").unwrap();
+        assert_eq!(secret.expose(), "s3cr3t-value");
+        assert!(!format!("{secret:?}").contains("s3cr3t"));
+
+        std::fs::write(&path, "s3cr3t\nsecond line").unwrap();
+        let err = read_secret_file(&path, "jellyfin token")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("more than one line") && !err.contains("s3cr3t"),
+            "{err}"
+        );
+
+        std::fs::write(&path, "  \n").unwrap();
+        let err = read_secret_file(&path, "jellyfin token")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is empty"), "{err}");
+    }
+}

@@ -1,0 +1,147 @@
+//! The agent's own counters and gauges. The pipeline, queues and senders update them; the
+//! `pusher` collector reports them as `jellyfin_pusher_*` series, pushed like everything else,
+//! so the monitoring host sees a backlog and its drops once the link is back.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Why samples were given up; the `reason` label of `jellyfin_pusher_samples_dropped_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DropReason {
+    /// The queue reached `buffer.max_size` (or the in-memory fallback its size) and the oldest
+    /// blocks made room.
+    BufferFull,
+    /// Older than `buffer.max_age`: the receiver would discard them anyway.
+    TooOld,
+    /// The receiver answered 400, 409 or 415: resending cannot succeed.
+    Rejected,
+    /// A queue record failed its checksum.
+    Corrupt,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 4] = [
+        DropReason::BufferFull,
+        DropReason::TooOld,
+        DropReason::Rejected,
+        DropReason::Corrupt,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::BufferFull => "buffer_full",
+            DropReason::TooOld => "too_old",
+            DropReason::Rejected => "rejected",
+            DropReason::Corrupt => "corrupt",
+        }
+    }
+}
+
+/// State of one remote's buffer, set by its queue after every change.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BufferGauges {
+    pub bytes: u64,
+    pub blocks: u64,
+    /// Timestamp (ms) of the oldest sample not yet delivered; None when the buffer is empty.
+    pub oldest_sample_ms: Option<i64>,
+}
+
+/// Counters of one remote-write target.
+#[derive(Debug, Default)]
+pub struct RemoteStats {
+    requests: Mutex<BTreeMap<String, u64>>,
+    samples_sent: AtomicU64,
+    retries: AtomicU64,
+    dropped: Mutex<BTreeMap<DropReason, u64>>,
+    buffer_write_errors: AtomicU64,
+    last_success_ms: AtomicI64,
+    buffer: Mutex<BufferGauges>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding one of these locks cannot leave a counter half-updated.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl RemoteStats {
+    /// Counts one request by its `code` label (HTTP status or `error`).
+    pub fn request(&self, code: &str) {
+        *lock(&self.requests).entry(code.to_string()).or_default() += 1;
+    }
+    pub fn delivered(&self, samples: u64, at_ms: i64) {
+        self.samples_sent.fetch_add(samples, Ordering::Relaxed);
+        self.last_success_ms.store(at_ms, Ordering::Relaxed);
+    }
+    pub fn retry(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn dropped(&self, reason: DropReason, samples: u64) {
+        *lock(&self.dropped).entry(reason).or_default() += samples;
+    }
+    pub fn buffer_write_error(&self) {
+        self.buffer_write_errors.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn set_buffer(&self, gauges: BufferGauges) {
+        *lock(&self.buffer) = gauges;
+    }
+
+    pub fn requests(&self) -> BTreeMap<String, u64> {
+        lock(&self.requests).clone()
+    }
+    pub fn samples_sent(&self) -> u64 {
+        self.samples_sent.load(Ordering::Relaxed)
+    }
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+    /// Every reason, zeros included, so that alerts see the series before the first drop.
+    pub fn dropped_by_reason(&self) -> Vec<(DropReason, u64)> {
+        let map = lock(&self.dropped);
+        DropReason::ALL
+            .iter()
+            .map(|r| (*r, map.get(r).copied().unwrap_or(0)))
+            .collect()
+    }
+    pub fn buffer_write_errors(&self) -> u64 {
+        self.buffer_write_errors.load(Ordering::Relaxed)
+    }
+    /// Milliseconds of the last 2xx, 0 before the first.
+    pub fn last_success_ms(&self) -> i64 {
+        self.last_success_ms.load(Ordering::Relaxed)
+    }
+    pub fn buffer(&self) -> BufferGauges {
+        *lock(&self.buffer)
+    }
+}
+
+/// Everything the agent counts about itself.
+#[derive(Debug, Default)]
+pub struct PusherStats {
+    samples_collected: AtomicU64,
+    remotes: BTreeMap<String, std::sync::Arc<RemoteStats>>,
+}
+
+impl PusherStats {
+    pub fn new<'a>(remote_names: impl IntoIterator<Item = &'a str>) -> Self {
+        PusherStats {
+            samples_collected: AtomicU64::new(0),
+            remotes: remote_names
+                .into_iter()
+                .map(|n| (n.to_string(), Default::default()))
+                .collect(),
+        }
+    }
+    pub fn collected(&self, samples: u64) {
+        self.samples_collected.fetch_add(samples, Ordering::Relaxed);
+    }
+    pub fn samples_collected(&self) -> u64 {
+        self.samples_collected.load(Ordering::Relaxed)
+    }
+    pub fn remote(&self, name: &str) -> Option<std::sync::Arc<RemoteStats>> {
+        self.remotes.get(name).cloned()
+    }
+    pub fn remotes(&self) -> impl Iterator<Item = (&String, &std::sync::Arc<RemoteStats>)> {
+        self.remotes.iter()
+    }
+}
