@@ -24,6 +24,9 @@ pub use check::check;
 pub use lock::StateLock;
 pub use once::once;
 
+/// How long a shutdown waits for the senders to deliver what is queued.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Errors that stop the agent before it runs; the message is for a human.
 pub type AppError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -40,8 +43,9 @@ pub fn jellyfin_client(config: &Config) -> Result<Client, AppError> {
 
 /// Runs until `shutdown` is cancelled (main cancels it on SIGTERM/SIGINT).
 ///
-/// Shutdown order: collectors stop first, the pipeline stores what they had produced, then the
-/// senders stop (a block in flight stays queued) and every queue saves its reader position.
+/// Shutdown order: collectors stop first, the pipeline stores what they had produced, the
+/// senders get [`SHUTDOWN_GRACE`] to deliver what is queued, then they stop (a block in flight
+/// stays queued) and every queue saves its reader position.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppError> {
     if config.remote_write.is_empty() {
         return Err(format!(
@@ -62,6 +66,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
         memory_fallback_size: config.buffer.memory_fallback_size.as_u64(),
     };
 
+    let senders_drain = CancellationToken::new();
     let senders_stop = CancellationToken::new();
     let mut senders = JoinSet::new();
     let mut queues = Vec::new();
@@ -79,6 +84,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
             queue.clone(),
             sender,
             remote_stats,
+            senders_drain.clone(),
             senders_stop.clone(),
         ));
         queues.push(queue);
@@ -114,8 +120,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
     shutdown.cancelled().await;
     while collectors.join_next().await.is_some() {}
     let _ = pipeline.await;
-    senders_stop.cancel();
-    while senders.join_next().await.is_some() {}
+    senders_drain.cancel();
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while senders.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::info!(
+            "remote not done within the shutdown grace; the rest stays buffered for the next start"
+        );
+        senders_stop.cancel();
+        while senders.join_next().await.is_some() {}
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -25,10 +25,9 @@ pub async fn run_scheduled(
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let (batch, error) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            result = run_once(scheduled.collector.as_mut()) => result,
-        };
+        // A run in progress at shutdown is finished (it is bounded by jellyfin.timeout), so a
+        // cycle that already asked Jellyfin is not lost.
+        let (batch, error) = run_once(scheduled.collector.as_mut()).await;
         match (error.map(|e| e.to_string()), &last_error) {
             (Some(now), Some(before)) if &now == before => {
                 tracing::debug!(collector = name, error = %now, "collector still failing");

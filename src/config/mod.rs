@@ -199,6 +199,27 @@ pub fn process_env(key: &str) -> Option<String> {
     std::env::var(key).ok().filter(|v| !v.is_empty())
 }
 
+/// `job` defaults to `jellyfin` and `instance` to the host name, the labels every dashboard
+/// and alert selects on.
+fn with_default_labels(
+    mut labels: BTreeMap<String, String>,
+    env: Env<'_>,
+) -> Vec<(String, String)> {
+    labels
+        .entry("job".into())
+        .or_insert_with(|| "jellyfin".into());
+    if !labels.contains_key("instance") {
+        if let Some(host) = env("HOSTNAME").or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        }) {
+            labels.insert("instance".into(), host);
+        }
+    }
+    labels.into_iter().collect()
+}
+
 impl Config {
     /// Reads, resolves and validates the config file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -259,7 +280,7 @@ impl Config {
                 max_response_size: raw.jellyfin.max_response_size.as_u64(),
             },
             collect: raw.collect,
-            labels: raw.labels.into_iter().collect(),
+            labels: with_default_labels(raw.labels, env),
             remote_write: raw.remote_write,
             buffer: raw.buffer,
             collectors: raw.collectors,

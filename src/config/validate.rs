@@ -145,6 +145,9 @@ token_file = "/tmp/token"
         assert_eq!(c.jellyfin.timeout.as_secs(), 10);
         assert_eq!(c.buffer.max_size.as_u64(), 512 * 1024 * 1024);
         assert_eq!(c.buffer.max_age.as_secs(), 30 * 24 * 3600);
+        let labels: Vec<_> = c.labels.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(labels, ["instance", "job"]);
+        assert_eq!(c.labels[1].1, "jellyfin");
     }
 
     #[test]

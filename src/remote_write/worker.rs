@@ -1,5 +1,10 @@
 //! The loop that connects one remote's queue to its sender: take the oldest block, deliver
 //! it, acknowledge it, repeat; wait for appends when the queue is empty.
+//!
+//! Two tokens end it: `draining` (nothing more will be appended: deliver what is queued, then
+//! return) and `stop` (return now; a block in flight stays queued). The agent cancels
+//! `draining` at shutdown and `stop` after a grace period, so a reachable receiver gets the
+//! last cycles before the agent exits and an unreachable one does not hold the shutdown up.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +20,10 @@ pub async fn run(
     queue: Arc<Queue>,
     sender: Sender,
     stats: Arc<RemoteStats>,
-    shutdown: CancellationToken,
+    draining: CancellationToken,
+    stop: CancellationToken,
 ) {
+    let shutdown = stop;
     loop {
         if shutdown.is_cancelled() {
             break;
@@ -28,8 +35,12 @@ pub async fn run(
             Ok(Ok(None)) => {
                 let q = queue.clone();
                 let _ = tokio::task::spawn_blocking(move || q.sync()).await;
+                if draining.is_cancelled() {
+                    break;
+                }
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
+                    _ = draining.cancelled() => continue,
                     _ = queue.appended() => continue,
                 }
             }

@@ -1,0 +1,58 @@
+//! Test harness shared by the integration tests: a fake Jellyfin that serves real captured
+//! answers, the real VictoriaMetrics and Prometheus servers started on 127.0.0.1, and the agent
+//! binary run as a process with a config written for the test.
+#![allow(dead_code)] // each test file uses its own part of the harness
+
+pub mod agent;
+pub mod fake_jellyfin;
+pub mod servers;
+
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1 (bound and released; the server binds it right after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Polls `check` every 100 ms until it returns Some or `timeout` passes.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Fails with a clear message when a binary the tests need is missing.
+pub fn require_binary(name: &str) -> std::path::PathBuf {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let path = std::path::Path::new(dir).join(name);
+        if path.is_file() {
+            return path;
+        }
+    }
+    panic!(
+        "{name} is not installed: run ./tests/run.sh, which installs the Debian packages the tests need"
+    );
+}
+
+pub fn fixture(name: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/jellyfin/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}

@@ -1,0 +1,245 @@
+//! Real servers, started by the tests on 127.0.0.1 with their data in a temporary folder:
+//! VictoriaMetrics (the receiver the agent is built for) and Prometheus (strict about the
+//! remote-write protocol).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{free_port, require_binary, wait_for};
+
+/// One series from VictoriaMetrics' /api/v1/export.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Series {
+    pub metric: std::collections::BTreeMap<String, String>,
+    pub values: Vec<f64>,
+    pub timestamps: Vec<i64>,
+}
+
+impl Series {
+    pub fn name(&self) -> &str {
+        self.metric
+            .get("__name__")
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.metric.get(name).map(String::as_str)
+    }
+}
+
+pub struct VictoriaMetrics {
+    pub port: u16,
+    data: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl VictoriaMetrics {
+    pub async fn start() -> VictoriaMetrics {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut vm = VictoriaMetrics {
+            port: free_port(),
+            data: dir.path().join("data"),
+            log: dir.path().join("vm.log"),
+            child: None,
+            _dir: dir,
+        };
+        vm.up().await;
+        vm
+    }
+
+    pub fn write_url(&self) -> String {
+        format!("http://127.0.0.1:{}/api/v1/write", self.port)
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port and data folder.
+    pub async fn up(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("vm log");
+        let child = Command::new(require_binary("victoria-metrics"))
+            .arg(format!("-httpListenAddr=127.0.0.1:{}", self.port))
+            .arg(format!("-storageDataPath={}", self.data.display()))
+            .arg("-retentionPeriod=100y")
+            .arg("-search.latencyOffset=0s")
+            .arg("-search.disableCache")
+            .arg("-loggerLevel=WARN")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start victoria-metrics");
+        self.child = Some(child);
+        let url = format!("{}/health", self.base_url());
+        wait_for(
+            "VictoriaMetrics to answer /health",
+            Duration::from_secs(30),
+            || {
+                let url = url.clone();
+                async move {
+                    reqwest::get(&url)
+                        .await
+                        .ok()
+                        .filter(|r| r.status().is_success())
+                        .map(|_| ())
+                }
+            },
+        )
+        .await;
+    }
+
+    /// Stops the server (SIGTERM, so its data is flushed) and waits for it to exit.
+    pub fn down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+    }
+
+    /// Makes everything written so far searchable: flushes, then waits out the ~1 s that
+    /// VictoriaMetrics 1.79 still needs to index new data after a flush. Call it once the
+    /// writers have stopped, before [`VictoriaMetrics::export`].
+    pub async fn settle(&self) {
+        reqwest::get(format!("{}/internal/force_flush", self.base_url()))
+            .await
+            .expect("force_flush");
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+    }
+
+    /// Every sample of the series matching `selector`.
+    pub async fn export(&self, selector: &str) -> Vec<Series> {
+        let client = reqwest::Client::new();
+        let body = client
+            .get(format!("{}/api/v1/export", self.base_url()))
+            .query(&[("match[]", selector)])
+            .send()
+            .await
+            .expect("export")
+            .text()
+            .await
+            .expect("export body");
+        let mut series: Vec<Series> = body
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("export line"))
+            .collect();
+        series.sort_by(|a, b| a.metric.cmp(&b.metric));
+        series
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for VictoriaMetrics {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub struct Prometheus {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    pub async fn start() -> Prometheus {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(&config, "global: {}\nscrape_configs: []\n").expect("write prometheus.yml");
+        let port = free_port();
+        let child = Command::new(require_binary("prometheus"))
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.enable-remote-write-receiver")
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus");
+        let url = format!("http://127.0.0.1:{port}/-/ready");
+        wait_for("Prometheus to be ready", Duration::from_secs(30), || {
+            let url = url.clone();
+            async move {
+                reqwest::get(&url)
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+                    .map(|_| ())
+            }
+        })
+        .await;
+        Prometheus {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+
+    pub fn write_url(&self) -> String {
+        format!("http://127.0.0.1:{}/api/v1/write", self.port)
+    }
+
+    /// Raw samples of `selector` over the last `range` (a range-vector instant query returns
+    /// every stored sample with its exact timestamp).
+    pub async fn raw_samples(&self, selector: &str, range: &str) -> serde_json::Value {
+        reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{}/api/v1/query", self.port))
+            .query(&[("query", format!("{selector}[{range}]"))])
+            .send()
+            .await
+            .expect("query")
+            .json()
+            .await
+            .expect("query json")
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn promtool_check_metrics(text: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new(require_binary("promtool"))
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), report)
+}

@@ -1,0 +1,207 @@
+//! `--once` and `--check-config` against the fake Jellyfin: exact output, promtool's verdict,
+//! and a clear message for each way Jellyfin can fail.
+
+mod common;
+
+use common::agent::AgentDir;
+use common::fake_jellyfin::{FakeJellyfin, Mode, TOKEN};
+use common::servers::promtool_check_metrics;
+
+fn once(dir: &AgentDir) -> (i32, String, String) {
+    let out = tokio::task::block_in_place(|| dir.run(&["--once"]));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !stdout.contains(TOKEN) && !stderr.contains(TOKEN),
+        "the token leaked:\n{stdout}\n{stderr}"
+    );
+    (out.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_prints_the_system_metrics_of_the_real_capture_and_promtool_accepts_them() {
+    // A base path, as behind a reverse proxy, to check that API paths join below it.
+    let jellyfin = FakeJellyfin::start("/jellyfin").await;
+    let dir = AgentDir::new(&jellyfin.url(), &[], "15s", "");
+    let (code, stdout, stderr) = once(&dir);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    let l = "instance=\"test-dmz\",job=\"jellyfin\"";
+    for line in [
+        format!("jellyfin_up{{{l}}} 1"),
+        format!(
+            "jellyfin_info{{{l},product_name=\"Jellyfin Server\",server_id=\"03b5e7fd4c8a4de8b4164d4d21b72608\",server_name=\"homelab\",version=\"10.11.11\"}} 1"
+        ),
+        format!("jellyfin_pending_restart{{{l}}} 0"),
+        format!("jellyfin_api_requests_total{{code=\"200\",endpoint=\"/System/Info\",{l}}} 1"),
+        format!(
+            "jellyfin_pusher_build_info{{{l},version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        ),
+        format!("jellyfin_pusher_collector_success{{collector=\"system\",{l}}} 1"),
+        format!("jellyfin_pusher_collector_success{{collector=\"pusher\",{l}}} 1"),
+        "# TYPE jellyfin_api_requests_total counter".to_string(),
+        "# TYPE jellyfin_up gauge".to_string(),
+    ] {
+        assert!(
+            stdout.lines().any(|x| x == line),
+            "missing line {line:?} in:\n{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("jellyfin_api_response_seconds{endpoint=\"/System/Info\""),
+        "{stdout}"
+    );
+    let (ok, report) = promtool_check_metrics(&stdout);
+    assert!(
+        ok && report.trim().is_empty(),
+        "promtool check metrics: {report}\n{stdout}"
+    );
+    assert_eq!(
+        jellyfin.requests_to("/System/Info").len(),
+        1,
+        "one request per cycle"
+    );
+    assert_eq!(
+        jellyfin.violations(),
+        Vec::<String>::new(),
+        "auth header only, no legacy headers"
+    );
+    assert!(!dir.state().join("queue").exists(), "--once stores nothing");
+}
+
+/// Each failure: exit 1, `jellyfin_up 0` on stdout, and the reason on stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_reports_each_jellyfin_failure_with_up_0_and_a_clear_reason() {
+    let mut jellyfin = FakeJellyfin::start("").await;
+    let dir = AgentDir::new(&jellyfin.url(), &[], "15s", "");
+    let cases = [
+        (
+            Mode::Html,
+            "expected JSON but got text/html; charset=utf-8 (is jellyfin.url the server's base URL?); the answer starts with: <!DOCTYPE html><html><head><title>Welcome to nginx!",
+        ),
+        (
+            Mode::Unauthorized,
+            "GET /System/Info: Jellyfin answered 401 Unauthorized: the API key in jellyfin.token_file is wrong or was revoked",
+        ),
+        (Mode::Hang, "GET /System/Info: no answer within 1s"),
+    ];
+    for (mode, expected) in cases {
+        jellyfin.set_mode(mode);
+        let (code, stdout, stderr) = once(&dir);
+        assert_eq!(code, 1, "{mode:?}: {stderr}");
+        assert!(
+            stdout.contains("jellyfin_up{instance=\"test-dmz\",job=\"jellyfin\"} 0\n"),
+            "{mode:?}: {stdout}"
+        );
+        assert!(stdout.contains("jellyfin_pusher_collector_success{collector=\"system\",instance=\"test-dmz\",job=\"jellyfin\"} 0\n"), "{stdout}");
+        assert!(
+            stderr.contains(expected),
+            "{mode:?}: expected {expected:?} in stderr:\n{stderr}"
+        );
+        assert!(promtool_check_metrics(&stdout).0, "{stdout}");
+    }
+    jellyfin.set_mode(Mode::Normal);
+    jellyfin.down();
+    let (code, stdout, stderr) = once(&dir);
+    assert_eq!(code, 1);
+    assert!(
+        stdout.contains("jellyfin_up{instance=\"test-dmz\",job=\"jellyfin\"} 0\n"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("GET /System/Info: cannot reach Jellyfin at http://127.0.0.1:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Connection refused"),
+        "the cause is named: {stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_answer_of_the_wrong_shape_names_the_field() {
+    let jellyfin = FakeJellyfin::start("").await;
+    jellyfin.route(
+        "/System/Info",
+        r#"{"Version": "10.11.11", "HasPendingRestart": "yes"}"#.into(),
+    );
+    let dir = AgentDir::new(&jellyfin.url(), &[], "15s", "");
+    let (code, _, stderr) = once(&dir);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(
+            "GET /System/Info: the JSON does not match the expected shape at `HasPendingRestart`"
+        ),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_lists_every_problem_and_passes_a_good_config() {
+    let dir = AgentDir::new(
+        "http://127.0.0.1:9/",
+        &[("tiger", "http://127.0.0.1:9/api/v1/write")],
+        "15s",
+        "",
+    );
+    let out = dir.run(&["--check-config"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is valid"));
+
+    std::fs::remove_file(dir.dir.path().join("token")).unwrap();
+    let text = std::fs::read_to_string(dir.config()).unwrap()
+        + "bearer_token_file = \"/nonexistent/vm-token\"\nca_file = \"/etc/hostname\"\n";
+    std::fs::write(dir.config(), text).unwrap();
+    let out = dir.run(&["--check-config"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("cannot read jellyfin.token_file from"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "remote_write \"tiger\": cannot read bearer_token_file from /nonexistent/vm-token"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("remote_write \"tiger\": ca_file /etc/hostname"),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        dir.config(),
+        "[jellyfin]\nurl = \"http://x\"\ntokn_file = \"/t\"\n",
+    )
+    .unwrap();
+    let out = dir.run(&["--check-config"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("config.toml") && stderr.contains("unknown field `tokn_file`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn help_explains_every_flag() {
+    let out = std::process::Command::new(common::agent::BIN)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--config",
+        "--once",
+        "--check-config",
+        "--log-format",
+        "--version",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
+    }
+}

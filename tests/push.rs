@@ -1,0 +1,209 @@
+//! The running agent against real receivers started on 127.0.0.1: VictoriaMetrics and
+//! Prometheus (strict about the remote-write protocol). What arrived is read back and compared
+//! with what the fake Jellyfin was asked, sample by sample.
+
+mod common;
+
+use std::time::Duration;
+
+use common::agent::AgentDir;
+use common::fake_jellyfin::{FakeJellyfin, Mode, Request};
+use common::servers::{Prometheus, Series, VictoriaMetrics};
+use common::wait_for;
+
+/// Pairs each `jellyfin_up` sample with the /System/Info request of its cycle: the sample
+/// timestamp is taken when the cycle starts, just before the request goes out.
+fn assert_one_sample_per_request(timestamps: &[i64], requests: &[Request]) {
+    assert_eq!(
+        timestamps.len(),
+        requests.len(),
+        "samples {timestamps:?} vs requests {requests:?}"
+    );
+    for (ts, request) in timestamps.iter().zip(requests) {
+        let lag = request.at_ms - ts;
+        assert!(
+            (0..500).contains(&lag),
+            "sample at {ts} ms but its request at {} ms",
+            request.at_ms
+        );
+    }
+}
+
+async fn series_named(vm: &VictoriaMetrics, name: &str) -> Vec<Series> {
+    vm.export(&format!("{{__name__=\"{name}\"}}")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_cycle_arrives_in_victoriametrics_with_exact_values_and_timestamps() {
+    let jellyfin = FakeJellyfin::start("").await;
+    let vm = VictoriaMetrics::start().await;
+    let dir = AgentDir::new(&jellyfin.url(), &[("tiger", &vm.write_url())], "1s", "");
+    let mut agent = dir.start();
+    wait_for("4 cycles", Duration::from_secs(20), || {
+        let n = jellyfin.requests_to("/System/Info").len();
+        async move { (n >= 4).then_some(()) }
+    })
+    .await;
+    let status = agent.stop();
+    assert!(
+        status.success(),
+        "clean exit on SIGTERM; log:\n{}",
+        agent.log()
+    );
+    vm.settle().await;
+
+    let up = series_named(&vm, "jellyfin_up").await;
+    assert_eq!(up.len(), 1, "{up:?}");
+    let labels: Vec<_> = up[0]
+        .metric
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    assert_eq!(
+        labels,
+        ["__name__=jellyfin_up", "instance=test-dmz", "job=jellyfin"]
+    );
+    assert!(up[0].values.iter().all(|v| *v == 1.0), "{up:?}");
+    // Everything collected before SIGTERM was delivered before the agent exited.
+    assert_one_sample_per_request(&up[0].timestamps, &jellyfin.requests_to("/System/Info"));
+
+    let info = series_named(&vm, "jellyfin_info").await;
+    assert_eq!(info.len(), 1);
+    assert_eq!(info[0].label("version"), Some("10.11.11"));
+    assert_eq!(info[0].label("server_name"), Some("homelab"));
+    assert_eq!(
+        info[0].label("server_id"),
+        Some("03b5e7fd4c8a4de8b4164d4d21b72608")
+    );
+    assert_eq!(
+        info[0].timestamps, up[0].timestamps,
+        "one timestamp per cycle for every series"
+    );
+
+    let requests = series_named(&vm, "jellyfin_api_requests_total").await;
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].label("code"), Some("200"));
+    let expected: Vec<f64> = (1..=up[0].values.len()).map(|n| n as f64).collect();
+    assert_eq!(
+        requests[0].values, expected,
+        "the counter counts every request once"
+    );
+
+    // The agent's own view: VictoriaMetrics answers 204, and every delivery is counted.
+    let codes = series_named(&vm, "jellyfin_pusher_remote_write_requests_total").await;
+    assert!(
+        codes
+            .iter()
+            .any(|s| s.label("code") == Some("204") && s.label("remote") == Some("tiger")),
+        "{codes:?}"
+    );
+    let dropped = series_named(&vm, "jellyfin_pusher_samples_dropped_total").await;
+    assert_eq!(dropped.len(), 4, "one series per reason: {dropped:?}");
+    assert!(
+        dropped.iter().all(|s| s.values.iter().all(|v| *v == 0.0)),
+        "{dropped:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_accepts_the_remote_write_requests() {
+    let jellyfin = FakeJellyfin::start("").await;
+    let prometheus = Prometheus::start().await;
+    let dir = AgentDir::new(
+        &jellyfin.url(),
+        &[("prom", &prometheus.write_url())],
+        "1s",
+        "",
+    );
+    let mut agent = dir.start();
+    wait_for("3 cycles", Duration::from_secs(20), || {
+        let n = jellyfin.requests_to("/System/Info").len();
+        async move { (n >= 3).then_some(()) }
+    })
+    .await;
+    assert!(agent.stop().success(), "{}", agent.log());
+    assert!(
+        !agent.log().contains("rejected"),
+        "Prometheus rejected a block:\n{}",
+        agent.log()
+    );
+
+    let answer = prometheus.raw_samples("jellyfin_up", "5m").await;
+    let result = &answer["data"]["result"];
+    assert_eq!(result.as_array().map(Vec::len), Some(1), "{answer}");
+    assert_eq!(result[0]["metric"]["instance"], "test-dmz");
+    let timestamps: Vec<i64> = result[0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| {
+            assert_eq!(pair[1], "1");
+            (pair[0].as_f64().unwrap() * 1000.0).round() as i64
+        })
+        .collect();
+    assert_one_sample_per_request(&timestamps, &jellyfin.requests_to("/System/Info"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_keeps_running_through_every_jellyfin_failure() {
+    let mut jellyfin = FakeJellyfin::start("").await;
+    let vm = VictoriaMetrics::start().await;
+    let dir = AgentDir::new(&jellyfin.url(), &[("tiger", &vm.write_url())], "1s", "");
+    let mut agent = dir.start();
+    let phase = Duration::from_millis(2500);
+    for mode in [
+        Mode::Normal,
+        Mode::Html,
+        Mode::Unauthorized,
+        Mode::Hang,
+        Mode::Normal,
+    ] {
+        jellyfin.set_mode(mode);
+        tokio::time::sleep(phase).await;
+        assert!(
+            agent.is_running(),
+            "the agent died in {mode:?}:\n{}",
+            agent.log()
+        );
+    }
+    jellyfin.down();
+    tokio::time::sleep(phase).await;
+    jellyfin.up().await;
+    tokio::time::sleep(phase).await;
+    assert!(agent.stop().success());
+    vm.settle().await;
+
+    let up = series_named(&vm, "jellyfin_up").await;
+    let values = &up[0].values;
+    let transitions: Vec<f64> = values.iter().fold(Vec::new(), |mut acc, v| {
+        if acc.last() != Some(v) {
+            acc.push(*v);
+        }
+        acc
+    });
+    assert_eq!(
+        transitions,
+        [1.0, 0.0, 1.0, 0.0, 1.0],
+        "up, broken, up, down, up: {values:?}"
+    );
+    let log = agent.log();
+    for expected in [
+        "expected JSON but got text/html",
+        "401 Unauthorized",
+        "no answer within 1s",
+        "Connection refused",
+    ] {
+        assert_eq!(
+            log.matches(expected).count(),
+            1,
+            "{expected:?} logged once per incident:\n{log}"
+        );
+    }
+    assert_eq!(log.matches("collector recovered").count(), 2, "{log}");
+    let codes: Vec<_> = series_named(&vm, "jellyfin_api_requests_total")
+        .await
+        .iter()
+        .filter_map(|s| s.label("code").map(str::to_string))
+        .collect();
+    assert_eq!(codes, ["200", "401", "error"]);
+}
