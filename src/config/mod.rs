@@ -208,14 +208,15 @@ fn with_default_labels(
     labels
         .entry("job".into())
         .or_insert_with(|| "jellyfin".into());
-    if !labels.contains_key("instance") {
-        if let Some(host) = env("HOSTNAME").or_else(|| {
+    let host = || {
+        env("HOSTNAME").or_else(|| {
             std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .ok()
                 .map(|h| h.trim().to_string())
-        }) {
-            labels.insert("instance".into(), host);
-        }
+        })
+    };
+    if let (false, Some(host)) = (labels.contains_key("instance"), host()) {
+        labels.insert("instance".into(), host);
     }
     labels.into_iter().collect()
 }
