@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod fake_jellyfin;
+pub mod fault_proxy;
 pub mod servers;
 
 use std::time::{Duration, Instant};
