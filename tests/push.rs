@@ -7,27 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::agent::AgentDir;
-use common::fake_jellyfin::{FakeJellyfin, Mode, Request};
+use common::fake_jellyfin::{FakeJellyfin, Mode};
 use common::servers::{Prometheus, Series, VictoriaMetrics};
-use common::wait_for;
-
-/// Pairs each `jellyfin_up` sample with the /System/Info request of its cycle: the sample
-/// timestamp is taken when the cycle starts, just before the request goes out.
-fn assert_one_sample_per_request(timestamps: &[i64], requests: &[Request]) {
-    assert_eq!(
-        timestamps.len(),
-        requests.len(),
-        "samples {timestamps:?} vs requests {requests:?}"
-    );
-    for (ts, request) in timestamps.iter().zip(requests) {
-        let lag = request.at_ms - ts;
-        assert!(
-            (0..500).contains(&lag),
-            "sample at {ts} ms but its request at {} ms",
-            request.at_ms
-        );
-    }
-}
+use common::{assert_one_sample_per_request, wait_for};
 
 async fn series_named(vm: &VictoriaMetrics, name: &str) -> Vec<Series> {
     vm.export(&format!("{{__name__=\"{name}\"}}")).await

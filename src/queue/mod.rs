@@ -112,6 +112,10 @@ struct Inner {
     next_seq: u64,
     /// The disk error of the current incident, so that it is logged once.
     disk_failure: Option<String>,
+    /// Saving the reader position failed and has not worked since.
+    position_unsaved: bool,
+    /// The block the sender holds (see `drop_for_space`).
+    in_flight: Option<Position>,
 }
 
 /// Ms since the epoch before which a block is too old to send.
@@ -126,7 +130,9 @@ impl Queue {
             dir: dir.to_path_buf(),
             source,
         };
-        let inner = Inner::open(dir, opts).map_err(err)?;
+        let mut inner = Inner::open(dir, opts).map_err(err)?;
+        // The limits may have shrunk since the data was written.
+        inner.enforce_limits(&stats);
         let queue = Queue {
             inner: Mutex::new(inner),
             appended: Notify::new(),
@@ -270,6 +276,8 @@ impl Inner {
             fallback_bytes: 0,
             next_seq: 0,
             disk_failure: None,
+            position_unsaved: false,
+            in_flight: None,
         };
         inner.disk_blocks = inner.count_records()?;
         Ok(inner)
@@ -365,35 +373,38 @@ impl Inner {
     /// Drops the oldest blocks while the queue is over its limits.
     fn enforce_limits(&mut self, stats: &RemoteStats) {
         while self.fallback_bytes > self.opts.memory_fallback_size && self.fallback.len() > 1 {
-            if let Some((_, block)) = self.fallback.pop_front() {
-                self.fallback_bytes -= block.data.len() as u64;
-                stats.dropped(DropReason::BufferFull, u64::from(block.samples));
-            }
+            let Some((seq, block)) = self.fallback.front() else {
+                break;
+            };
+            let (position, samples) = (Position::Memory { seq: *seq }, block.samples);
+            self.drop_for_space(position, samples, stats);
         }
         while self.disk_bytes() + self.fallback_bytes > self.opts.max_size {
-            match self.head_header() {
+            let (position, samples) = match self.head_header() {
                 Ok(Some((offset, header))) => {
-                    stats.dropped(DropReason::BufferFull, u64::from(header.samples));
-                    self.remove(Position::Disk {
-                        offset,
-                        next: offset + header.record_len(),
-                    });
+                    let next = offset + header.record_len();
+                    (Position::Disk { offset, next }, header.samples)
                 }
                 Ok(None) => match self.fallback.front() {
-                    Some((seq, _)) => {
-                        let seq = *seq;
-                        let samples = self.fallback.front().map_or(0, |(_, b)| b.samples);
-                        stats.dropped(DropReason::BufferFull, u64::from(samples));
-                        self.remove(Position::Memory { seq });
-                    }
+                    Some((seq, block)) => (Position::Memory { seq: *seq }, block.samples),
                     None => return,
                 },
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the buffer to make room");
                     return;
                 }
-            }
+            };
+            self.drop_for_space(position, samples, stats);
         }
+    }
+
+    /// Drops the oldest block for space. The block the sender holds is not counted: its send
+    /// may still succeed, and if it does not, the sender's discard counts it.
+    fn drop_for_space(&mut self, position: Position, samples: u32, stats: &RemoteStats) {
+        if self.in_flight != Some(position) {
+            stats.dropped(DropReason::BufferFull, u64::from(samples));
+        }
+        self.remove(position);
     }
 
     /// The header of the record at the reader, skipping segment ends and damaged stretches
@@ -468,6 +479,7 @@ impl Inner {
                 self.remove(position);
                 continue;
             }
+            self.in_flight = Some(position);
             return Ok(Some(Pending {
                 block: header.into_block(body),
                 position,
@@ -480,10 +492,13 @@ impl Inner {
                 self.remove(Position::Memory { seq });
                 continue;
             }
-            return Ok(Some(Pending {
+            let position = Position::Memory { seq: *seq };
+            let pending = Pending {
                 block: block.clone(),
-                position: Position::Memory { seq: *seq },
-            }));
+                position,
+            };
+            self.in_flight = Some(position);
+            return Ok(Some(pending));
         }
         Ok(None)
     }
@@ -540,8 +555,16 @@ impl Inner {
             return;
         }
         match meta::save(&self.dir, self.read_offset) {
-            Ok(()) => self.saved_offset = self.read_offset,
-            Err(e) => tracing::warn!(error = %e, "cannot save the buffer's reader position"),
+            Ok(()) => {
+                self.saved_offset = self.read_offset;
+                self.position_unsaved = false;
+            }
+            Err(e) if !self.position_unsaved => {
+                // Logged once per incident; delivery goes on, at worst with duplicates later.
+                tracing::warn!(error = %e, "cannot save the buffer's reader position");
+                self.position_unsaved = true;
+            }
+            Err(_) => {}
         }
         self.saved_at = Instant::now();
     }

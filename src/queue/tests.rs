@@ -275,3 +275,57 @@ fn model_check_against_a_vecdeque() {
     }
     assert_eq!(drain(&queue), Vec::from(model));
 }
+
+#[test]
+fn a_smaller_max_size_on_reopen_drops_the_oldest_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, _) = open(dir.path(), opts());
+    for n in 1..=10 {
+        queue.append(block(n));
+    }
+    drop(queue);
+    let record_len = record::frame(&block(1)).len() as u64;
+    let (queue, stats) = open(
+        dir.path(),
+        Options {
+            max_size: record_len * 3,
+            ..opts()
+        },
+    );
+    assert_eq!(
+        dropped(&stats, DropReason::BufferFull),
+        (1..=7).sum::<u64>()
+    );
+    assert_eq!(drain(&queue), [8, 9, 10]);
+}
+
+#[test]
+fn the_block_in_flight_is_not_counted_when_dropped_for_space_unless_then_discarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let record_len = record::frame(&block(1)).len() as u64;
+    let (queue, stats) = open(
+        dir.path(),
+        Options {
+            max_size: record_len * 2,
+            ..opts()
+        },
+    );
+    queue.append(block(1));
+    queue.append(block(2));
+    let first = queue.peek(NOW).unwrap().unwrap();
+    queue.append(block(3)); // drops block 1, which is being sent
+    assert_eq!(
+        dropped(&stats, DropReason::BufferFull),
+        0,
+        "its send may still succeed"
+    );
+    queue.ack(&first);
+    let second = queue.peek(NOW).unwrap().unwrap();
+    queue.append(block(4)); // drops block 2 while in flight; the send then fails for good
+    queue.discard(&second, DropReason::Rejected);
+    assert_eq!(dropped(&stats, DropReason::Rejected), 2);
+    assert_eq!(dropped(&stats, DropReason::BufferFull), 0);
+    queue.append(block(5)); // drops block 3, not in flight: counted
+    assert_eq!(dropped(&stats, DropReason::BufferFull), 3);
+    assert_eq!(drain(&queue), [4, 5]);
+}

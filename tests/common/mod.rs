@@ -57,3 +57,41 @@ pub fn fixture(name: &str) -> String {
     );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
+
+/// Checks that `timestamps` (of `jellyfin_up`, one per cycle) and the /System/Info requests
+/// the fake Jellyfin saw pair up one to one: a cycle's timestamp is taken just before its
+/// request goes out.
+pub fn assert_one_sample_per_request(timestamps: &[i64], requests: &[fake_jellyfin::Request]) {
+    assert_eq!(
+        timestamps.len(),
+        requests.len(),
+        "samples {timestamps:?} vs requests {requests:?}"
+    );
+    for (ts, request) in timestamps.iter().zip(requests) {
+        let lag = request.at_ms - ts;
+        assert!(
+            (0..500).contains(&lag),
+            "sample at {ts} ms but its request at {} ms",
+            request.at_ms
+        );
+    }
+}
+
+/// The epoch-ms timestamps of every `jellyfin_up` sample in VictoriaMetrics, sorted.
+pub async fn up_timestamps(vm: &servers::VictoriaMetrics) -> Vec<i64> {
+    let mut all: Vec<i64> = vm
+        .export("{__name__=\"jellyfin_up\"}")
+        .await
+        .into_iter()
+        .flat_map(|s| s.timestamps)
+        .collect();
+    all.sort();
+    all
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
