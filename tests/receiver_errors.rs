@@ -3,11 +3,12 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::agent::AgentDir;
 use common::fake_jellyfin::FakeJellyfin;
-use common::fault_proxy::FaultProxy;
+use common::fault_proxy::{FaultProxy, Seen};
 use common::servers::VictoriaMetrics;
 use common::wait_for;
 use jellyfin_pusher::remote_write::decode;
@@ -94,19 +95,15 @@ async fn a_400_drops_only_that_block_and_every_other_failure_is_retried_until_de
         async move { (left == 0).then_some(()) }
     })
     .await;
-    // The drops are counted in samples: wait until the self-metrics collected after the last
-    // rejection have arrived and say so.
-    let rejected_samples: usize = proxy
-        .seen()
-        .iter()
-        .filter(|s| matches!(s.answered, 400 | 409 | 415))
-        .map(|s| decode(&s.body).unwrap().timeseries.len())
-        .sum();
+    // Follow every sample, not every body: a backlog is sent merged, and a rejected merged
+    // request is resent block by block. The drops are counted in samples: wait until the
+    // self-metrics collected after the last rejection have arrived and count exactly the
+    // samples that were rejected and never delivered.
     wait_for(
-        "samples_dropped_total{reason=rejected} to reach the rejected samples",
+        "samples_dropped_total{reason=rejected} to count the dropped samples",
         Duration::from_secs(30),
         || {
-            let vm = &vm;
+            let (vm, dropped) = (&vm, dropped_samples(&proxy.seen()));
             async move {
                 reqwest::get(format!("{}/internal/force_flush", vm.base_url()))
                     .await
@@ -123,7 +120,7 @@ async fn a_400_drops_only_that_block_and_every_other_failure_is_retried_until_de
                     .zip(&series[0].values)
                     .max_by_key(|(t, _)| **t)?
                     .1;
-                (*latest == rejected_samples as f64).then_some(())
+                (*latest == dropped.len() as f64).then_some(())
             }
         },
     )
@@ -132,21 +129,19 @@ async fn a_400_drops_only_that_block_and_every_other_failure_is_retried_until_de
     vm.settle().await;
 
     let seen = proxy.seen();
-    let delivered: Vec<&[u8]> = seen
-        .iter()
-        .filter(|s| s.answered == 204)
-        .map(|s| s.body.as_ref())
-        .collect();
+    let delivered = delivered_samples(&seen);
+    let dropped = dropped_samples(&seen);
+    assert!(!dropped.is_empty(), "the block answered 400 was dropped");
     for (i, attempt) in seen.iter().enumerate() {
         match attempt.answered {
             204 => {}
             400 | 409 | 415 => {
-                assert!(
-                    !delivered.contains(&attempt.body.as_ref()),
-                    "a rejected block was resent"
-                );
-                // The next request carries a different block: only the rejected one was dropped.
+                // The next request carries other bytes: the rejected body is never resent.
                 assert_ne!(seen[i + 1].body, attempt.body);
+                assert!(
+                    seen.iter().filter(|s| s.body == attempt.body).count() == 1,
+                    "a rejected body was resent"
+                );
             }
             status => {
                 assert_eq!(
@@ -155,8 +150,8 @@ async fn a_400_drops_only_that_block_and_every_other_failure_is_retried_until_de
                     "after {status} the same bytes are retried"
                 );
                 assert!(
-                    delivered.contains(&attempt.body.as_ref()),
-                    "the block answered {status} was delivered later"
+                    samples(&attempt.body).iter().all(|s| delivered.contains(s)),
+                    "every sample answered {status} was delivered later"
                 );
             }
         }
@@ -170,16 +165,20 @@ async fn a_400_drops_only_that_block_and_every_other_failure_is_retried_until_de
     );
 
     // What VictoriaMetrics holds is exactly what was delivered: no more, no less.
-    let mut expected: Vec<i64> = delivered.iter().flat_map(|b| up_samples(b)).collect();
-    expected.sort();
-    let up = vm.export("{__name__=\"jellyfin_up\"}").await;
-    assert_eq!(up[0].timestamps, expected);
-    let rejected: Vec<i64> = seen
+    let expected: Vec<i64> = delivered
         .iter()
-        .filter(|s| matches!(s.answered, 400 | 409 | 415))
-        .flat_map(|s| up_samples(&s.body))
+        .filter(|(name, _)| name.starts_with("jellyfin_up{"))
+        .map(|(_, ts)| *ts)
         .collect();
-    assert!(rejected.iter().all(|ts| !up[0].timestamps.contains(ts)));
+    let up = vm.export("{__name__=\"jellyfin_up\"}").await;
+    let mut stored = up[0].timestamps.clone();
+    stored.sort();
+    assert_eq!(stored, expected);
+    assert!(
+        dropped
+            .iter()
+            .all(|(name, ts)| !name.starts_with("jellyfin_up{") || !stored.contains(ts))
+    );
 
     // The receiver's message was logged as is.
     let log = agent.log();
@@ -195,4 +194,47 @@ async fn a_400_drops_only_that_block_and_every_other_failure_is_retried_until_de
         Some(5.0),
         "503, 429, 401, 403, 500"
     );
+}
+
+fn delivered_samples(seen: &[Seen]) -> BTreeSet<(String, i64)> {
+    seen.iter()
+        .filter(|s| s.answered == 204)
+        .flat_map(|s| samples(&s.body))
+        .collect()
+}
+
+/// Samples in rejected requests that no delivered request carried.
+fn dropped_samples(seen: &[Seen]) -> BTreeSet<(String, i64)> {
+    let delivered = delivered_samples(seen);
+    seen.iter()
+        .filter(|s| matches!(s.answered, 400 | 409 | 415))
+        .flat_map(|s| samples(&s.body))
+        .filter(|sample| !delivered.contains(sample))
+        .collect()
+}
+
+/// Every sample of a request body as (series, timestamp), the series written `name{labels}`.
+fn samples(body: &[u8]) -> Vec<(String, i64)> {
+    decode(body)
+        .expect("a snappy WriteRequest")
+        .timeseries
+        .iter()
+        .flat_map(|ts| {
+            let name = ts
+                .labels
+                .iter()
+                .find(|l| l.name == "__name__")
+                .map_or("", |l| l.value.as_str());
+            let labels: Vec<String> = ts
+                .labels
+                .iter()
+                .filter(|l| l.name != "__name__")
+                .map(|l| format!("{}={}", l.name, l.value))
+                .collect();
+            let series = format!("{name}{{{}}}", labels.join(","));
+            ts.samples
+                .iter()
+                .map(move |s| (series.clone(), s.timestamp))
+        })
+        .collect()
 }

@@ -207,3 +207,46 @@ token_file = "/tmp/token"
         }
     }
 }
+
+#[cfg(test)]
+mod example {
+    use std::path::Path;
+
+    use super::super::Config;
+
+    const EXAMPLE: &str = include_str!("../../config/jellyfin-pusher.example.toml");
+
+    #[test]
+    fn the_example_config_is_valid_with_and_without_its_commented_keys() {
+        Config::from_toml(EXAMPLE, Path::new("example.toml"), &|_| None).unwrap();
+        // Uncomment the optional keys, one auth style at a time.
+        let with = |prefixes: &[&str]| {
+            EXAMPLE
+                .lines()
+                .map(|l| {
+                    match prefixes
+                        .iter()
+                        .find(|p| l.starts_with(&format!("# {p} = ")))
+                    {
+                        Some(_) => &l[2..],
+                        None => l,
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        for keys in [
+            &["bearer_token_file", "ca_file"][..],
+            &["basic_auth_user", "basic_auth_password_file"],
+        ] {
+            let text = with(keys);
+            for key in keys {
+                assert!(
+                    text.contains(&format!("\n{key} = ")),
+                    "{key} is documented in the example"
+                );
+            }
+            Config::from_toml(&text, Path::new("example.toml"), &|_| None).unwrap();
+        }
+    }
+}

@@ -115,7 +115,26 @@ struct Inner {
     /// Saving the reader position failed and has not worked since.
     position_unsaved: bool,
     /// The block the sender holds (see `drop_for_space`).
-    in_flight: Option<Position>,
+    in_flight: InFlight,
+}
+
+/// What the sender holds: a run of disk records (offsets of the first and the last) or one
+/// memory block.
+#[derive(Debug, Default, Clone, Copy)]
+struct InFlight {
+    disk: Option<(u64, u64)>,
+    memory: Option<u64>,
+}
+
+impl InFlight {
+    fn contains(&self, position: Position) -> bool {
+        match position {
+            Position::Disk { offset, .. } => {
+                self.disk.is_some_and(|(a, b)| (a..=b).contains(&offset))
+            }
+            Position::Memory { seq } => self.memory == Some(seq),
+        }
+    }
 }
 
 /// Ms since the epoch before which a block is too old to send.
@@ -186,6 +205,44 @@ impl Queue {
         let result = inner.peek(now_ms, &self.stats);
         self.publish(&mut inner);
         result
+    }
+
+    /// The oldest blocks, in order: the head as [`Queue::peek`] gives it, then the disk records
+    /// that follow it while they are intact, not too old, and within `max_blocks` and
+    /// `max_bytes` (compressed). Used to send a backlog several blocks per request.
+    pub fn peek_batch(
+        &self,
+        now_ms: i64,
+        max_blocks: usize,
+        max_bytes: usize,
+    ) -> io::Result<Vec<Pending>> {
+        let mut inner = self.lock();
+        let mut batch: Vec<Pending> = inner.peek(now_ms, &self.stats)?.into_iter().collect();
+        let mut bytes = batch.first().map_or(0, |p| p.block.data.len());
+        let too_old = age_limit(inner.opts.max_age, now_ms);
+        while let Some(Pending {
+            position: Position::Disk { next, .. },
+            ..
+        }) = batch.last()
+        {
+            if batch.len() >= max_blocks || bytes >= max_bytes {
+                break;
+            }
+            match inner.record_at(*next, too_old)? {
+                Some(pending) if bytes + pending.block.data.len() <= max_bytes => {
+                    bytes += pending.block.data.len();
+                    if let (Some((first, _)), Position::Disk { offset, .. }) =
+                        (inner.in_flight.disk, pending.position)
+                    {
+                        inner.in_flight.disk = Some((first, offset));
+                    }
+                    batch.push(pending);
+                }
+                _ => break,
+            }
+        }
+        self.publish(&mut inner);
+        Ok(batch)
     }
 
     /// Removes a block whose fate is known (delivered, or dropped by the caller and counted
@@ -277,7 +334,7 @@ impl Inner {
             next_seq: 0,
             disk_failure: None,
             position_unsaved: false,
-            in_flight: None,
+            in_flight: InFlight::default(),
         };
         inner.disk_blocks = inner.count_records()?;
         Ok(inner)
@@ -401,7 +458,7 @@ impl Inner {
     /// Drops the oldest block for space. The block the sender holds is not counted: its send
     /// may still succeed, and if it does not, the sender's discard counts it.
     fn drop_for_space(&mut self, position: Position, samples: u32, stats: &RemoteStats) {
-        if self.in_flight != Some(position) {
+        if !self.in_flight.contains(position) {
             stats.dropped(DropReason::BufferFull, u64::from(samples));
         }
         self.remove(position);
@@ -479,7 +536,10 @@ impl Inner {
                 self.remove(position);
                 continue;
             }
-            self.in_flight = Some(position);
+            self.in_flight = InFlight {
+                disk: Some((offset, offset)),
+                memory: None,
+            };
             return Ok(Some(Pending {
                 block: header.into_block(body),
                 position,
@@ -497,10 +557,49 @@ impl Inner {
                 block: block.clone(),
                 position,
             };
-            self.in_flight = Some(position);
+            self.in_flight = InFlight {
+                disk: None,
+                memory: Some(*seq),
+            };
             return Ok(Some(pending));
         }
         Ok(None)
+    }
+
+    /// The intact, young-enough record at `offset` (crossing into the next segment at a
+    /// segment's end), or None: anything unusual is left for `peek` to deal with at the head.
+    fn record_at(&mut self, offset: u64, too_old: i64) -> io::Result<Option<Pending>> {
+        let Some(seg) = self.segments.iter().find(|s| s.end() > offset).copied() else {
+            return Ok(None);
+        };
+        let offset = offset.max(seg.start);
+        let pos = offset - seg.start;
+        if seg.len - pos < HEADER_LEN as u64 {
+            return Ok(None);
+        }
+        let file = self.reader_for(seg.start)?;
+        let mut buf = [0u8; HEADER_LEN];
+        file.read_exact_at(&mut buf, pos)?;
+        let Some(header) = record::parse_header(&buf).filter(|h| pos + h.record_len() <= seg.len)
+        else {
+            return Ok(None);
+        };
+        if header.max_ts_ms < too_old {
+            return Ok(None);
+        }
+        let mut body = vec![0u8; header.len as usize];
+        file.read_exact_at(&mut body, pos + HEADER_LEN as u64)?;
+        if !record::body_is_intact(&header, &body) {
+            return Ok(None);
+        }
+        let position = Position::Disk {
+            offset,
+            next: offset + header.record_len(),
+        };
+        Ok(Some(Pending {
+            block: header.into_block(body),
+            position,
+        }))
     }
 
     fn remove(&mut self, position: Position) {

@@ -77,6 +77,22 @@ fn compress(raw: &[u8]) -> Bytes {
     )
 }
 
+/// One request body carrying several blocks, in order. A WriteRequest is a repeated field,
+/// so concatenated encodings decode as one request holding every series of every block:
+/// merging costs a decompression and one compression, no protobuf decoding.
+pub fn merge<'a>(blocks: impl IntoIterator<Item = &'a Block>) -> Result<Bytes, String> {
+    let mut raw = Vec::new();
+    let mut decoder = snap::raw::Decoder::new();
+    for block in blocks {
+        raw.extend(
+            decoder
+                .decompress_vec(&block.data)
+                .map_err(|e| format!("not a snappy block: {e}"))?,
+        );
+    }
+    Ok(compress(&raw))
+}
+
 /// Decompresses and decodes a block body (tests, and merging blocks while draining).
 pub fn decode(data: &[u8]) -> Result<WriteRequest, String> {
     let raw = snap::raw::Decoder::new()
@@ -148,6 +164,19 @@ mod tests {
                 timestamp: 1_700_000_000_123
             }]
         );
+    }
+
+    #[test]
+    fn merged_blocks_decode_as_one_request_with_every_series_in_order() {
+        let a = encode(&batch(), &[]);
+        let later = Batch {
+            timestamp_ms: batch().timestamp_ms + 15_000,
+            ..batch()
+        };
+        let b = encode(&later, &[]);
+        let merged = decode(&merge([&a, &b]).unwrap()).unwrap();
+        let (da, db) = (decode(&a.data).unwrap(), decode(&b.data).unwrap());
+        assert_eq!(merged.timeseries, [da.timeseries, db.timeseries].concat());
     }
 
     #[test]

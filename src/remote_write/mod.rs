@@ -10,5 +10,5 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/prometheus.rs"));
 }
 
-pub use encode::{Block, decode, encode};
+pub use encode::{Block, decode, encode, merge};
 pub use sender::{Delivery, Outcome, Sender, classify};

@@ -55,7 +55,11 @@ pub fn classify(status: u16) -> Class {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
     Delivered,
-    Rejected,
+    /// 400, 409 or 415, with the receiver's message.
+    Rejected {
+        status: u16,
+        message: String,
+    },
     /// `give_up` said so (the block grew too old while it was being retried).
     GaveUp,
     /// Shutdown came first; the block is still unsent.
@@ -211,9 +215,7 @@ impl Sender {
                     return Delivery::Delivered;
                 }
                 Outcome::Rejected { status, message } => {
-                    tracing::error!(remote = %self.name, status, receiver_message = %message,
-                        "remote write rejected a block; it is dropped (samples_dropped_total{{reason=\"rejected\"}})");
-                    return Delivery::Rejected;
+                    return Delivery::Rejected { status, message };
                 }
                 Outcome::Retry { reason, after } => {
                     self.stats.retry();

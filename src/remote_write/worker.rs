@@ -1,8 +1,13 @@
-//! The loop that connects one remote's queue to its sender: take the oldest block, deliver
-//! it, acknowledge it, repeat; wait for appends when the queue is empty.
+//! The loop that connects one remote's queue to its sender: take the oldest blocks, deliver
+//! them, acknowledge them, repeat; wait for appends when the queue is empty.
 //!
-//! Two tokens end it: `draining` (nothing more will be appended: deliver what is queued, then
-//! return) and `stop` (return now; a block in flight stays queued). The agent cancels
+//! A backlog is sent several blocks per request (up to [`MAX_BATCH_BLOCKS`] and
+//! [`MAX_BATCH_BYTES`]): the blocks are merged into one body, in order. If the receiver rejects
+//! a merged request, its blocks are sent one by one, so a 400 still drops only the block that
+//! caused it.
+//!
+//! Two tokens end the loop: `draining` (nothing more will be appended: deliver what is queued,
+//! then return) and `stop` (return now; blocks in flight stay queued). The agent cancels
 //! `draining` at shutdown and `stop` after a grace period, so a reachable receiver gets the
 //! last cycles before the agent exits and an unreachable one does not hold the shutdown up.
 
@@ -11,10 +16,16 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Delivery, Sender};
-use crate::queue::Queue;
+use super::{Delivery, Sender, merge};
+use crate::queue::{Pending, Queue};
 use crate::sample::now_ms;
 use crate::stats::{DropReason, RemoteStats};
+
+/// At most this many blocks in one request while draining a backlog.
+pub const MAX_BATCH_BLOCKS: usize = 256;
+/// At most this many compressed bytes of blocks in one request (the merged body is about the
+/// same size; receivers accept far more, e.g. VictoriaMetrics 32 MiB).
+pub const MAX_BATCH_BYTES: usize = 1 << 20;
 
 pub async fn run(
     queue: Arc<Queue>,
@@ -23,54 +34,130 @@ pub async fn run(
     draining: CancellationToken,
     stop: CancellationToken,
 ) {
-    let shutdown = stop;
+    let worker = Worker {
+        queue,
+        sender,
+        stats,
+        stop,
+    };
     loop {
-        if shutdown.is_cancelled() {
+        if worker.stop.is_cancelled() {
             break;
         }
-        let q = queue.clone();
-        let head = tokio::task::spawn_blocking(move || q.peek(now_ms())).await;
-        let pending = match head {
-            Ok(Ok(Some(pending))) => pending,
-            Ok(Ok(None)) => {
-                let q = queue.clone();
-                let _ = tokio::task::spawn_blocking(move || q.sync()).await;
+        let q = worker.queue.clone();
+        let head = tokio::task::spawn_blocking(move || {
+            q.peek_batch(now_ms(), MAX_BATCH_BLOCKS, MAX_BATCH_BYTES)
+        })
+        .await;
+        let batch = match head {
+            Ok(Ok(batch)) if !batch.is_empty() => batch,
+            Ok(Ok(_)) => {
+                worker.sync().await;
                 if draining.is_cancelled() {
                     break;
                 }
                 tokio::select! {
-                    _ = shutdown.cancelled() => break,
+                    _ = worker.stop.cancelled() => break,
                     _ = draining.cancelled() => continue,
-                    _ = queue.appended() => continue,
+                    _ = worker.queue.appended() => continue,
                 }
             }
             Ok(Err(e)) => {
-                tracing::error!(remote = sender.name(), error = %e, "cannot read the buffer; trying again in 5s");
+                tracing::error!(remote = worker.sender.name(), error = %e, "cannot read the buffer; trying again in 5s");
                 tokio::select! {
-                    _ = shutdown.cancelled() => break,
+                    _ = worker.stop.cancelled() => break,
                     _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
                 }
             }
             Err(e) => {
-                tracing::error!(remote = sender.name(), error = %e, "buffer read task failed");
+                tracing::error!(remote = worker.sender.name(), error = %e, "buffer read task failed");
                 continue;
             }
         };
-        let outcome = sender
-            .deliver(&pending.block.data, &shutdown, || {
-                queue.is_too_old(&pending.block, now_ms())
-            })
-            .await;
-        match outcome {
-            Delivery::Delivered => {
-                stats.delivered(u64::from(pending.block.samples), now_ms());
-                queue.ack(&pending);
-            }
-            Delivery::Rejected => queue.discard(&pending, DropReason::Rejected),
-            Delivery::GaveUp => queue.discard(&pending, DropReason::TooOld),
-            Delivery::ShutDown => break,
+        let finished = match batch.as_slice() {
+            [one] => worker.deliver_one(one).await,
+            many => worker.deliver_many(many).await,
+        };
+        if !finished {
+            break;
         }
     }
-    let q = queue.clone();
-    let _ = tokio::task::spawn_blocking(move || q.sync()).await;
+    worker.sync().await;
+}
+
+struct Worker {
+    queue: Arc<Queue>,
+    sender: Sender,
+    stats: Arc<RemoteStats>,
+    stop: CancellationToken,
+}
+
+impl Worker {
+    /// Delivers one block and settles its fate; false on shutdown.
+    async fn deliver_one(&self, pending: &Pending) -> bool {
+        let too_old = || self.queue.is_too_old(&pending.block, now_ms());
+        match self
+            .sender
+            .deliver(&pending.block.data, &self.stop, too_old)
+            .await
+        {
+            Delivery::Delivered => {
+                self.stats
+                    .delivered(u64::from(pending.block.samples), now_ms());
+                self.queue.ack(pending);
+            }
+            Delivery::Rejected { status, message } => {
+                tracing::error!(remote = self.sender.name(), status, receiver_message = %message, samples = pending.block.samples,
+                    "remote write rejected a block; it is dropped (samples_dropped_total{{reason=\"rejected\"}})");
+                self.queue.discard(pending, DropReason::Rejected);
+            }
+            Delivery::GaveUp => self.queue.discard(pending, DropReason::TooOld),
+            Delivery::ShutDown => return false,
+        }
+        true
+    }
+
+    /// Delivers several blocks in one request, or one by one when that is rejected, or when
+    /// one of them grows too old while it is retried; false on shutdown.
+    async fn deliver_many(&self, batch: &[Pending]) -> bool {
+        let Ok(body) = merge(batch.iter().map(|p| &p.block)) else {
+            return self.one_by_one(batch).await;
+        };
+        let too_old = || {
+            batch
+                .iter()
+                .any(|p| self.queue.is_too_old(&p.block, now_ms()))
+        };
+        match self.sender.deliver(&body, &self.stop, too_old).await {
+            Delivery::Delivered => {
+                let samples = batch.iter().map(|p| u64::from(p.block.samples)).sum();
+                self.stats.delivered(samples, now_ms());
+                for pending in batch {
+                    self.queue.ack(pending);
+                }
+                true
+            }
+            Delivery::Rejected { status, message } => {
+                tracing::warn!(remote = self.sender.name(), status, receiver_message = %message, blocks = batch.len(),
+                    "remote write rejected a merged request; sending its blocks one by one");
+                self.one_by_one(batch).await
+            }
+            Delivery::GaveUp => self.one_by_one(batch).await,
+            Delivery::ShutDown => false,
+        }
+    }
+
+    async fn one_by_one(&self, batch: &[Pending]) -> bool {
+        for pending in batch {
+            if !self.deliver_one(pending).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn sync(&self) {
+        let q = self.queue.clone();
+        let _ = tokio::task::spawn_blocking(move || q.sync()).await;
+    }
 }

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every check and test of jellyfin-pusher on a Debian machine, installing the real
+# servers and tools the tests start (they are never mocked): VictoriaMetrics, vmagent,
+# vmalert, vmauth (victoria-metrics), Prometheus and promtool (prometheus), nix-instantiate
+# (nix-bin) and systemd-analyze (systemd). Needs root, or sudo, for apt-get and for the
+# full-disk test's tmpfs mount.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+for pair in victoria-metrics:victoria-metrics vmalert:victoria-metrics vmauth:victoria-metrics \
+            prometheus:prometheus promtool:prometheus nix-instantiate:nix-bin systemd-analyze:systemd; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+  echo "== installing: $packages"
+  as_root apt-get update -qq
+  # policy-rc.d: Debian would start the packaged services; the tests start their own.
+  as_root sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
+  # shellcheck disable=SC2086
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $packages
+  as_root rm -f /usr/sbin/policy-rc.d
+fi
+
+echo "== cargo fmt"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --locked --all-targets
