@@ -5,6 +5,7 @@ mod check;
 mod lock;
 mod once;
 mod pipeline;
+pub mod systemd;
 
 use std::sync::Arc;
 
@@ -91,15 +92,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
     }
 
     let (batches_tx, batches_rx) = mpsc::channel(64);
+    let heartbeat = Arc::new(systemd::Heartbeat::default());
+    heartbeat.beat();
     let pipeline = tokio::spawn(pipeline::run(
         batches_rx,
         queues,
         config.labels.clone(),
         stats.clone(),
+        heartbeat.clone(),
     ));
     let deps = Deps {
         jellyfin: client,
-        stats,
+        stats: stats.clone(),
     };
     let mut collectors = JoinSet::new();
     for scheduled in collectors::registry(&config, &deps) {
@@ -117,7 +121,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
         "jellyfin-pusher running"
     );
 
+    systemd::ready(&systemd::status_line(&stats));
+    // Collectors run at least every collect.interval; three missed cycles mean the pipeline
+    // is stuck.
+    let stale_after = config.collect.interval * 3 + config.jellyfin.timeout;
+    let watchdog = tokio::spawn(systemd::watchdog(
+        heartbeat,
+        stats.clone(),
+        stale_after,
+        shutdown.clone(),
+    ));
+
     shutdown.cancelled().await;
+    systemd::stopping();
+    let _ = watchdog.await;
     while collectors.join_next().await.is_some() {}
     let _ = pipeline.await;
     senders_drain.cancel();

@@ -16,6 +16,7 @@ pub async fn run(
     queues: Vec<Arc<Queue>>,
     labels: Vec<(String, String)>,
     stats: Arc<PusherStats>,
+    heartbeat: Arc<super::systemd::Heartbeat>,
 ) {
     while let Some(batch) = batches.recv().await {
         stats.collected(batch.sample_count() as u64);
@@ -28,8 +29,9 @@ pub async fn run(
             }
         })
         .await;
-        if let Err(e) = stored {
-            tracing::error!(error = %e, "storing a batch failed");
+        match stored {
+            Ok(()) => heartbeat.beat(),
+            Err(e) => tracing::error!(error = %e, "storing a batch failed"),
         }
     }
 }

@@ -63,12 +63,18 @@ impl AgentDir {
 
     /// Starts the agent in the background; its stderr goes to a numbered log file.
     pub fn start(&self) -> Agent {
+        self.start_with_env(&[])
+    }
+
+    /// Like [`AgentDir::start`], with extra environment variables (systemd's, in tests).
+    pub fn start_with_env(&self, env: &[(&str, &str)]) -> Agent {
         let n = std::fs::read_dir(self.dir.path()).unwrap().count();
         let log = self.dir.path().join(format!("agent-{n}.log"));
         let child = Command::new(BIN)
             .arg("--config")
             .arg(self.config())
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -113,6 +119,22 @@ impl Agent {
         let _ = child.kill();
         panic!(
             "the agent did not stop within 20 s of SIGTERM; log:\n{}",
+            read(&self.log)
+        );
+    }
+
+    /// Waits (at most 20 s) for an agent that was already signalled to exit.
+    pub fn stop_status(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("agent running");
+        for _ in 0..200 {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        panic!(
+            "the agent did not exit within 20 s; log:\n{}",
             read(&self.log)
         );
     }
