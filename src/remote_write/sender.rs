@@ -18,7 +18,7 @@ use reqwest::header;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RemoteWriteConfig;
-use crate::secret::read_secret_file;
+use crate::secret::{Secret, read_secret_file};
 use crate::stats::RemoteStats;
 
 /// What one attempt came to.
@@ -147,8 +147,8 @@ impl Sender {
             .header(header::CONTENT_TYPE, "application/x-protobuf")
             .header("X-Prometheus-Remote-Write-Version", "0.1.0")
             .body(body);
-        let request = match self.authorize(request) {
-            Ok(request) => request,
+        let (request, secret) = match self.authorize(request) {
+            Ok(authorized) => authorized,
             Err(reason) => {
                 self.stats.request("error");
                 return Outcome::Retry {
@@ -178,9 +178,11 @@ impl Sender {
         if class == Class::Delivered {
             return Outcome::Delivered;
         }
-        let message = read_message(response).await;
+        let message = redact(read_message(response).await, secret.as_ref());
         match class {
-            Class::Rejected => Outcome::Rejected { status, message },
+            Class::Rejected if !is_vmauth_unknown_token(status, &message) => {
+                Outcome::Rejected { status, message }
+            }
             _ => Outcome::Retry {
                 reason: format!("HTTP {status}: {message}"),
                 after: retry_after,
@@ -240,16 +242,18 @@ impl Sender {
     }
 
     /// Adds the credentials, read from their files now (reqwest marks the header sensitive).
+    /// Adds the credentials, read from their files now (reqwest marks the header sensitive),
+    /// and returns the secret so that it can be cut out of the receiver's answer.
     fn authorize(
         &self,
         request: reqwest::RequestBuilder,
-    ) -> Result<reqwest::RequestBuilder, String> {
+    ) -> Result<(reqwest::RequestBuilder, Option<Secret>), String> {
         Ok(match &self.auth {
-            Auth::None => request,
+            Auth::None => (request, None),
             Auth::Bearer(file) => {
                 let token =
                     read_secret_file(file, "bearer_token_file").map_err(|e| e.to_string())?;
-                request.bearer_auth(token.expose())
+                (request.bearer_auth(token.expose()), Some(token))
             }
             Auth::Basic {
                 user,
@@ -257,10 +261,33 @@ impl Sender {
             } => {
                 let password = read_secret_file(password_file, "basic_auth_password_file")
                     .map_err(|e| e.to_string())?;
-                request.basic_auth(user, Some(password.expose()))
+                (
+                    request.basic_auth(user, Some(password.expose())),
+                    Some(password),
+                )
             }
         })
     }
+}
+
+/// Receivers may quote the request back (vmauth 1.79 repeats an unknown bearer token in its
+/// answer); whatever of our secret they echo is cut out before the message is logged.
+fn redact(message: String, secret: Option<&Secret>) -> String {
+    match secret {
+        Some(secret) if !secret.expose().is_empty() => {
+            message.replace(secret.expose(), "<redacted>")
+        }
+        _ => message,
+    }
+}
+
+/// vmauth 1.79 (Debian 12's) answers an unknown token with 400 and "cannot find the provided
+/// auth token", and a missing one with 400 too; later versions answer 401. That is an authentication failure, which a corrected token
+/// file fixes, not a malformed block: it is retried like a 401 instead of dropped.
+fn is_vmauth_unknown_token(status: u16, message: &str) -> bool {
+    status == 400
+        && (message.contains("cannot find the provided auth token")
+            || message.contains("missing `Authorization` request header"))
 }
 
 /// Reads PEM certificates for `ca_file`.
@@ -327,6 +354,24 @@ mod tests {
         for status in [401, 403, 404, 413, 429, 500, 502, 503, 504] {
             assert_eq!(classify(status), Class::Retry, "{status}");
         }
+    }
+
+    #[test]
+    fn a_vmauth_unknown_token_400_is_retried_and_the_token_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        std::fs::write(&path, "tok-123").unwrap();
+        let secret = read_secret_file(&path, "t").unwrap();
+        let message = redact(
+            "cannot find the provided auth token \"Bearer tok-123\" in config".into(),
+            Some(&secret),
+        );
+        assert_eq!(
+            message,
+            "cannot find the provided auth token \"Bearer <redacted>\" in config"
+        );
+        assert!(is_vmauth_unknown_token(400, &message));
+        assert!(!is_vmauth_unknown_token(400, "cannot parse WriteRequest"));
     }
 
     #[test]

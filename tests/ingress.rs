@@ -1,0 +1,188 @@
+//! The write-only ingress of config/vmauth.example.yml, with real vmauth and VictoriaMetrics:
+//! the agent pushes through it, the same token can neither read nor delete, a wrong token is
+//! refused and the agent keeps the data buffered until the token is fixed.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::agent::AgentDir;
+use common::fake_jellyfin::FakeJellyfin;
+use common::servers::VictoriaMetrics;
+use common::{assert_one_sample_per_request, free_port, require_binary, up_timestamps, wait_for};
+
+const TOKEN: &str = "dmz-write-token-0123456789";
+const EXAMPLE: &str = include_str!("../config/vmauth.example.yml");
+
+struct Vmauth {
+    port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Vmauth {
+    async fn start(vm: &VictoriaMetrics) -> Vmauth {
+        let dir = tempfile::tempdir().unwrap();
+        let config = EXAMPLE
+            .replace("REPLACE_WITH_THE_DMZ_WRITE_TOKEN", TOKEN)
+            .replace("http://127.0.0.1:8428", &vm.base_url());
+        assert_ne!(config, EXAMPLE);
+        let path = dir.path().join("auth.yml");
+        std::fs::write(&path, config).unwrap();
+        let port = free_port();
+        let child = Command::new(require_binary("vmauth"))
+            .arg(format!("-auth.config={}", path.display()))
+            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .arg("-loggerLevel=ERROR")
+            // As the example asks for a port that faces the DMZ.
+            .args(
+                [
+                    "-metricsAuthKey",
+                    "-pprofAuthKey",
+                    "-flagsAuthKey",
+                    "-reloadAuthKey",
+                ]
+                .map(|f| format!("{f}=not-the-dmz-token")),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let health = format!("http://127.0.0.1:{port}/health");
+        wait_for("vmauth", Duration::from_secs(20), || {
+            let health = health.clone();
+            async move { reqwest::get(&health).await.ok().map(|_| ()) }
+        })
+        .await;
+        Vmauth {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Vmauth {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dmz_token_can_write_through_vmauth_and_nothing_else() {
+    let jellyfin = FakeJellyfin::start("").await;
+    let vm = VictoriaMetrics::start().await;
+    let vmauth = Vmauth::start(&vm).await;
+    let dir = AgentDir::new(
+        &jellyfin.url(),
+        &[("tiger", &vmauth.url("/api/v1/write"))],
+        "1s",
+        "",
+    );
+    let token_file = dir.dir.path().join("remote-write-token");
+    std::fs::write(&token_file, "a-wrong-token\n").unwrap();
+    let text = std::fs::read_to_string(dir.config()).unwrap()
+        + &format!("bearer_token_file = \"{}\"\n", token_file.display());
+    std::fs::write(dir.config(), text).unwrap();
+
+    // A wrong token: refused, and the agent keeps every cycle buffered.
+    let mut agent = dir.start();
+    wait_for("3 cycles", Duration::from_secs(20), || {
+        let n = jellyfin.requests_to("/System/Info").len();
+        async move { (n >= 3).then_some(()) }
+    })
+    .await;
+    // vmauth 1.79 answers an unknown token with 400 (later versions: 401) and quotes it back.
+    let log = agent.log();
+    assert!(
+        log.contains("cannot find the provided auth token \"Bearer <redacted>\""),
+        "{log}"
+    );
+    assert!(
+        !log.contains("a-wrong-token"),
+        "the token was redacted from the receiver's message"
+    );
+    assert!(
+        !log.contains("rejected"),
+        "an authentication failure is retried, not dropped:\n{log}"
+    );
+    vm.settle().await;
+    assert!(
+        up_timestamps(&vm).await.is_empty(),
+        "nothing got past vmauth"
+    );
+
+    // The token is fixed in its file: no restart needed, and the backlog arrives.
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    wait_for("the backlog to arrive", Duration::from_secs(60), || async {
+        reqwest::get(format!("{}/internal/force_flush", vm.base_url()))
+            .await
+            .ok()?;
+        let stored = up_timestamps(&vm).await.len();
+        (stored >= jellyfin.requests_to("/System/Info").len()).then_some(())
+    })
+    .await;
+    assert!(agent.stop().success());
+    vm.settle().await;
+    let stored = up_timestamps(&vm).await;
+    assert_one_sample_per_request(&stored, &jellyfin.requests_to("/System/Info"));
+    assert!(!agent.log().contains(TOKEN), "the token is never logged");
+
+    // The same token cannot read, export or delete.
+    let client = reqwest::Client::new();
+    let denied = [
+        client
+            .get(vmauth.url("/api/v1/query"))
+            .query(&[("query", "jellyfin_up")]),
+        client
+            .get(vmauth.url("/api/v1/query_range"))
+            .query(&[("query", "jellyfin_up")]),
+        client
+            .get(vmauth.url("/api/v1/export"))
+            .query(&[("match[]", "{__name__=~\".+\"}")]),
+        client
+            .get(vmauth.url("/api/v1/series"))
+            .query(&[("match[]", "jellyfin_up")]),
+        client
+            .post(vmauth.url("/api/v1/admin/tsdb/delete_series"))
+            .query(&[("match[]", "{__name__=~\".+\"}")]),
+        client.get(vmauth.url("/metrics")),
+        client.get(vmauth.url("/flags")),
+        client.get(vmauth.url("/debug/pprof/cmdline")),
+        client
+            .post(vmauth.url("/api/v1/import/prometheus"))
+            .body("jellyfin_up 0"),
+    ];
+    for request in denied {
+        let response = request.bearer_auth(TOKEN).send().await.unwrap();
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        assert!(!status.is_success(), "{status}: {body}");
+        assert!(!body.contains("jellyfin_up{"), "data leaked: {body}");
+    }
+    // A wrong token cannot write either.
+    let refused = client
+        .post(vmauth.url("/api/v1/write"))
+        .bearer_auth("a-wrong-token")
+        .body(Vec::<u8>::new())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        matches!(refused.status().as_u16(), 400 | 401),
+        "{}",
+        refused.status()
+    );
+    vm.settle().await;
+    assert_eq!(
+        up_timestamps(&vm).await,
+        stored,
+        "nothing was deleted or added"
+    );
+}
