@@ -205,3 +205,27 @@ fn help_explains_every_flag() {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
     }
 }
+
+#[test]
+fn log_format_json_writes_one_json_object_per_line() {
+    let dir = AgentDir::new("http://127.0.0.1:9/", &[], "15s", "");
+    let out = dir.run(&["--once", "--log-format", "json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let json_lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("a JSON log line"))
+        .collect();
+    let failure = json_lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "collector failed")
+        .expect("the failure is logged");
+    assert_eq!(failure["level"], "ERROR");
+    assert_eq!(failure["fields"]["collector"], "system");
+    assert!(
+        failure["fields"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach Jellyfin")
+    );
+}
