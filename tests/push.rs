@@ -62,13 +62,49 @@ async fn every_cycle_arrives_in_victoriametrics_with_exact_values_and_timestamps
         "one timestamp per cycle for every series"
     );
 
-    let requests = series_named(&vm, "jellyfin_api_requests_total").await;
+    let requests = vm
+        .export("{__name__=\"jellyfin_api_requests_total\",endpoint=\"/System/Info\"}")
+        .await;
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].label("code"), Some("200"));
     let expected: Vec<f64> = (1..=up[0].values.len()).map(|n| n as f64).collect();
     assert_eq!(
         requests[0].values, expected,
         "the counter counts every request once"
+    );
+
+    // The slow collectors ran once at start-up, with the real captures' values.
+    let users = series_named(&vm, "jellyfin_users").await;
+    let mut by_state_role: Vec<(String, f64)> = users
+        .iter()
+        .map(|s| {
+            (
+                format!("{}/{}", s.label("state").unwrap(), s.label("role").unwrap()),
+                s.values[0],
+            )
+        })
+        .collect();
+    by_state_role.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        by_state_role,
+        [
+            ("disabled/admin", 0.0),
+            ("disabled/user", 0.0),
+            ("enabled/admin", 1.0),
+            ("enabled/user", 3.0)
+        ]
+        .map(|(k, v)| (k.to_string(), v))
+    );
+    assert!(
+        users.iter().all(|s| s.timestamps.len() == 1),
+        "users runs every 5 min: {users:?}"
+    );
+    let movies = vm
+        .export("{__name__=\"jellyfin_library_items\",type=\"movie\"}")
+        .await;
+    assert_eq!(
+        (movies[0].values.as_slice(), movies[0].timestamps.len()),
+        (&[325.0][..], 1)
     );
 
     // The agent's own view: VictoriaMetrics answers 204, and every delivery is counted.
@@ -182,7 +218,8 @@ async fn the_agent_keeps_running_through_every_jellyfin_failure() {
         );
     }
     assert_eq!(log.matches("collector recovered").count(), 2, "{log}");
-    let codes: Vec<_> = series_named(&vm, "jellyfin_api_requests_total")
+    let codes: Vec<_> = vm
+        .export("{__name__=\"jellyfin_api_requests_total\",endpoint=\"/System/Info\"}")
         .await
         .iter()
         .filter_map(|s| s.label("code").map(str::to_string))

@@ -7,10 +7,14 @@
 //! |---|---|---|
 //! | `system` | `system.rs` | `collect.interval` |
 //! | `pusher` | `pusher.rs` (the agent's own metrics) | `collect.interval` |
+//! | `users` | `users.rs` | 5 min |
+//! | `library` | `library.rs` | 5 min |
 
+mod library;
 mod pusher;
 mod schedule;
 mod system;
+mod users;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,9 +24,11 @@ use crate::jellyfin::Client;
 use crate::sample::{Batch, Family, now_ms};
 use crate::stats::PusherStats;
 
+pub use library::Library;
 pub use pusher::Pusher;
 pub use schedule::run_scheduled;
 pub use system::System;
+pub use users::Users;
 
 /// What a collector returns when it fails. Anything it pushed into `out` before failing is
 /// still reported (the system collector reports `jellyfin_up 0` that way).
@@ -59,6 +65,19 @@ pub fn registry(config: &Config, deps: &Deps) -> Vec<Scheduled> {
         out.push(Scheduled {
             collector: Box::new(System::new(deps.jellyfin.clone())),
             interval: system.interval.unwrap_or(fast),
+        });
+    }
+    let slow = Duration::from_secs(300);
+    if config.collectors.users.enabled {
+        out.push(Scheduled {
+            collector: Box::new(Users::new(deps.jellyfin.clone())),
+            interval: config.collectors.users.interval.unwrap_or(slow),
+        });
+    }
+    if config.collectors.library.enabled {
+        out.push(Scheduled {
+            collector: Box::new(Library::new(deps.jellyfin.clone())),
+            interval: config.collectors.library.interval.unwrap_or(slow),
         });
     }
     // The agent's own metrics are not optional: they are how a backlog is seen.

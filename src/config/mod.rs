@@ -112,6 +112,21 @@ impl Default for BufferConfig {
 pub struct CollectorsConfig {
     #[serde(default)]
     pub system: CollectorToggle,
+    #[serde(default)]
+    pub users: CollectorToggle,
+    #[serde(default)]
+    pub library: CollectorToggle,
+}
+
+impl CollectorsConfig {
+    /// (name, toggle) of every collector, for checks that apply to all of them.
+    pub fn all(&self) -> [(&'static str, &CollectorToggle); 3] {
+        [
+            ("system", &self.system),
+            ("users", &self.users),
+            ("library", &self.library),
+        ]
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -16,12 +16,10 @@ pub(super) fn validate(c: &Config) -> Result<(), String> {
     if c.collect.interval < Duration::from_secs(1) {
         return Err("collect.interval must be at least 1s".into());
     }
-    if c.collectors
-        .system
-        .interval
-        .is_some_and(|i| i < Duration::from_secs(1))
-    {
-        return Err("collectors.system.interval must be at least 1s".into());
+    for (name, toggle) in c.collectors.all() {
+        if toggle.interval.is_some_and(|i| i < Duration::from_secs(1)) {
+            return Err(format!("collectors.{name}.interval must be at least 1s"));
+        }
     }
     if let Some(level) = c
         .log_level

@@ -14,6 +14,34 @@ pub struct SystemInfo {
     pub has_pending_restart: Option<bool>,
 }
 
+/// One entry of GET /Users (UserDto); only the policy flags are read, never names or ids.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct User {
+    pub policy: Option<UserPolicy>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct UserPolicy {
+    pub is_administrator: Option<bool>,
+    pub is_disabled: Option<bool>,
+}
+
+/// GET /Items/Counts (ItemCounts): the counts the server computes itself.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ItemCounts {
+    pub movie_count: Option<u64>,
+    pub series_count: Option<u64>,
+    pub episode_count: Option<u64>,
+    pub song_count: Option<u64>,
+    pub album_count: Option<u64>,
+    pub music_video_count: Option<u64>,
+    pub box_set_count: Option<u64>,
+    pub book_count: Option<u64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

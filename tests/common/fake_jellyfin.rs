@@ -61,10 +61,13 @@ impl FakeJellyfin {
     /// Starts on a free port, serving below `base_path` ("" or "/jellyfin").
     pub async fn start(base_path: &str) -> FakeJellyfin {
         let mut routes = HashMap::new();
-        routes.insert(
-            "/System/Info".to_string(),
-            super::fixture("system-info.10.11.11.json"),
-        );
+        for (path, file) in [
+            ("/System/Info", "system-info.10.11.11.json"),
+            ("/Users", "users.10.11.11.json"),
+            ("/Items/Counts", "items-counts.10.9.6.json"),
+        ] {
+            routes.insert(path.to_string(), super::fixture(file));
+        }
         let state = Arc::new(Mutex::new(State {
             mode: Mode::Normal,
             base_path: base_path.to_string(),
