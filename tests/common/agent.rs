@@ -108,19 +108,8 @@ impl Agent {
 
     /// SIGTERM, then waits (at most 20 s) and returns the exit status.
     pub fn stop(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("agent running");
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        for _ in 0..200 {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = child.kill();
-        panic!(
-            "the agent did not stop within 20 s of SIGTERM; log:\n{}",
-            read(&self.log)
-        );
+        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        self.stop_status()
     }
 
     /// Waits (at most 20 s) for an agent that was already signalled to exit.
@@ -134,7 +123,7 @@ impl Agent {
         }
         let _ = child.kill();
         panic!(
-            "the agent did not exit within 20 s; log:\n{}",
+            "the agent did not exit within 20 s of SIGTERM; log:\n{}",
             read(&self.log)
         );
     }

@@ -79,20 +79,9 @@ impl VictoriaMetrics {
             .spawn()
             .expect("start victoria-metrics");
         self.child = Some(child);
-        let url = format!("{}/health", self.base_url());
-        wait_for(
-            "VictoriaMetrics to answer /health",
-            Duration::from_secs(30),
-            || {
-                let url = url.clone();
-                async move {
-                    reqwest::get(&url)
-                        .await
-                        .ok()
-                        .filter(|r| r.status().is_success())
-                        .map(|_| ())
-                }
-            },
+        wait_until_ok(
+            "VictoriaMetrics /health",
+            &format!("{}/health", self.base_url()),
         )
         .await;
     }
@@ -175,17 +164,10 @@ impl Prometheus {
             .stderr(Stdio::null())
             .spawn()
             .expect("start prometheus");
-        let url = format!("http://127.0.0.1:{port}/-/ready");
-        wait_for("Prometheus to be ready", Duration::from_secs(30), || {
-            let url = url.clone();
-            async move {
-                reqwest::get(&url)
-                    .await
-                    .ok()
-                    .filter(|r| r.status().is_success())
-                    .map(|_| ())
-            }
-        })
+        wait_until_ok(
+            "Prometheus /-/ready",
+            &format!("http://127.0.0.1:{port}/-/ready"),
+        )
         .await;
         Prometheus {
             port,
@@ -218,6 +200,18 @@ impl Drop for Prometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Waits up to 30 s for `url` to answer 2xx.
+pub async fn wait_until_ok(what: &str, url: &str) {
+    wait_for(what, Duration::from_secs(30), || async move {
+        reqwest::get(url)
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+            .map(|_| ())
+    })
+    .await;
 }
 
 pub fn promtool_check_metrics(text: &str) -> (bool, String) {
