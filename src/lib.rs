@@ -12,6 +12,7 @@
 //! - [`config`]: the TOML file, its defaults and its validation (`--check-config`).
 //! - [`secret`]: secrets read from files; their `Debug` and `Display` never show the value.
 //! - [`jellyfin`]: the HTTP client for the Jellyfin API and the DTOs it decodes.
+//! - [`privacy`]: what a `user` label may say (salted hash by default).
 //! - [`sample`]: the in-memory sample model (`Family`, `Sample`, `Batch`) shared by every stage.
 //! - [`collectors`]: one file per collector behind the [`collectors::Collector`] trait, the
 //!   explicit registry, and the runner that adds `collector_success`/`collector_duration_seconds`.
@@ -32,6 +33,7 @@ pub mod config;
 pub mod exposition;
 pub mod jellyfin;
 pub mod logging;
+pub mod privacy;
 pub mod queue;
 pub mod remote_write;
 pub mod sample;

@@ -47,6 +47,14 @@ async fn once_prints_the_system_metrics_of_the_real_capture_and_promtool_accepts
         format!("jellyfin_library_items{{{l},type=\"boxset\"}} 56"),
         format!("jellyfin_pusher_collector_success{{collector=\"users\",{l}}} 1"),
         format!("jellyfin_pusher_collector_success{{collector=\"library\",{l}}} 1"),
+        format!("jellyfin_sessions{{client=\"Jellyfin Web\",{l}}} 4"),
+        format!("jellyfin_active_users{{{l}}} 5"),
+        format!(
+            "jellyfin_streams{{{l},media_type=\"video\",play_method=\"transcode\",state=\"paused\"}} 1"
+        ),
+        format!("jellyfin_transcode_active{{hw_accel=\"none\",{l},video_codec=\"h264\"}} 2"),
+        format!("jellyfin_transcode_conversions{{from_codec=\"hevc\",{l},to_codec=\"h264\"}} 1"),
+        format!("jellyfin_playback_total{{{l},media_type=\"video\",type=\"transcode\"}} 0"),
         "# TYPE jellyfin_api_requests_total counter".to_string(),
         "# TYPE jellyfin_up gauge".to_string(),
     ] {
@@ -58,6 +66,28 @@ async fn once_prints_the_system_metrics_of_the_real_capture_and_promtool_accepts
     assert!(
         stdout.contains("jellyfin_api_response_seconds{endpoint=\"/System/Info\""),
         "{stdout}"
+    );
+    // The user label is a salted hash by default: 8 hex characters, never the name.
+    let user_streams = stdout
+        .lines()
+        .find(|l| l.starts_with("jellyfin_user_streams{"))
+        .unwrap();
+    let user = user_streams
+        .split("user=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    assert!(
+        user.len() == 8 && user.chars().all(|c| c.is_ascii_hexdigit()),
+        "{user_streams}"
+    );
+    assert!(!stdout.contains("USER8"));
+    let sessions = jellyfin.requests_to("/Sessions");
+    assert_eq!(
+        sessions[0].query.as_deref(),
+        Some("activeWithinSeconds=960")
     );
     let (ok, report) = promtool_check_metrics(&stdout);
     assert!(
@@ -107,6 +137,10 @@ async fn once_reports_each_jellyfin_failure_with_up_0_and_a_clear_reason() {
             "{mode:?}: expected {expected:?} in stderr:\n{stderr}"
         );
         assert!(promtool_check_metrics(&stdout).0, "{stdout}");
+        assert!(
+            !stdout.contains("jellyfin_streams"),
+            "no stream counts are invented when /Sessions failed"
+        );
     }
     jellyfin.set_mode(Mode::Normal);
     jellyfin.down();

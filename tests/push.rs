@@ -107,6 +107,35 @@ async fn every_cycle_arrives_in_victoriametrics_with_exact_values_and_timestamps
         (&[325.0][..], 1)
     );
 
+    // Sessions of the 10.9 capture, every cycle, with one stable hashed user.
+    let transcodes = vm.export("{__name__=\"jellyfin_transcode_active\"}").await;
+    assert_eq!(transcodes.len(), 1);
+    assert_eq!(
+        (
+            transcodes[0].label("hw_accel"),
+            transcodes[0].label("video_codec")
+        ),
+        (Some("none"), Some("h264"))
+    );
+    assert!(transcodes[0].values.iter().all(|v| *v == 2.0));
+    assert_eq!(
+        transcodes[0].timestamps.len(),
+        up[0].timestamps.len(),
+        "sessions runs every cycle"
+    );
+    let user_streams = series_named(&vm, "jellyfin_user_streams").await;
+    assert_eq!(
+        user_streams.len(),
+        1,
+        "the salt keeps the user hash stable: {user_streams:?}"
+    );
+    assert!(dir.state().join("user-label-salt").is_file());
+    let playbacks = series_named(&vm, "jellyfin_playback_total").await;
+    assert!(
+        playbacks.iter().all(|s| s.values.iter().all(|v| *v == 0.0)),
+        "what played at start-up is not a start"
+    );
+
     // The agent's own view: VictoriaMetrics answers 204, and every delivery is counted.
     let codes = series_named(&vm, "jellyfin_pusher_remote_write_requests_total").await;
     assert!(

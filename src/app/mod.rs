@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::collectors::{self, Deps, run_scheduled};
 use crate::config::Config;
 use crate::jellyfin::Client;
+use crate::privacy::Privacy;
 use crate::queue::{Options, Queue};
 use crate::remote_write::{Sender, worker};
 use crate::secret::read_secret_file;
@@ -104,6 +105,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
     let deps = Deps {
         jellyfin: client,
         stats: stats.clone(),
+        privacy: Privacy::load(config.privacy.user_label, &config.state_dir, true).map_err(
+            |e| {
+                format!(
+                    "state_dir {}: cannot keep the user-label salt: {e}",
+                    config.state_dir.display()
+                )
+            },
+        )?,
     };
     let mut collectors = JoinSet::new();
     for scheduled in collectors::registry(&config, &deps) {

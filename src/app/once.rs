@@ -8,6 +8,7 @@ use super::{AppError, jellyfin_client};
 use crate::collectors::{self, Deps, run_once};
 use crate::config::Config;
 use crate::exposition;
+use crate::privacy::Privacy;
 use crate::stats::PusherStats;
 
 /// Returns the exposition text and whether Jellyfin answered (false when `jellyfin_up` is 0).
@@ -16,6 +17,8 @@ pub async fn once(config: &Config) -> Result<(String, bool), AppError> {
     let deps = Deps {
         jellyfin: jellyfin_client(config)?,
         stats: Arc::new(PusherStats::new([])),
+        // The dry run writes nothing: an existing salt is used, a missing one is not made.
+        privacy: Privacy::load(config.privacy.user_label, &config.state_dir, false)?,
     };
     let mut runs = JoinSet::new();
     for mut scheduled in collectors::registry(config, &deps) {

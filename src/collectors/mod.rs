@@ -7,12 +7,14 @@
 //! |---|---|---|
 //! | `system` | `system.rs` | `collect.interval` |
 //! | `pusher` | `pusher.rs` (the agent's own metrics) | `collect.interval` |
+//! | `sessions` | `sessions/` (snapshot gauges, tracker counters) | `collect.interval` |
 //! | `users` | `users.rs` | 5 min |
 //! | `library` | `library.rs` | 5 min |
 
 mod library;
 mod pusher;
 mod schedule;
+mod sessions;
 mod system;
 mod users;
 
@@ -27,6 +29,7 @@ use crate::stats::PusherStats;
 pub use library::Library;
 pub use pusher::Pusher;
 pub use schedule::run_scheduled;
+pub use sessions::Sessions;
 pub use system::System;
 pub use users::Users;
 
@@ -54,6 +57,7 @@ pub struct Scheduled {
 pub struct Deps {
     pub jellyfin: Client,
     pub stats: Arc<PusherStats>,
+    pub privacy: crate::privacy::Privacy,
 }
 
 /// Every enabled collector, with its interval: the one list of collectors.
@@ -65,6 +69,20 @@ pub fn registry(config: &Config, deps: &Deps) -> Vec<Scheduled> {
         out.push(Scheduled {
             collector: Box::new(System::new(deps.jellyfin.clone())),
             interval: system.interval.unwrap_or(fast),
+        });
+    }
+    let sessions = &config.collectors.sessions;
+    if sessions.enabled {
+        let interval = sessions.interval.unwrap_or(fast);
+        out.push(Scheduled {
+            collector: Box::new(Sessions::new(
+                deps.jellyfin.clone(),
+                deps.privacy.clone(),
+                sessions.active_within,
+                interval,
+                config.privacy.top_items,
+            )),
+            interval,
         });
     }
     let slow = Duration::from_secs(300);
@@ -96,6 +114,8 @@ pub async fn run_once(collector: &mut dyn Collector) -> (Batch, Option<CollectEr
     let mut families = Vec::new();
     let result = collector.collect(&mut families).await;
     let name = collector.name();
+    // A family without samples says nothing (and would be a bare HELP/TYPE in --once).
+    families.retain(|f| !f.samples.is_empty());
     families.push(
         Family::gauge(
             "jellyfin_pusher_collector_success",

@@ -37,6 +37,7 @@ pub struct Config {
     pub remote_write: Vec<RemoteWriteConfig>,
     pub buffer: BufferConfig,
     pub collectors: CollectorsConfig,
+    pub privacy: PrivacyConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +114,8 @@ pub struct CollectorsConfig {
     #[serde(default)]
     pub system: CollectorToggle,
     #[serde(default)]
+    pub sessions: SessionsCollector,
+    #[serde(default)]
     pub users: CollectorToggle,
     #[serde(default)]
     pub library: CollectorToggle,
@@ -120,11 +123,12 @@ pub struct CollectorsConfig {
 
 impl CollectorsConfig {
     /// (name, toggle) of every collector, for checks that apply to all of them.
-    pub fn all(&self) -> [(&'static str, &CollectorToggle); 3] {
+    pub fn intervals(&self) -> [(&'static str, Option<Duration>); 4] {
         [
-            ("system", &self.system),
-            ("users", &self.users),
-            ("library", &self.library),
+            ("system", self.system.interval),
+            ("sessions", self.sessions.interval),
+            ("users", self.users.interval),
+            ("library", self.library.interval),
         ]
     }
 }
@@ -146,6 +150,59 @@ impl Default for CollectorToggle {
             interval: None,
         }
     }
+}
+
+/// `[collectors.sessions]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsCollector {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(with = "humantime_serde", default)]
+    pub interval: Option<Duration>,
+    /// Sessions count as active when the server saw them within this window
+    /// (GET /Sessions?activeWithinSeconds=…, as Jellyfin's own dashboard asks).
+    #[serde(with = "humantime_serde", default = "default_active_within")]
+    pub active_within: Duration,
+}
+
+impl Default for SessionsCollector {
+    fn default() -> Self {
+        SessionsCollector {
+            enabled: true,
+            interval: None,
+            active_within: default_active_within(),
+        }
+    }
+}
+
+fn default_active_within() -> Duration {
+    Duration::from_secs(960)
+}
+
+/// `[privacy]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// What the `user` label says: hash (default), id, name or none.
+    #[serde(default)]
+    pub user_label: crate::privacy::UserLabel,
+    /// How many items `jellyfin_item_plays_total` tracks; 0 turns it off.
+    #[serde(default = "default_top_items")]
+    pub top_items: usize,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig {
+            user_label: Default::default(),
+            top_items: default_top_items(),
+        }
+    }
+}
+
+fn default_top_items() -> usize {
+    50
 }
 
 fn yes() -> bool {
@@ -193,6 +250,8 @@ struct RawConfig {
     buffer: BufferConfig,
     #[serde(default)]
     collectors: CollectorsConfig,
+    #[serde(default)]
+    privacy: PrivacyConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -300,6 +359,7 @@ impl Config {
             remote_write: raw.remote_write,
             buffer: raw.buffer,
             collectors: raw.collectors,
+            privacy: raw.privacy,
         };
         validate::validate(&config).map_err(err)?;
         Ok(config)

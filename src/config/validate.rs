@@ -7,6 +7,9 @@ use super::Config;
 
 pub(super) fn validate(c: &Config) -> Result<(), String> {
     check_url("jellyfin.url", &c.jellyfin.url)?;
+    if c.collectors.sessions.active_within < Duration::from_secs(1) {
+        return Err("collectors.sessions.active_within must be at least 1s".into());
+    }
     if c.jellyfin.timeout.is_zero() {
         return Err("jellyfin.timeout must be more than 0s".into());
     }
@@ -16,8 +19,8 @@ pub(super) fn validate(c: &Config) -> Result<(), String> {
     if c.collect.interval < Duration::from_secs(1) {
         return Err("collect.interval must be at least 1s".into());
     }
-    for (name, toggle) in c.collectors.all() {
-        if toggle.interval.is_some_and(|i| i < Duration::from_secs(1)) {
+    for (name, interval) in c.collectors.intervals() {
+        if interval.is_some_and(|i| i < Duration::from_secs(1)) {
             return Err(format!("collectors.{name}.interval must be at least 1s"));
         }
     }

@@ -14,6 +14,73 @@ pub struct SystemInfo {
     pub has_pending_restart: Option<bool>,
 }
 
+/// One entry of GET /Sessions (SessionInfo in 10.9, SessionInfoDto in 10.10+: the fields read
+/// here are the same in both).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Session {
+    pub id: Option<String>,
+    pub user_id: Option<String>,
+    pub user_name: Option<String>,
+    pub client: Option<String>,
+    pub now_playing_item: Option<NowPlaying>,
+    pub play_state: Option<PlayState>,
+    pub transcoding_info: Option<TranscodingInfo>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NowPlaying {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    /// Movie, Episode, Audio, …
+    #[serde(rename = "Type")]
+    pub kind: Option<String>,
+    /// Video, Audio, …
+    pub media_type: Option<String>,
+    pub series_name: Option<String>,
+    pub album: Option<String>,
+    pub media_streams: Option<Vec<MediaStream>>,
+    pub media_sources: Option<Vec<MediaSource>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct MediaStream {
+    #[serde(rename = "Type")]
+    pub kind: Option<String>,
+    pub codec: Option<String>,
+    pub is_default: Option<bool>,
+    pub bit_rate: Option<f64>,
+    pub real_frame_rate: Option<f64>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct MediaSource {
+    pub bitrate: Option<f64>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PlayState {
+    pub is_paused: Option<bool>,
+    /// DirectPlay, DirectStream, Transcode.
+    pub play_method: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TranscodingInfo {
+    pub video_codec: Option<String>,
+    pub bitrate: Option<f64>,
+    pub framerate: Option<f64>,
+    pub is_video_direct: Option<bool>,
+    /// Absent before 10.10.
+    pub hardware_acceleration_type: Option<String>,
+    pub transcode_reasons: Option<Vec<String>>,
+}
+
 /// One entry of GET /Users (UserDto); only the policy flags are read, never names or ids.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]

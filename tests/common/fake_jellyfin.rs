@@ -65,6 +65,7 @@ impl FakeJellyfin {
             ("/System/Info", "system-info.10.11.11.json"),
             ("/Users", "users.10.11.11.json"),
             ("/Items/Counts", "items-counts.10.9.6.json"),
+            ("/Sessions", "sessions.transcoding.10.9.6.json"),
         ] {
             routes.insert(path.to_string(), super::fixture(file));
         }
