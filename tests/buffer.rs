@@ -19,11 +19,7 @@ use jellyfin_pusher::stats::RemoteStats;
 
 /// Waits until `n` cycles have asked Jellyfin.
 async fn cycles(jellyfin: &FakeJellyfin, n: usize) {
-    wait_for(&format!("{n} cycles"), Duration::from_secs(60), || {
-        let seen = jellyfin.requests_to("/System/Info").len();
-        async move { (seen >= n).then_some(()) }
-    })
-    .await;
+    jellyfin.wait_for_requests("/System/Info", n).await;
 }
 
 /// Waits until VictoriaMetrics holds a sample for every cycle so far.

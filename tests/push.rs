@@ -7,9 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::agent::AgentDir;
+use common::assert_one_sample_per_request;
 use common::fake_jellyfin::{FakeJellyfin, Mode};
 use common::servers::{Prometheus, Series, VictoriaMetrics};
-use common::{assert_one_sample_per_request, wait_for};
 
 async fn series_named(vm: &VictoriaMetrics, name: &str) -> Vec<Series> {
     vm.export(&format!("{{__name__=\"{name}\"}}")).await
@@ -21,11 +21,7 @@ async fn every_cycle_arrives_in_victoriametrics_with_exact_values_and_timestamps
     let vm = VictoriaMetrics::start().await;
     let dir = AgentDir::new(&jellyfin.url(), &[("tiger", &vm.write_url())], "1s", "");
     let mut agent = dir.start();
-    wait_for("4 cycles", Duration::from_secs(20), || {
-        let n = jellyfin.requests_to("/System/Info").len();
-        async move { (n >= 4).then_some(()) }
-    })
-    .await;
+    jellyfin.wait_for_requests("/System/Info", 4).await;
     let status = agent.stop();
     assert!(
         status.success(),
@@ -163,11 +159,7 @@ async fn prometheus_accepts_the_remote_write_requests() {
         "",
     );
     let mut agent = dir.start();
-    wait_for("3 cycles", Duration::from_secs(20), || {
-        let n = jellyfin.requests_to("/System/Info").len();
-        async move { (n >= 3).then_some(()) }
-    })
-    .await;
+    jellyfin.wait_for_requests("/System/Info", 3).await;
     assert!(agent.stop().success(), "{}", agent.log());
     assert!(
         !agent.log().contains("rejected"),
@@ -233,20 +225,34 @@ async fn the_agent_keeps_running_through_every_jellyfin_failure() {
         [1.0, 0.0, 1.0, 0.0, 1.0],
         "up, broken, up, down, up: {values:?}"
     );
+    // Each collector that talks to Jellyfin every cycle logs each incident once, and its end.
     let log = agent.log();
-    for expected in [
-        "expected JSON but got text/html",
-        "401 Unauthorized",
-        "no answer within 1s",
-        "Connection refused",
-    ] {
+    for collector in ["system", "sessions"] {
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(&format!("collector=\"{collector}\"")))
+            .collect();
+        for expected in [
+            "expected JSON but got text/html",
+            "401 Unauthorized",
+            "no answer within 1s",
+            "Connection refused",
+        ] {
+            let count = lines.iter().filter(|l| l.contains(expected)).count();
+            assert_eq!(
+                count, 1,
+                "{collector}: {expected:?} logged once per incident:\n{log}"
+            );
+        }
         assert_eq!(
-            log.matches(expected).count(),
-            1,
-            "{expected:?} logged once per incident:\n{log}"
+            lines
+                .iter()
+                .filter(|l| l.contains("collector recovered"))
+                .count(),
+            2,
+            "{log}"
         );
     }
-    assert_eq!(log.matches("collector recovered").count(), 2, "{log}");
     let codes: Vec<_> = vm
         .export("{__name__=\"jellyfin_api_requests_total\",endpoint=\"/System/Info\"}")
         .await

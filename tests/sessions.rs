@@ -4,12 +4,10 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::agent::AgentDir;
 use common::fake_jellyfin::FakeJellyfin;
+use common::fixture;
 use common::servers::{Series, VictoriaMetrics};
-use common::{fixture, wait_for};
 
 /// The 10.9 capture's first session (a user transcoding an episode), playing or paused.
 fn one_transcode(paused: bool) -> String {
@@ -22,11 +20,7 @@ fn one_transcode(paused: bool) -> String {
 
 async fn cycles(jellyfin: &FakeJellyfin, more: usize) {
     let target = jellyfin.requests_to("/Sessions").len() + more;
-    wait_for("cycles", Duration::from_secs(30), || {
-        let n = jellyfin.requests_to("/Sessions").len();
-        async move { (n >= target).then_some(()) }
-    })
-    .await;
+    jellyfin.wait_for_requests("/Sessions", target).await;
 }
 
 /// The counter's total increase over the run, counting a drop as a restart from 0.

@@ -115,6 +115,19 @@ impl FakeJellyfin {
             .collect()
     }
 
+    /// Waits (at most 60 s) until `path` has been asked `n` times in all.
+    pub async fn wait_for_requests(&self, path: &str, n: usize) {
+        super::wait_for(
+            &format!("{n} requests to {path}"),
+            Duration::from_secs(60),
+            || {
+                let seen = self.requests_to(path).len();
+                async move { (seen >= n).then_some(()) }
+            },
+        )
+        .await;
+    }
+
     pub fn violations(&self) -> Vec<String> {
         self.state.lock().unwrap().violations.clone()
     }
