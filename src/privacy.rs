@@ -47,11 +47,12 @@ impl Privacy {
         let mut salt = [0u8; 16];
         std::fs::File::open("/dev/urandom")?.read_exact(&mut salt)?;
         if persist {
-            std::fs::create_dir_all(state_dir)?;
-            let tmp = state_dir.join(format!("{SALT_FILE}.tmp"));
-            std::fs::write(&tmp, salt)?;
-            std::fs::File::open(&tmp)?.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
+            // A full or read-only disk must not stop the agent: the salt then lives for this
+            // run only (user hashes change at the next start) and saving is tried again then.
+            if let Err(e) = save_salt(state_dir, &salt) {
+                tracing::warn!(file = %path.display(), error = %e,
+                    "cannot save the user-label salt; using it for this run only");
+            }
         }
         Ok(Privacy { mode, salt })
     }
@@ -81,6 +82,15 @@ impl Privacy {
             }
         }
     }
+}
+
+/// Written atomically: a crash leaves the old salt or the new one, never half of one.
+fn save_salt(state_dir: &Path, salt: &[u8; 16]) -> std::io::Result<()> {
+    std::fs::create_dir_all(state_dir)?;
+    let tmp = state_dir.join(format!("{SALT_FILE}.tmp"));
+    std::fs::write(&tmp, salt)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, state_dir.join(SALT_FILE))
 }
 
 #[cfg(test)]

@@ -105,14 +105,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
     let deps = Deps {
         jellyfin: client,
         stats: stats.clone(),
-        privacy: Privacy::load(config.privacy.user_label, &config.state_dir, true).map_err(
-            |e| {
-                format!(
-                    "state_dir {}: cannot keep the user-label salt: {e}",
-                    config.state_dir.display()
-                )
-            },
-        )?,
+        privacy: Privacy::load(config.privacy.user_label, &config.state_dir, true)
+            .map_err(|e| format!("cannot make the user-label salt: {e}"))?,
     };
     let mut collectors = JoinSet::new();
     for scheduled in collectors::registry(&config, &deps) {
