@@ -20,6 +20,7 @@
 //! - [`remote_write`]: encodes a batch into a snappy-compressed WriteRequest (`encode`), and sends
 //!   blocks with the retry/drop rules of the remote-write spec (`sender`).
 //! - [`queue`]: the durable per-remote FIFO of compressed blocks (CRC32C-framed records).
+//! - [`state_file`]: small JSON state files (cursors, last results), replaced atomically.
 //! - [`stats`]: the agent's own counters, shared by the stages and reported by the `pusher` collector.
 //! - [`app`]: wires the stages into tasks (`run`), the dry run (`once`) and `--check-config`.
 //! - [`shutdown`], [`logging`]: signal handling and the tracing subscriber.
@@ -39,6 +40,7 @@ pub mod remote_write;
 pub mod sample;
 pub mod secret;
 pub mod shutdown;
+pub mod state_file;
 pub mod stats;
 
 /// The version reported in `User-Agent` and `jellyfin_pusher_build_info`.

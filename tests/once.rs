@@ -55,6 +55,14 @@ async fn once_prints_the_system_metrics_of_the_real_capture_and_promtool_accepts
         format!("jellyfin_transcode_active{{hw_accel=\"none\",{l},video_codec=\"h264\"}} 2"),
         format!("jellyfin_transcode_conversions{{from_codec=\"hevc\",{l},to_codec=\"h264\"}} 1"),
         format!("jellyfin_playback_total{{{l},media_type=\"video\",type=\"transcode\"}} 0"),
+        format!("jellyfin_scheduled_task_running{{{l},task=\"RefreshLibrary\"}} 0"),
+        format!(
+            "jellyfin_scheduled_task_last_status{{{l},status=\"completed\",task=\"CleanActivityLog\"}} 1"
+        ),
+        format!("jellyfin_library_scan_duration_seconds{{{l}}} 12.3873808"),
+        format!("jellyfin_library_scan_failures_total{{{l}}} 0"),
+        format!("jellyfin_pusher_collector_success{{collector=\"tasks\",{l}}} 1"),
+        "# TYPE jellyfin_scheduled_task_failures_total counter".to_string(),
         "# TYPE jellyfin_api_requests_total counter".to_string(),
         "# TYPE jellyfin_up gauge".to_string(),
     ] {
@@ -104,7 +112,11 @@ async fn once_prints_the_system_metrics_of_the_real_capture_and_promtool_accepts
         Vec::<String>::new(),
         "auth header only, no legacy headers"
     );
-    assert!(!dir.state().join("queue").exists(), "--once stores nothing");
+    assert!(
+        !dir.state().exists(),
+        "--once stores nothing: {:?}",
+        std::fs::read_dir(dir.state()).map(|d| d.count())
+    );
 }
 
 /// Each failure: exit 1, `jellyfin_up 0` on stdout, and the reason on stderr.
@@ -260,7 +272,9 @@ fn log_format_json_writes_one_json_object_per_line() {
         .collect();
     let failure = json_lines
         .iter()
-        .find(|l| l["fields"]["message"] == "collector failed")
+        .find(|l| {
+            l["fields"]["message"] == "collector failed" && l["fields"]["collector"] == "system"
+        })
         .expect("the failure is logged");
     assert_eq!(failure["level"], "ERROR");
     assert_eq!(failure["fields"]["collector"], "system");

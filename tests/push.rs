@@ -132,6 +132,18 @@ async fn every_cycle_arrives_in_victoriametrics_with_exact_values_and_timestamps
         "what played at start-up is not a start"
     );
 
+    // Tasks by Key, the last scan's exact duration, and the results seen kept for restarts.
+    let scan = series_named(&vm, "jellyfin_library_scan_duration_seconds").await;
+    assert_eq!(scan[0].values[0], 12.3873808);
+    let running = series_named(&vm, "jellyfin_scheduled_task_running").await;
+    assert_eq!(running.len(), 31, "every task of the Dutch capture, by Key");
+    assert!(
+        running
+            .iter()
+            .any(|s| s.label("task") == Some("RefreshLibrary"))
+    );
+    assert!(dir.state().join("tasks.json").is_file());
+
     // The agent's own view: VictoriaMetrics answers 204, and every delivery is counted.
     let codes = series_named(&vm, "jellyfin_pusher_remote_write_requests_total").await;
     assert!(

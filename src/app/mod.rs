@@ -107,6 +107,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
         stats: stats.clone(),
         privacy: Privacy::load(config.privacy.user_label, &config.state_dir, true)
             .map_err(|e| format!("cannot make the user-label salt: {e}"))?,
+        persist_state: true,
     };
     let mut collectors = JoinSet::new();
     for scheduled in collectors::registry(&config, &deps) {

@@ -10,12 +10,14 @@
 //! | `sessions` | `sessions/` (snapshot gauges, tracker counters) | `collect.interval` |
 //! | `users` | `users.rs` | 5 min |
 //! | `library` | `library.rs` | 5 min |
+//! | `tasks` | `tasks.rs` (results seen kept in `state_dir/tasks.json`) | 1 min |
 
 mod library;
 mod pusher;
 mod schedule;
 mod sessions;
 mod system;
+mod tasks;
 mod users;
 
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::jellyfin::Client;
 use crate::sample::{Batch, Family, now_ms};
+use crate::state_file::StateFile;
 use crate::stats::PusherStats;
 
 pub use library::Library;
@@ -31,6 +34,7 @@ pub use pusher::Pusher;
 pub use schedule::run_scheduled;
 pub use sessions::Sessions;
 pub use system::System;
+pub use tasks::Tasks;
 pub use users::Users;
 
 /// What a collector returns when it fails. Anything it pushed into `out` before failing is
@@ -58,6 +62,8 @@ pub struct Deps {
     pub jellyfin: Client,
     pub stats: Arc<PusherStats>,
     pub privacy: crate::privacy::Privacy,
+    /// False for `--once`: collectors read their saved state but never write it.
+    pub persist_state: bool,
 }
 
 /// Every enabled collector, with its interval: the one list of collectors.
@@ -96,6 +102,19 @@ pub fn registry(config: &Config, deps: &Deps) -> Vec<Scheduled> {
         out.push(Scheduled {
             collector: Box::new(Library::new(deps.jellyfin.clone())),
             interval: config.collectors.library.interval.unwrap_or(slow),
+        });
+    }
+    if config.collectors.tasks.enabled {
+        out.push(Scheduled {
+            collector: Box::new(Tasks::new(
+                deps.jellyfin.clone(),
+                StateFile::new(&config.state_dir, "tasks.json", deps.persist_state),
+            )),
+            interval: config
+                .collectors
+                .tasks
+                .interval
+                .unwrap_or(Duration::from_secs(60)),
         });
     }
     // The agent's own metrics are not optional: they are how a backlog is seen.

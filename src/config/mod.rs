@@ -119,16 +119,19 @@ pub struct CollectorsConfig {
     pub users: CollectorToggle,
     #[serde(default)]
     pub library: CollectorToggle,
+    #[serde(default)]
+    pub tasks: CollectorToggle,
 }
 
 impl CollectorsConfig {
     /// (name, toggle) of every collector, for checks that apply to all of them.
-    pub fn intervals(&self) -> [(&'static str, Option<Duration>); 4] {
+    pub fn intervals(&self) -> [(&'static str, Option<Duration>); 5] {
         [
             ("system", self.system.interval),
             ("sessions", self.sessions.interval),
             ("users", self.users.interval),
             ("library", self.library.interval),
+            ("tasks", self.tasks.interval),
         ]
     }
 }

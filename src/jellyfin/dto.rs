@@ -81,6 +81,26 @@ pub struct TranscodingInfo {
     pub transcode_reasons: Option<Vec<String>>,
 }
 
+/// One entry of GET /ScheduledTasks (TaskInfo). `Name` is localised: tasks are keyed by `Key`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ScheduledTask {
+    pub key: Option<String>,
+    /// Idle, Cancelling, Running.
+    pub state: Option<String>,
+    pub current_progress_percentage: Option<f64>,
+    pub last_execution_result: Option<TaskResult>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TaskResult {
+    pub start_time_utc: Option<String>,
+    pub end_time_utc: Option<String>,
+    /// Completed, Failed, Cancelled, Aborted.
+    pub status: Option<String>,
+}
+
 /// One entry of GET /Users (UserDto); only the policy flags are read, never names or ids.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]

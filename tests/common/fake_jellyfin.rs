@@ -66,6 +66,7 @@ impl FakeJellyfin {
             ("/Users", "users.10.11.11.json"),
             ("/Items/Counts", "items-counts.10.9.6.json"),
             ("/Sessions", "sessions.transcoding.10.9.6.json"),
+            ("/ScheduledTasks", "scheduled-tasks.10.11.11.json"),
         ] {
             routes.insert(path.to_string(), super::fixture(file));
         }
