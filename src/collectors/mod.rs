@@ -11,8 +11,12 @@
 //! | `users` | `users.rs` | 5 min |
 //! | `library` | `library.rs` | 5 min |
 //! | `tasks` | `tasks.rs` (results seen kept in `state_dir/tasks.json`) | 1 min |
+//! | `process` | `process.rs` (Jellyfin's process: `process_*`) | `collect.interval` |
+//! | `host` | `host.rs` (`node_memory_*`, `node_network_*`) | `collect.interval` |
 
+mod host;
 mod library;
+mod process;
 mod pusher;
 mod schedule;
 mod sessions;
@@ -29,7 +33,9 @@ use crate::sample::{Batch, Family, now_ms};
 use crate::state_file::StateFile;
 use crate::stats::PusherStats;
 
+pub use host::Host;
 pub use library::Library;
+pub use process::Process;
 pub use pusher::Pusher;
 pub use schedule::run_scheduled;
 pub use sessions::Sessions;
@@ -115,6 +121,19 @@ pub fn registry(config: &Config, deps: &Deps) -> Vec<Scheduled> {
                 .tasks
                 .interval
                 .unwrap_or(Duration::from_secs(60)),
+        });
+    }
+    let process = &config.collectors.process;
+    if process.enabled {
+        out.push(Scheduled {
+            collector: Box::new(Process::new(process.clone(), "/proc".into())),
+            interval: process.interval.unwrap_or(fast),
+        });
+    }
+    if config.collectors.host.enabled {
+        out.push(Scheduled {
+            collector: Box::new(Host::new("/proc".into())),
+            interval: config.collectors.host.interval.unwrap_or(fast),
         });
     }
     // The agent's own metrics are not optional: they are how a backlog is seen.

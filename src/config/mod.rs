@@ -121,17 +121,23 @@ pub struct CollectorsConfig {
     pub library: CollectorToggle,
     #[serde(default)]
     pub tasks: CollectorToggle,
+    #[serde(default)]
+    pub process: ProcessConfig,
+    #[serde(default)]
+    pub host: CollectorToggle,
 }
 
 impl CollectorsConfig {
     /// (name, toggle) of every collector, for checks that apply to all of them.
-    pub fn intervals(&self) -> [(&'static str, Option<Duration>); 5] {
+    pub fn intervals(&self) -> [(&'static str, Option<Duration>); 7] {
         [
             ("system", self.system.interval),
             ("sessions", self.sessions.interval),
             ("users", self.users.interval),
             ("library", self.library.interval),
             ("tasks", self.tasks.interval),
+            ("process", self.process.interval),
+            ("host", self.host.interval),
         ]
     }
 }
@@ -181,6 +187,42 @@ impl Default for SessionsCollector {
 
 fn default_active_within() -> Duration {
     Duration::from_secs(960)
+}
+
+/// `[collectors.process]`: how to find Jellyfin's process. The first that is set wins:
+/// `pid_file`, then `unit` (systemd unit in the process's cgroup), then `name` (its comm).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(with = "humantime_serde", default)]
+    pub interval: Option<Duration>,
+    pub pid_file: Option<PathBuf>,
+    #[serde(default = "default_unit")]
+    pub unit: Option<String>,
+    #[serde(default = "default_process_name")]
+    pub name: String,
+}
+
+impl Default for ProcessConfig {
+    fn default() -> Self {
+        ProcessConfig {
+            enabled: true,
+            interval: None,
+            pid_file: None,
+            unit: default_unit(),
+            name: default_process_name(),
+        }
+    }
+}
+
+fn default_unit() -> Option<String> {
+    Some("jellyfin.service".into())
+}
+
+fn default_process_name() -> String {
+    "jellyfin".into()
 }
 
 /// `[privacy]`.

@@ -1,0 +1,255 @@
+//! `process`: Jellyfin's own process (not the agent's), from /proc/<pid>: CPU, memory, file
+//! descriptors, threads, start time and I/O, named like every Prometheus client's
+//! `process_*` metrics so the plan's `process_cpu_seconds_total{job="jellyfin"}` queries work.
+//!
+//! The process is found by `pid_file`, else by `unit` (the systemd unit in its cgroup), else
+//! by `name` (its /proc/<pid>/comm). When it is not visible (another host, hidepid) the
+//! collector fails with a message saying so (logged once per incident) and reports nothing,
+//! rather than numbers about the wrong process. Entries that need ptrace rights (fd/, io)
+//! are left out when they are not readable; the rest is world-readable.
+
+use std::path::{Path, PathBuf};
+
+use super::{CollectError, Collector};
+use crate::config::ProcessConfig;
+use crate::sample::Family;
+
+pub struct Process {
+    config: ProcessConfig,
+    proc_root: PathBuf,
+}
+
+impl Process {
+    pub fn new(config: ProcessConfig, proc_root: PathBuf) -> Self {
+        Process { config, proc_root }
+    }
+
+    fn find(&self) -> Result<u32, String> {
+        if let Some(file) = &self.config.pid_file {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("pid_file {}: {e}", file.display()))?;
+            return text
+                .trim()
+                .parse()
+                .map_err(|_| format!("pid_file {} holds no pid", file.display()));
+        }
+        let mut by_unit = Vec::new();
+        let mut by_name = Vec::new();
+        for entry in std::fs::read_dir(&self.proc_root)
+            .map_err(|e| format!("{}: {e}", self.proc_root.display()))?
+        {
+            let Some(pid) = entry
+                .ok()
+                .and_then(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let dir = self.proc_root.join(pid.to_string());
+            if let Some(unit) = &self.config.unit {
+                let cgroup = std::fs::read_to_string(dir.join("cgroup")).unwrap_or_default();
+                if cgroup.lines().any(|l| l.ends_with(&format!("/{unit}"))) {
+                    by_unit.push(pid);
+                }
+            }
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if comm.trim_end() == self.config.name {
+                by_name.push(pid);
+            }
+        }
+        // Within a unit the main process started first: the lowest pid.
+        by_unit.sort_unstable();
+        by_name.sort_unstable();
+        by_unit.first().or(by_name.first()).copied().ok_or_else(|| {
+            format!(
+                "Jellyfin's process is not visible here (no process of unit {:?} or named {:?} in {}); \
+                 process metrics are off until it is (another host, or /proc mounted with hidepid?)",
+                self.config.unit.as_deref().unwrap_or("-"),
+                self.config.name,
+                self.proc_root.display()
+            )
+        })
+    }
+}
+
+/// The fields of /proc/<pid>/stat the metrics need. The command name may hold spaces and
+/// parentheses, so fields are counted from the last `)`.
+#[derive(Debug, PartialEq)]
+pub struct Stat {
+    pub utime_ticks: u64,
+    pub stime_ticks: u64,
+    pub threads: u64,
+    pub start_ticks: u64,
+    pub vsize_bytes: u64,
+    pub rss_pages: u64,
+}
+
+pub fn parse_stat(text: &str) -> Option<Stat> {
+    let rest = &text[text.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state): field n is f[n - 3].
+    let field = |n: usize| f.get(n - 3)?.parse::<u64>().ok();
+    Some(Stat {
+        utime_ticks: field(14)?,
+        stime_ticks: field(15)?,
+        threads: field(20)?,
+        start_ticks: field(22)?,
+        vsize_bytes: field(23)?,
+        rss_pages: field(24)?,
+    })
+}
+
+/// The soft "Max open files" of /proc/<pid>/limits.
+pub fn parse_max_fds(limits: &str) -> Option<f64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line
+        .trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?;
+    if soft == "unlimited" {
+        Some(f64::INFINITY)
+    } else {
+        soft.parse().ok()
+    }
+}
+
+/// `read_bytes` and `write_bytes` of /proc/<pid>/io (what reached the storage layer).
+pub fn parse_io(io: &str) -> Option<(f64, f64)> {
+    let get = |key: &str| {
+        io.lines()
+            .find_map(|l| l.strip_prefix(key)?.trim().parse::<f64>().ok())
+    };
+    Some((get("read_bytes:")?, get("write_bytes:")?))
+}
+
+/// Boot time (unix seconds) from /proc/stat.
+pub fn parse_btime(stat: &str) -> Option<f64> {
+    stat.lines()
+        .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
+}
+
+fn sysconf(name: libc::c_int) -> f64 {
+    // SAFETY: sysconf reads a constant of the running system.
+    let value = unsafe { libc::sysconf(name) };
+    if value > 0 { value as f64 } else { 1.0 }
+}
+
+#[async_trait::async_trait]
+impl Collector for Process {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
+    async fn collect(&mut self, out: &mut Vec<Family>) -> Result<(), CollectError> {
+        let pid = self.find()?;
+        let dir = self.proc_root.join(pid.to_string());
+        let read = |name: &str| std::fs::read_to_string(dir.join(name));
+        let stat_text = read("stat").map_err(|e| format!("process {pid}: {e}"))?;
+        let stat = parse_stat(&stat_text)
+            .ok_or_else(|| format!("process {pid}: unexpected /proc/{pid}/stat"))?;
+        let ticks = sysconf(libc::_SC_CLK_TCK);
+        let page = sysconf(libc::_SC_PAGESIZE);
+        let gauge = |name, help, value| Family::gauge(name, help).with(vec![], value);
+        out.push(
+            Family::counter(
+                "process_cpu_seconds_total",
+                "Jellyfin's CPU time (user + system).",
+            )
+            .with(vec![], (stat.utime_ticks + stat.stime_ticks) as f64 / ticks),
+        );
+        out.push(gauge(
+            "process_resident_memory_bytes",
+            "Jellyfin's resident memory.",
+            stat.rss_pages as f64 * page,
+        ));
+        out.push(gauge(
+            "process_virtual_memory_bytes",
+            "Jellyfin's virtual memory.",
+            stat.vsize_bytes as f64,
+        ));
+        out.push(gauge(
+            "process_threads",
+            "Jellyfin's threads.",
+            stat.threads as f64,
+        ));
+        if let Some(boot) = read_root(&self.proc_root, "stat")
+            .as_deref()
+            .and_then(parse_btime)
+        {
+            out.push(gauge(
+                "process_start_time_seconds",
+                "When Jellyfin's process started (unix seconds).",
+                boot + stat.start_ticks as f64 / ticks,
+            ));
+        }
+        if let Some(max) = read("limits").ok().as_deref().and_then(parse_max_fds) {
+            out.push(gauge(
+                "process_max_fds",
+                "Jellyfin's limit on open file descriptors.",
+                max,
+            ));
+        }
+        if let Ok(fds) = std::fs::read_dir(dir.join("fd")) {
+            out.push(gauge(
+                "process_open_fds",
+                "Jellyfin's open file descriptors.",
+                fds.count() as f64,
+            ));
+        }
+        if let Some((read_bytes, write_bytes)) = read("io").ok().as_deref().and_then(parse_io) {
+            out.push(
+                Family::counter(
+                    "process_io_read_bytes_total",
+                    "Bytes Jellyfin read from storage.",
+                )
+                .with(vec![], read_bytes),
+            );
+            out.push(
+                Family::counter(
+                    "process_io_write_bytes_total",
+                    "Bytes Jellyfin wrote to storage.",
+                )
+                .with(vec![], write_bytes),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn read_root(root: &Path, name: &str) -> Option<String> {
+    std::fs::read_to_string(root.join(name)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_are_counted_from_the_last_parenthesis() {
+        let stat = "1234 (jelly fin) (x)) S 1 1234 1234 0 -1 4194560 9 0 0 0 250 75 0 0 20 0 42 0 5000 1073741824 2048 \
+                    18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
+        assert_eq!(
+            parse_stat(stat),
+            Some(Stat {
+                utime_ticks: 250,
+                stime_ticks: 75,
+                threads: 42,
+                start_ticks: 5000,
+                vsize_bytes: 1_073_741_824,
+                rss_pages: 2048
+            })
+        );
+    }
+
+    #[test]
+    fn limits_io_and_btime() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\n\
+                      Max open files            1024                 524288               files\n";
+        assert_eq!(parse_max_fds(limits), Some(1024.0));
+        let io = "rchar: 10\nwchar: 20\nsyscr: 1\nsyscw: 1\nread_bytes: 4096\nwrite_bytes: 8192\ncancelled_write_bytes: 0\n";
+        assert_eq!(parse_io(io), Some((4096.0, 8192.0)));
+        assert_eq!(
+            parse_btime("cpu  1 2 3\nbtime 1764000000\nprocesses 5\n"),
+            Some(1_764_000_000.0)
+        );
+    }
+}
