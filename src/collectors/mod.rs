@@ -11,9 +11,11 @@
 //! | `users` | `users.rs` | 5 min |
 //! | `library` | `library.rs` | 5 min |
 //! | `tasks` | `tasks.rs` (results seen kept in `state_dir/tasks.json`) | 1 min |
+//! | `activity` | `activity.rs` (cursor kept in `state_dir/activity.json`) | 1 min |
 //! | `process` | `process.rs` (Jellyfin's process: `process_*`) | `collect.interval` |
 //! | `host` | `host.rs` (`node_memory_*`, `node_network_*`) | `collect.interval` |
 
+mod activity;
 mod host;
 mod library;
 mod process;
@@ -33,6 +35,7 @@ use crate::sample::{Batch, Family, now_ms};
 use crate::state_file::StateFile;
 use crate::stats::PusherStats;
 
+pub use activity::Activity;
 pub use host::Host;
 pub use library::Library;
 pub use process::Process;
@@ -119,6 +122,19 @@ pub fn registry(config: &Config, deps: &Deps) -> Vec<Scheduled> {
             interval: config
                 .collectors
                 .tasks
+                .interval
+                .unwrap_or(Duration::from_secs(60)),
+        });
+    }
+    if config.collectors.activity.enabled {
+        out.push(Scheduled {
+            collector: Box::new(Activity::new(
+                deps.jellyfin.clone(),
+                StateFile::new(&config.state_dir, "activity.json", deps.persist_state),
+            )),
+            interval: config
+                .collectors
+                .activity
                 .interval
                 .unwrap_or(Duration::from_secs(60)),
         });

@@ -122,6 +122,8 @@ pub struct CollectorsConfig {
     #[serde(default)]
     pub tasks: CollectorToggle,
     #[serde(default)]
+    pub activity: CollectorToggle,
+    #[serde(default)]
     pub process: ProcessConfig,
     #[serde(default)]
     pub host: CollectorToggle,
@@ -129,13 +131,14 @@ pub struct CollectorsConfig {
 
 impl CollectorsConfig {
     /// (name, toggle) of every collector, for checks that apply to all of them.
-    pub fn intervals(&self) -> [(&'static str, Option<Duration>); 7] {
+    pub fn intervals(&self) -> [(&'static str, Option<Duration>); 8] {
         [
             ("system", self.system.interval),
             ("sessions", self.sessions.interval),
             ("users", self.users.interval),
             ("library", self.library.interval),
             ("tasks", self.tasks.interval),
+            ("activity", self.activity.interval),
             ("process", self.process.interval),
             ("host", self.host.interval),
         ]

@@ -101,6 +101,25 @@ pub struct TaskResult {
     pub status: Option<String>,
 }
 
+/// GET /System/ActivityLog/Entries (ActivityLogEntryQueryResult).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ActivityPage {
+    pub items: Option<Vec<ActivityEntry>>,
+}
+
+/// `Name` and the overviews are localised and may hold IP addresses: only `Id`, `Type`,
+/// `Date` and `Severity` are read.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ActivityEntry {
+    pub id: Option<i64>,
+    #[serde(rename = "Type")]
+    pub kind: Option<String>,
+    pub date: Option<String>,
+    pub severity: Option<String>,
+}
+
 /// One entry of GET /Users (UserDto); only the policy flags are read, never names or ids.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]

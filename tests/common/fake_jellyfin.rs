@@ -67,6 +67,7 @@ impl FakeJellyfin {
             ("/Items/Counts", "items-counts.10.9.6.json"),
             ("/Sessions", "sessions.transcoding.10.9.6.json"),
             ("/ScheduledTasks", "scheduled-tasks.10.11.11.json"),
+            ("/System/ActivityLog/Entries", "activity-log.synthetic.json"),
         ] {
             routes.insert(path.to_string(), super::fixture(file));
         }
