@@ -12,6 +12,7 @@
 //! | `library` | `library.rs` | 5 min |
 //! | `tasks` | `tasks.rs` (results seen kept in `state_dir/tasks.json`) | 1 min |
 //! | `activity` | `activity.rs` (cursor kept in `state_dir/activity.json`) | 1 min |
+//! | `transcode_log` | `transcode_log.rs` (offsets kept in `state_dir/transcode-log.json`) | `collect.interval`, when `dir` is set |
 //! | `process` | `process.rs` (Jellyfin's process: `process_*`) | `collect.interval` |
 //! | `host` | `host.rs` (`node_memory_*`, `node_network_*`) | `collect.interval` |
 
@@ -24,6 +25,7 @@ mod schedule;
 mod sessions;
 mod system;
 mod tasks;
+mod transcode_log;
 mod users;
 
 use std::sync::Arc;
@@ -44,6 +46,7 @@ pub use schedule::run_scheduled;
 pub use sessions::Sessions;
 pub use system::System;
 pub use tasks::Tasks;
+pub use transcode_log::TranscodeLog;
 pub use users::Users;
 
 /// What a collector returns when it fails. Anything it pushed into `out` before failing is
@@ -137,6 +140,16 @@ pub fn registry(config: &Config, deps: &Deps) -> Vec<Scheduled> {
                 .activity
                 .interval
                 .unwrap_or(Duration::from_secs(60)),
+        });
+    }
+    let transcode_log = &config.collectors.transcode_log;
+    if let (true, Some(dir)) = (transcode_log.enabled, &transcode_log.dir) {
+        out.push(Scheduled {
+            collector: Box::new(TranscodeLog::new(
+                dir.clone(),
+                StateFile::new(&config.state_dir, "transcode-log.json", deps.persist_state),
+            )),
+            interval: transcode_log.interval.unwrap_or(fast),
         });
     }
     let process = &config.collectors.process;

@@ -124,6 +124,8 @@ pub struct CollectorsConfig {
     #[serde(default)]
     pub activity: CollectorToggle,
     #[serde(default)]
+    pub transcode_log: TranscodeLogConfig,
+    #[serde(default)]
     pub process: ProcessConfig,
     #[serde(default)]
     pub host: CollectorToggle,
@@ -131,7 +133,7 @@ pub struct CollectorsConfig {
 
 impl CollectorsConfig {
     /// (name, toggle) of every collector, for checks that apply to all of them.
-    pub fn intervals(&self) -> [(&'static str, Option<Duration>); 8] {
+    pub fn intervals(&self) -> [(&'static str, Option<Duration>); 9] {
         [
             ("system", self.system.interval),
             ("sessions", self.sessions.interval),
@@ -139,6 +141,7 @@ impl CollectorsConfig {
             ("library", self.library.interval),
             ("tasks", self.tasks.interval),
             ("activity", self.activity.interval),
+            ("transcode_log", self.transcode_log.interval),
             ("process", self.process.interval),
             ("host", self.host.interval),
         ]
@@ -190,6 +193,27 @@ impl Default for SessionsCollector {
 
 fn default_active_within() -> Duration {
     Duration::from_secs(960)
+}
+
+/// `[collectors.transcode_log]`: on when `dir` names Jellyfin's log folder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranscodeLogConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(with = "humantime_serde", default)]
+    pub interval: Option<Duration>,
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for TranscodeLogConfig {
+    fn default() -> Self {
+        TranscodeLogConfig {
+            enabled: true,
+            interval: None,
+            dir: None,
+        }
+    }
 }
 
 /// `[collectors.process]`: how to find Jellyfin's process. The first that is set wins:

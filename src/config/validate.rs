@@ -237,7 +237,7 @@ mod example {
                 .join("\n")
         };
         for keys in [
-            &["bearer_token_file", "ca_file", "pid_file"][..],
+            &["bearer_token_file", "ca_file", "pid_file", "dir"][..],
             &["basic_auth_user", "basic_auth_password_file"],
         ] {
             let text = with(keys);
