@@ -137,6 +137,25 @@ fn the_synthetic_activity_log_matches_the_openapi_schema() {
 }
 
 #[test]
+fn the_synthetic_storage_and_virtual_folders_match_the_openapi_schema() {
+    assert_eq!(
+        check("SystemStorageDto", "system-storage.synthetic.json"),
+        Vec::<String>::new()
+    );
+    // The endpoint answers an array of VirtualFolderInfo.
+    let doc = openapi();
+    let path = format!(
+        "{}/tests/fixtures/jellyfin/virtual-folders.synthetic.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let value: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let schema = serde_json::json!({ "type": "array", "items": { "$ref": "#/components/schemas/VirtualFolderInfo" } });
+    let mut errors = Vec::new();
+    validate(&doc, &schema, &value, "$", &mut errors);
+    assert_eq!(errors, Vec::<String>::new());
+}
+
+#[test]
 fn the_validator_rejects_what_the_schema_forbids() {
     let doc = openapi();
     let schema = serde_json::json!({ "$ref": "#/components/schemas/ActivityLogEntryQueryResult" });

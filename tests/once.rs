@@ -63,6 +63,13 @@ async fn once_prints_the_system_metrics_of_the_real_capture_and_promtool_accepts
         format!("jellyfin_library_scan_failures_total{{{l}}} 0"),
         format!("jellyfin_pusher_collector_success{{collector=\"tasks\",{l}}} 1"),
         "# TYPE jellyfin_scheduled_task_failures_total counter".to_string(),
+        format!("jellyfin_library_info{{collection_type=\"tvshows\",{l},library=\"Series\"}} 1"),
+        format!(
+            "jellyfin_storage_free_bytes{{{l},kind=\"library\",location=\"Series\"}} 1800000000000"
+        ),
+        format!(
+            "jellyfin_storage_used_bytes{{{l},kind=\"transcode\",location=\"transcode\"}} 1000000000"
+        ),
         "# TYPE jellyfin_api_requests_total counter".to_string(),
         "# TYPE jellyfin_up gauge".to_string(),
     ] {
@@ -290,4 +297,19 @@ fn log_format_json_writes_one_json_object_per_line() {
             .unwrap()
             .contains("cannot reach Jellyfin")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_the_storage_endpoint_still_reports_the_rest_of_library() {
+    let jellyfin = FakeJellyfin::start("").await;
+    jellyfin.unroute("/System/Info/Storage"); // 10.9 and 10.10 answer 404
+    let dir = AgentDir::new(&jellyfin.url(), &[], "15s", "");
+    let (code, stdout, stderr) = once(&dir);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stdout.contains("jellyfin_storage_free_bytes"), "{stdout}");
+    assert!(
+        stdout.contains("jellyfin_library_info{collection_type=\"movies\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("jellyfin_pusher_collector_success{collector=\"library\",instance=\"test-dmz\",job=\"jellyfin\"} 1"));
 }

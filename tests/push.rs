@@ -95,6 +95,12 @@ async fn every_cycle_arrives_in_victoriametrics_with_exact_values_and_timestamps
         users.iter().all(|s| s.timestamps.len() == 1),
         "users runs every 5 min: {users:?}"
     );
+    let libraries = series_named(&vm, "jellyfin_library_info").await;
+    assert_eq!(libraries.len(), 3);
+    let free = vm
+        .export("{__name__=\"jellyfin_storage_free_bytes\",kind=\"library\",location=\"Films\"}")
+        .await;
+    assert_eq!(free[0].values, [1.5e12]);
     let movies = vm
         .export("{__name__=\"jellyfin_library_items\",type=\"movie\"}")
         .await;

@@ -1,17 +1,28 @@
-//! `library`: item counts by type, as the server computes them. One GET /Items/Counts.
+//! `library`: what the server says about its libraries, cheaply: item counts by type
+//! (GET /Items/Counts), the libraries and their kind (GET /Library/VirtualFolders), and free
+//! and used space of the libraries and of Jellyfin's own folders (GET /System/Info/Storage,
+//! 10.11+; older servers answer 404 and are simply not asked again).
 
+use std::collections::BTreeMap;
+
+use super::sessions::snapshot::enum_label;
 use super::{CollectError, Collector};
-use crate::jellyfin::Client;
-use crate::jellyfin::dto::ItemCounts;
-use crate::sample::Family;
+use crate::jellyfin::dto::{FolderStorage, ItemCounts, SystemStorage, VirtualFolder};
+use crate::jellyfin::{ApiError, Client};
+use crate::sample::{Family, label_value};
 
 pub struct Library {
     client: Client,
+    /// False once the server answered 404 to /System/Info/Storage (before 10.11).
+    storage_supported: bool,
 }
 
 impl Library {
     pub fn new(client: Client) -> Self {
-        Library { client }
+        Library {
+            client,
+            storage_supported: true,
+        }
     }
 }
 
@@ -40,22 +51,157 @@ pub fn items(counts: &ItemCounts) -> Family {
     family
 }
 
+pub fn info(folders: &[VirtualFolder]) -> Family {
+    let mut family = Family::gauge(
+        "jellyfin_library_info",
+        "One series per library with its collection type; the value is always 1.",
+    );
+    for folder in folders {
+        let name = label_value(folder.name.as_deref().unwrap_or("unknown"));
+        family.push(
+            vec![
+                ("library", name),
+                (
+                    "collection_type",
+                    enum_label(folder.collection_type.as_deref()),
+                ),
+            ],
+            1.0,
+        );
+    }
+    family
+}
+
+/// Free and used bytes of a set of folders, each device counted once (two folders of one
+/// library on one disk would otherwise count that disk twice).
+fn space(folders: &[&FolderStorage]) -> (f64, f64) {
+    let mut devices: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+    for (i, folder) in folders.iter().enumerate() {
+        let key = folder
+            .device_id
+            .as_deref()
+            .unwrap_or(if i == 0 { "" } else { "?" });
+        devices.insert(
+            key,
+            (
+                folder.free_space.unwrap_or(0.0),
+                folder.used_space.unwrap_or(0.0),
+            ),
+        );
+    }
+    devices
+        .values()
+        .fold((0.0, 0.0), |acc, (f, u)| (acc.0 + f, acc.1 + u))
+}
+
+pub fn storage(storage: &SystemStorage) -> [Family; 2] {
+    let mut free = Family::gauge(
+        "jellyfin_storage_free_bytes",
+        "Free space where Jellyfin keeps libraries and its own folders.",
+    );
+    let mut used = Family::gauge(
+        "jellyfin_storage_used_bytes",
+        "Used space where Jellyfin keeps libraries and its own folders.",
+    );
+    let mut push = |location: String, kind: &str, folders: &[&FolderStorage]| {
+        if folders.is_empty() {
+            return;
+        }
+        let (f, u) = space(folders);
+        free.push(
+            vec![("location", location.clone()), ("kind", kind.into())],
+            f,
+        );
+        used.push(vec![("location", location), ("kind", kind.into())], u);
+    };
+    for library in storage.libraries.as_deref().unwrap_or_default() {
+        let folders: Vec<&FolderStorage> = library.folders.iter().flatten().collect();
+        push(
+            label_value(library.name.as_deref().unwrap_or("unknown")),
+            "library",
+            &folders,
+        );
+    }
+    let own = [
+        ("transcode", &storage.transcoding_temp_folder),
+        ("cache", &storage.cache_folder),
+        ("data", &storage.program_data_folder),
+        ("log", &storage.log_folder),
+        ("metadata", &storage.internal_metadata_folder),
+    ];
+    for (kind, folder) in own {
+        if let Some(folder) = folder {
+            push(kind.to_string(), kind, &[folder]);
+        }
+    }
+    [free, used]
+}
+
 #[async_trait::async_trait]
 impl Collector for Library {
     fn name(&self) -> &'static str {
         "library"
     }
 
+    /// The three requests are independent: what answered is reported even when another failed.
     async fn collect(&mut self, out: &mut Vec<Family>) -> Result<(), CollectError> {
-        let counts: ItemCounts = self.client.get_json("/Items/Counts", None).await?;
-        out.push(items(&counts));
-        Ok(())
+        let mut first_error: Option<ApiError> = None;
+        match self
+            .client
+            .get_json::<ItemCounts>("/Items/Counts", None)
+            .await
+        {
+            Ok(counts) => out.push(items(&counts)),
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
+        match self
+            .client
+            .get_json::<Vec<VirtualFolder>>("/Library/VirtualFolders", None)
+            .await
+        {
+            Ok(folders) => out.push(info(&folders)),
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
+        if self.storage_supported {
+            match self
+                .client
+                .get_json::<SystemStorage>("/System/Info/Storage", None)
+                .await
+            {
+                Ok(answer) => out.extend(storage(&answer)),
+                Err(ApiError::Status { status: 404, .. }) => {
+                    tracing::info!(
+                        "this Jellyfin has no /System/Info/Storage (before 10.11): no storage metrics"
+                    );
+                    self.storage_supported = false;
+                }
+                Err(e) => first_error = first_error.or(Some(e)),
+            }
+        }
+        first_error.map_or(Ok(()), |e| Err(e.into()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn table(family: &Family) -> Vec<(String, f64)> {
+        family
+            .samples
+            .iter()
+            .map(|s| {
+                (
+                    s.labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    s.value,
+                )
+            })
+            .collect()
+    }
 
     #[test]
     fn reports_the_counts_of_the_real_capture() {
@@ -83,5 +229,47 @@ mod tests {
     fn omitted_counts_are_left_out() {
         let family = items(&serde_json::from_str(r#"{"MovieCount": 3}"#).unwrap());
         assert_eq!(family.samples.len(), 1);
+    }
+
+    #[test]
+    fn libraries_and_their_kind() {
+        let text = include_str!("../../tests/fixtures/jellyfin/virtual-folders.synthetic.json");
+        let family = info(&serde_json::from_str::<Vec<VirtualFolder>>(text).unwrap());
+        assert_eq!(
+            table(&family),
+            [
+                ("library=Films,collection_type=movies".to_string(), 1.0),
+                ("library=Series,collection_type=tvshows".to_string(), 1.0),
+                ("library=Muziek,collection_type=music".to_string(), 1.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn storage_counts_each_device_once_and_never_names_a_path() {
+        let text = include_str!("../../tests/fixtures/jellyfin/system-storage.synthetic.json");
+        let [free, used] = storage(&serde_json::from_str(text).unwrap());
+        assert_eq!(
+            table(&free),
+            [
+                ("location=Films,kind=library".to_string(), 1.5e12),
+                // Two folders on two devices: both counted.
+                ("location=Series,kind=library".to_string(), 1.5e12 + 3e11),
+                ("location=transcode,kind=transcode".to_string(), 7e9),
+                ("location=cache,kind=cache".to_string(), 4e10),
+                ("location=data,kind=data".to_string(), 4e10),
+                ("location=log,kind=log".to_string(), 4e10),
+                ("location=metadata,kind=metadata".to_string(), 4e10),
+            ]
+        );
+        assert_eq!(
+            table(&used)[1],
+            ("location=Series,kind=library".to_string(), 2.5e12 + 7e11)
+        );
+        assert!(
+            free.samples
+                .iter()
+                .all(|s| s.labels.iter().all(|(_, v)| !v.contains('/')))
+        );
     }
 }

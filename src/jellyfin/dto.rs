@@ -120,6 +120,42 @@ pub struct ActivityEntry {
     pub severity: Option<String>,
 }
 
+/// One entry of GET /Library/VirtualFolders (VirtualFolderInfo).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VirtualFolder {
+    pub name: Option<String>,
+    pub collection_type: Option<String>,
+}
+
+/// GET /System/Info/Storage (SystemStorageDto, 10.11+).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SystemStorage {
+    pub program_data_folder: Option<FolderStorage>,
+    pub cache_folder: Option<FolderStorage>,
+    pub log_folder: Option<FolderStorage>,
+    pub internal_metadata_folder: Option<FolderStorage>,
+    pub transcoding_temp_folder: Option<FolderStorage>,
+    pub libraries: Option<Vec<LibraryStorage>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct LibraryStorage {
+    pub name: Option<String>,
+    pub folders: Option<Vec<FolderStorage>>,
+}
+
+/// The path is never read: no file path is ever a label value.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct FolderStorage {
+    pub free_space: Option<f64>,
+    pub used_space: Option<f64>,
+    pub device_id: Option<String>,
+}
+
 /// One entry of GET /Users (UserDto); only the policy flags are read, never names or ids.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]

@@ -68,6 +68,8 @@ impl FakeJellyfin {
             ("/Sessions", "sessions.transcoding.10.9.6.json"),
             ("/ScheduledTasks", "scheduled-tasks.10.11.11.json"),
             ("/System/ActivityLog/Entries", "activity-log.synthetic.json"),
+            ("/Library/VirtualFolders", "virtual-folders.synthetic.json"),
+            ("/System/Info/Storage", "system-storage.synthetic.json"),
         ] {
             routes.insert(path.to_string(), super::fixture(file));
         }
@@ -104,6 +106,11 @@ impl FakeJellyfin {
             .unwrap()
             .routes
             .insert(path.to_string(), body);
+    }
+
+    /// Answers 404 for `path` from now on, as a server that lacks the endpoint.
+    pub fn unroute(&self, path: &str) {
+        self.state.lock().unwrap().routes.remove(path);
     }
 
     pub fn requests(&self) -> Vec<Request> {
