@@ -313,3 +313,38 @@ async fn a_server_without_the_storage_endpoint_still_reports_the_rest_of_library
     );
     assert!(stdout.contains("jellyfin_pusher_collector_success{collector=\"library\",instance=\"test-dmz\",job=\"jellyfin\"} 1"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_geoip_database_sessions_are_counted_per_country_and_no_address_is_printed() {
+    let jellyfin = FakeJellyfin::start("").await;
+    // The 10.9 capture's addresses were redacted to 192.168.1.1; give two sessions public test
+    // addresses of MaxMind's test database.
+    let mut sessions: Vec<serde_json::Value> =
+        serde_json::from_str(&common::fixture("sessions.transcoding.10.9.6.json")).unwrap();
+    sessions[0]["RemoteEndPoint"] = "81.2.69.142".into();
+    sessions[1]["RemoteEndPoint"] = "2001:218::1".into();
+    jellyfin.route("/Sessions", serde_json::to_string(&sessions).unwrap());
+    let db = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/geoip/GeoLite2-Country-Test.mmdb"
+    );
+    let extra = format!("[collectors.sessions]\ngeoip_database = \"{db}\"\n");
+    let dir = AgentDir::new(&jellyfin.url(), &[], "15s", &extra);
+    let (code, stdout, stderr) = once(&dir);
+    assert_eq!(code, 0, "{stderr}");
+    let l = "instance=\"test-dmz\",job=\"jellyfin\"";
+    for line in [
+        format!("jellyfin_sessions_by_country{{country=\"GB\",{l}}} 1"),
+        format!("jellyfin_sessions_by_country{{country=\"JP\",{l}}} 1"),
+        format!("jellyfin_sessions_by_country{{country=\"unknown\",{l}}} 4"),
+    ] {
+        assert!(
+            stdout.lines().any(|x| x == line),
+            "missing {line:?} in:\n{stdout}"
+        );
+    }
+    assert!(
+        !stdout.contains("81.2.69.142") && !stdout.contains("192.168.1.1"),
+        "no address leaves the host"
+    );
+}

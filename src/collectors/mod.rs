@@ -99,6 +99,7 @@ pub fn registry(config: &Config, deps: &Deps) -> Vec<Scheduled> {
                 sessions.active_within,
                 interval,
                 config.privacy.top_items,
+                geoip(sessions.geoip_database.as_deref()),
             )),
             interval,
         });
@@ -171,6 +172,20 @@ pub fn registry(config: &Config, deps: &Deps) -> Vec<Scheduled> {
         interval: fast,
     });
     out
+}
+
+/// `--check-config`: can the GeoIP database be opened?
+pub fn sessions_geoip_check(path: &std::path::Path) -> Result<(), String> {
+    sessions::geoip::GeoIp::open(path).map(|_| ())
+}
+
+/// The GeoIP database, when one is configured. One that cannot be opened turns the country
+/// count off with one error line (`--check-config` reports it too); sessions still run.
+fn geoip(path: Option<&std::path::Path>) -> Option<sessions::geoip::GeoIp> {
+    let path = path?;
+    sessions::geoip::GeoIp::open(path)
+        .inspect_err(|e| tracing::error!(error = %e, "no GeoIP country count"))
+        .ok()
 }
 
 /// Runs one collector once and stamps the result with the time the run started.

@@ -31,6 +31,15 @@ pub fn check_files(c: &Config) -> Vec<String> {
             problems.push(format!("{key}: {e}"));
         }
     }
+    if let Some(Err(e)) = c
+        .collectors
+        .sessions
+        .geoip_database
+        .as_deref()
+        .map(crate::collectors::sessions_geoip_check)
+    {
+        problems.push(e);
+    }
     if c.remote_write.is_empty() {
         problems.push(
             "no [[remote_write]] target: the agent would have nowhere to push \

@@ -179,6 +179,8 @@ pub struct SessionsCollector {
     /// (GET /Sessions?activeWithinSeconds=…, as Jellyfin's own dashboard asks).
     #[serde(with = "humantime_serde", default = "default_active_within")]
     pub active_within: Duration,
+    /// A MaxMind Country database (.mmdb): sessions are then also counted per country.
+    pub geoip_database: Option<PathBuf>,
 }
 
 impl Default for SessionsCollector {
@@ -187,6 +189,7 @@ impl Default for SessionsCollector {
             enabled: true,
             interval: None,
             active_within: default_active_within(),
+            geoip_database: None,
         }
     }
 }

@@ -237,7 +237,13 @@ mod example {
                 .join("\n")
         };
         for keys in [
-            &["bearer_token_file", "ca_file", "pid_file", "dir"][..],
+            &[
+                "bearer_token_file",
+                "ca_file",
+                "pid_file",
+                "dir",
+                "geoip_database",
+            ][..],
             &["basic_auth_user", "basic_auth_password_file"],
         ] {
             let text = with(keys);

@@ -23,6 +23,8 @@ pub struct Session {
     pub user_id: Option<String>,
     pub user_name: Option<String>,
     pub client: Option<String>,
+    /// Only for the optional GeoIP country count; never exported.
+    pub remote_end_point: Option<String>,
     pub now_playing_item: Option<NowPlaying>,
     pub play_state: Option<PlayState>,
     pub transcoding_info: Option<TranscodingInfo>,

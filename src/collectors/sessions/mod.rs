@@ -3,6 +3,7 @@
 //! [`tracker`] compares it with the previous answer for the counters. When the request fails
 //! nothing is reported: "Jellyfin down" must never look like "nobody is watching".
 
+pub mod geoip;
 pub mod snapshot;
 pub mod tracker;
 
@@ -21,6 +22,7 @@ pub struct Sessions {
     tracker: Tracker,
     path: String,
     max_gap: Duration,
+    geoip: Option<geoip::GeoIp>,
 }
 
 impl Sessions {
@@ -30,6 +32,7 @@ impl Sessions {
         active_within: Duration,
         interval: Duration,
         top_items: usize,
+        geoip: Option<geoip::GeoIp>,
     ) -> Self {
         Sessions {
             client,
@@ -40,6 +43,7 @@ impl Sessions {
                 active_within.as_secs().max(1)
             ),
             max_gap: interval * 2,
+            geoip,
         }
     }
 }
@@ -56,6 +60,9 @@ impl Collector for Sessions {
             .observe(&sessions, Instant::now(), self.max_gap, &self.privacy);
         out.extend(snapshot::families(&sessions, &self.privacy));
         out.extend(self.tracker.families(&self.privacy));
+        if let Some(geoip) = &self.geoip {
+            out.push(geoip.family(&sessions));
+        }
         Ok(())
     }
 }
