@@ -10,6 +10,7 @@
 //! | `sessions` | `sessions/` (snapshot gauges, tracker counters) | `collect.interval` |
 //! | `users` | `users.rs` | 5 min |
 //! | `library` | `library.rs` | 5 min |
+//! | `inventory` | `inventory.rs` (paged /Items walk) | 1 h |
 //! | `tasks` | `tasks.rs` (results seen kept in `state_dir/tasks.json`) | 1 min |
 //! | `activity` | `activity.rs` (cursor kept in `state_dir/activity.json`) | 1 min |
 //! | `transcode_log` | `transcode_log.rs` (offsets kept in `state_dir/transcode-log.json`) | `collect.interval`, when `dir` is set |
@@ -18,6 +19,7 @@
 
 mod activity;
 mod host;
+mod inventory;
 mod library;
 mod process;
 mod pusher;
@@ -39,6 +41,7 @@ use crate::stats::PusherStats;
 
 pub use activity::Activity;
 pub use host::Host;
+pub use inventory::Inventory;
 pub use library::Library;
 pub use process::Process;
 pub use pusher::Pusher;
@@ -115,6 +118,17 @@ pub fn registry(config: &Config, deps: &Deps) -> Vec<Scheduled> {
         out.push(Scheduled {
             collector: Box::new(Library::new(deps.jellyfin.clone())),
             interval: config.collectors.library.interval.unwrap_or(slow),
+        });
+    }
+    let inventory = &config.collectors.inventory;
+    if inventory.enabled {
+        out.push(Scheduled {
+            collector: Box::new(Inventory::new(
+                deps.jellyfin.clone(),
+                inventory.page_size,
+                inventory.recent,
+            )),
+            interval: inventory.interval.unwrap_or(Duration::from_secs(3600)),
         });
     }
     if config.collectors.tasks.enabled {

@@ -120,6 +120,8 @@ pub struct CollectorsConfig {
     #[serde(default)]
     pub library: CollectorToggle,
     #[serde(default)]
+    pub inventory: InventoryConfig,
+    #[serde(default)]
     pub tasks: CollectorToggle,
     #[serde(default)]
     pub activity: CollectorToggle,
@@ -133,12 +135,13 @@ pub struct CollectorsConfig {
 
 impl CollectorsConfig {
     /// (name, toggle) of every collector, for checks that apply to all of them.
-    pub fn intervals(&self) -> [(&'static str, Option<Duration>); 9] {
+    pub fn intervals(&self) -> [(&'static str, Option<Duration>); 10] {
         [
             ("system", self.system.interval),
             ("sessions", self.sessions.interval),
             ("users", self.users.interval),
             ("library", self.library.interval),
+            ("inventory", self.inventory.interval),
             ("tasks", self.tasks.interval),
             ("activity", self.activity.interval),
             ("transcode_log", self.transcode_log.interval),
@@ -196,6 +199,41 @@ impl Default for SessionsCollector {
 
 fn default_active_within() -> Duration {
     Duration::from_secs(960)
+}
+
+/// `[collectors.inventory]`: the paged walk of every library.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(with = "humantime_serde", default)]
+    pub interval: Option<Duration>,
+    /// Items per GET /Items request.
+    #[serde(default = "default_page_size")]
+    pub page_size: u64,
+    /// How many of the newest items per library `jellyfin_library_recently_added` shows.
+    #[serde(default = "default_recent")]
+    pub recent: usize,
+}
+
+impl Default for InventoryConfig {
+    fn default() -> Self {
+        InventoryConfig {
+            enabled: true,
+            interval: None,
+            page_size: default_page_size(),
+            recent: default_recent(),
+        }
+    }
+}
+
+fn default_page_size() -> u64 {
+    500
+}
+
+fn default_recent() -> usize {
+    10
 }
 
 /// `[collectors.transcode_log]`: on when `dir` names Jellyfin's log folder.

@@ -7,6 +7,9 @@ use super::Config;
 
 pub(super) fn validate(c: &Config) -> Result<(), String> {
     check_url("jellyfin.url", &c.jellyfin.url)?;
+    if !(1..=10_000).contains(&c.collectors.inventory.page_size) {
+        return Err("collectors.inventory.page_size must be 1 to 10000".into());
+    }
     if c.collectors.sessions.active_within < Duration::from_secs(1) {
         return Err("collectors.sessions.active_within must be at least 1s".into());
     }

@@ -51,6 +51,7 @@ pub struct NowPlaying {
 pub struct MediaStream {
     #[serde(rename = "Type")]
     pub kind: Option<String>,
+    pub height: Option<u32>,
     pub codec: Option<String>,
     pub is_default: Option<bool>,
     pub bit_rate: Option<f64>,
@@ -128,6 +129,37 @@ pub struct ActivityEntry {
 pub struct VirtualFolder {
     pub name: Option<String>,
     pub collection_type: Option<String>,
+    /// The library's item id: the ParentId of its items.
+    pub item_id: Option<String>,
+}
+
+/// GET /Items (BaseItemDtoQueryResult), with only the fields the inventory asks for.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ItemPage {
+    pub items: Option<Vec<Item>>,
+    pub total_record_count: Option<u64>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Item {
+    pub name: Option<String>,
+    #[serde(rename = "Type")]
+    pub kind: Option<String>,
+    /// 100-ns ticks (int64 in the schema).
+    pub run_time_ticks: Option<i64>,
+    pub date_created: Option<String>,
+    pub provider_ids: Option<std::collections::BTreeMap<String, Option<String>>>,
+    pub media_sources: Option<Vec<ItemMediaSource>>,
+    pub height: Option<u32>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ItemMediaSource {
+    pub size: Option<f64>,
+    pub media_streams: Option<Vec<MediaStream>>,
 }
 
 /// GET /System/Info/Storage (SystemStorageDto, 10.11+).

@@ -33,6 +33,8 @@ pub struct Request {
     pub query: Option<String>,
     /// When the request arrived, ms since the epoch.
     pub at_ms: i64,
+    /// Bytes of the answer's body.
+    pub bytes: usize,
 }
 
 struct State {
@@ -42,6 +44,8 @@ struct State {
     requests: Vec<Request>,
     /// Header problems seen (legacy auth headers, api_key in the query, a wrong token).
     violations: Vec<String>,
+    /// GET /Items serves this many generated items below this ParentId, paged.
+    generated: Option<(String, usize)>,
 }
 
 pub struct FakeJellyfin {
@@ -79,6 +83,7 @@ impl FakeJellyfin {
             routes,
             requests: Vec::new(),
             violations: Vec::new(),
+            generated: None,
         }));
         let mut fake = FakeJellyfin {
             port: super::free_port(),
@@ -106,6 +111,12 @@ impl FakeJellyfin {
             .unwrap()
             .routes
             .insert(path.to_string(), body);
+    }
+
+    /// Serves `total` generated items (see [`generated_item`]) below library `parent` from
+    /// GET /Items, paged by StartIndex and Limit like the server; other parents are empty.
+    pub fn generate_items(&self, parent: &str, total: usize) {
+        self.state.lock().unwrap().generated = Some((parent.to_string(), total));
     }
 
     /// Answers 404 for `path` from now on, as a server that lacks the endpoint.
@@ -180,6 +191,7 @@ async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap) -> Respo
             path: path.clone(),
             query: uri.query().map(str::to_string),
             at_ms: now_ms(),
+            bytes: 0,
         });
         let auth = headers
             .get(header::AUTHORIZATION)
@@ -203,7 +215,16 @@ async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap) -> Respo
         {
             s.violations.push(format!("{path}: api_key in the query"));
         }
-        (s.mode, s.routes.get(&path).cloned())
+        let body = match (&s.generated, path.as_str()) {
+            (Some((parent, total)), "/Items") => {
+                Some(generated_page(parent, *total, uri.query().unwrap_or("")))
+            }
+            _ => s.routes.get(&path).cloned(),
+        };
+        if let (Some(last), Some(body)) = (s.requests.last_mut(), &body) {
+            last.bytes = body.len();
+        }
+        (s.mode, body)
     };
     let respond = |status: StatusCode, content_type: &str, body: String| {
         Response::builder()
@@ -228,4 +249,59 @@ async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap) -> Respo
             None => respond(StatusCode::NOT_FOUND, "text/plain", String::new()),
         },
     }
+}
+
+/// Item `i` of a generated library: a mix of movies and episodes with known sizes, codecs,
+/// heights, run times, provider ids (every 7th has none) and creation dates (later for
+/// higher i), with the fields the inventory asks for and a few it does not.
+pub fn generated_item(i: usize) -> serde_json::Value {
+    let kind = if i.is_multiple_of(4) {
+        "Movie"
+    } else {
+        "Episode"
+    };
+    let codec = ["h264", "hevc", "av1"][i % 3];
+    let height = [2160, 1080, 720, 480][(i / 2) % 4];
+    let ids = if i.is_multiple_of(7) {
+        serde_json::json!({})
+    } else {
+        serde_json::json!({ "Tmdb": format!("{}", 1000 + i) })
+    };
+    let day = 1 + (i / 10_000);
+    serde_json::json!({
+        "Name": format!("Item {i}"),
+        "Id": format!("{i:032x}"),
+        "Type": kind,
+        "MediaType": "Video",
+        "IsFolder": false,
+        "RunTimeTicks": 36_000_000_000_u64 + i as u64,
+        "DateCreated": format!("2026-11-{day:02}T{:02}:{:02}:{:02}.0000000Z", (i / 3600) % 24, (i / 60) % 60, i % 60),
+        "ProviderIds": ids,
+        "MediaSources": [{ "Size": 1_000_000 * (1 + (i % 10) as u64), "MediaStreams": [
+            { "Type": "Video", "Codec": codec, "Height": height, "IsDefault": true },
+            { "Type": "Audio", "Codec": "aac", "IsDefault": true }
+        ]}]
+    })
+}
+
+fn generated_page(parent: &str, total: usize, query: &str) -> String {
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+    };
+    let start: usize = param("StartIndex")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let limit: usize = param("Limit").and_then(|v| v.parse().ok()).unwrap_or(100);
+    let total = if param("ParentId") == Some(parent) {
+        total
+    } else {
+        0
+    };
+    let items: Vec<serde_json::Value> = (start..total.min(start + limit))
+        .map(generated_item)
+        .collect();
+    serde_json::json!({ "Items": items, "TotalRecordCount": total, "StartIndex": start })
+        .to_string()
 }
