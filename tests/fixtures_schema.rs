@@ -6,14 +6,16 @@
 use serde_json::Value;
 
 fn openapi() -> Value {
-    let path = std::env::var("JELLYFIN_OPENAPI").unwrap_or_else(|_| {
-        format!(
-            "{}/../shared/jellyfin/openapi.json",
-            env!("CARGO_MANIFEST_DIR")
-        )
-    });
+    openapi_file("openapi.json")
+}
+
+/// An OpenAPI document from ../shared/jellyfin (or $JELLYFIN_OPENAPI_DIR).
+fn openapi_file(name: &str) -> Value {
+    let dir = std::env::var("JELLYFIN_OPENAPI_DIR")
+        .unwrap_or_else(|_| format!("{}/../shared/jellyfin", env!("CARGO_MANIFEST_DIR")));
+    let path = format!("{dir}/{name}");
     let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{path}: {e} (set JELLYFIN_OPENAPI)"));
+        .unwrap_or_else(|e| panic!("{path}: {e} (set JELLYFIN_OPENAPI_DIR)"));
     serde_json::from_str(&text).unwrap()
 }
 
@@ -44,10 +46,16 @@ fn validate(doc: &Value, schema: &Value, value: &Value, path: &str, errors: &mut
     {
         validate(doc, part, value, path, errors);
     }
-    if let Some(options) = schema.get("enum").and_then(Value::as_array)
-        && !options.contains(value)
-    {
-        errors.push(format!("{path}: {value} is not one of {options:?}"));
+    // Jellyfin's document puts an item enum on the array itself (TranscodeReasons): there it
+    // constrains each element.
+    if let Some(options) = schema.get("enum").and_then(Value::as_array) {
+        let elements = match value.as_array() {
+            Some(items) => items.iter().collect::<Vec<_>>(),
+            None => vec![value],
+        };
+        for element in elements.into_iter().filter(|e| !options.contains(e)) {
+            errors.push(format!("{path}: {element} is not one of {options:?}"));
+        }
     }
     let format = schema.get("format").and_then(Value::as_str);
     match schema.get("type").and_then(Value::as_str) {
@@ -153,6 +161,22 @@ fn the_synthetic_storage_and_virtual_folders_match_the_openapi_schema() {
     let mut errors = Vec::new();
     validate(&doc, &schema, &value, "$", &mut errors);
     assert_eq!(errors, Vec::<String>::new());
+}
+
+#[test]
+fn the_synthetic_10_11_transcode_matches_the_10_11_and_12_0_schemas() {
+    let path = format!(
+        "{}/tests/fixtures/jellyfin/sessions.transcoding.synthetic.10.11.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let value: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for document in ["openapi.json", "openapi-12.0.0.json"] {
+        let doc = openapi_file(document);
+        let schema = serde_json::json!({ "type": "array", "items": { "$ref": "#/components/schemas/SessionInfoDto" } });
+        let mut errors = Vec::new();
+        validate(&doc, &schema, &value, "$", &mut errors);
+        assert_eq!(errors, Vec::<String>::new(), "{document}");
+    }
 }
 
 #[test]

@@ -297,3 +297,60 @@ fn watch_time_between_polls_is_capped_and_item_plays_are_bounded() {
         &[("user=alice", 30.0)],
     );
 }
+
+#[test]
+fn a_10_11_hardware_transcode_reports_acceleration_speed_and_an_audio_direct_play() {
+    let privacy = Privacy::with_salt(UserLabel::Name, [0; 16]);
+    let sessions = capture("sessions.transcoding.synthetic.10.11.json");
+    let t = table(&families(&sessions, &privacy));
+    expect(
+        &t,
+        "jellyfin_transcode_active",
+        &[("hw_accel=vaapi,video_codec=h264", 1.0)],
+    );
+    expect(
+        &t,
+        "jellyfin_transcode_speed_ratio",
+        &[("stat=min", 2.0), ("stat=avg", 2.0)],
+    );
+    expect(
+        &t,
+        "jellyfin_transcode_conversions",
+        &[("from_codec=hevc,to_codec=h264", 1.0)],
+    );
+    expect(
+        &t,
+        "jellyfin_transcode_reasons",
+        &[
+            ("reason=audiocodecnotsupported", 1.0),
+            ("reason=videocodecnotsupported", 1.0),
+        ],
+    );
+    // Transcoder output 8 Mbit/s; the audio direct play's own stream, 320 kbit/s.
+    expect(
+        &t,
+        "jellyfin_bandwidth_bytes_per_second",
+        &[("user=User 3", 1_000_000.0), ("user=User 4", 40_000.0)],
+    );
+    assert_eq!(
+        t["jellyfin_streams"]["play_method=directplay,media_type=audio,state=playing"],
+        1.0
+    );
+    let mut tracker = Tracker::new(50);
+    tracker.observe(&[], Instant::now(), Duration::from_secs(30), &privacy);
+    tracker.observe(&sessions, Instant::now(), Duration::from_secs(30), &privacy);
+    let t = table(&tracker.families(&privacy));
+    expect(
+        &t,
+        "jellyfin_transcode_total",
+        &[("hw_accel=none", 0.0), ("hw_accel=vaapi", 1.0)],
+    );
+    assert_eq!(
+        t["jellyfin_item_plays_total"]["item=An Album,item_type=album"],
+        1.0
+    );
+    assert_eq!(
+        t["jellyfin_playback_total"]["type=directplay,media_type=audio"],
+        1.0
+    );
+}
