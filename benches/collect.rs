@@ -19,8 +19,10 @@ const FILMS: &str = "f137a2dd21bbc1b99aa5c0f6bf02a805";
 
 /// 50 sessions: the two 10.11 fixture sessions, 25 times over with their own ids and users.
 fn fifty_sessions() -> String {
-    let two: Vec<serde_json::Value> =
-        serde_json::from_str(&common::fixture("sessions.transcoding.synthetic.10.11.json")).unwrap();
+    let two: Vec<serde_json::Value> = serde_json::from_str(&common::fixture(
+        "sessions.transcoding.synthetic.10.11.json",
+    ))
+    .unwrap();
     let mut all = Vec::new();
     for i in 0..25 {
         for (j, session) in two.iter().enumerate() {
@@ -35,7 +37,8 @@ fn fifty_sessions() -> String {
 }
 
 fn thousand_users() -> String {
-    let one: Vec<serde_json::Value> = serde_json::from_str(&common::fixture("users.10.11.11.json")).unwrap();
+    let one: Vec<serde_json::Value> =
+        serde_json::from_str(&common::fixture("users.10.11.11.json")).unwrap();
     let users: Vec<serde_json::Value> = (0..1000)
         .map(|i| {
             let mut u = one[i % one.len()].clone();
@@ -50,7 +53,9 @@ fn thousand_users() -> String {
 /// (utime + stime seconds, VmHWM bytes) of a process.
 fn usage(pid: i32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split_whitespace().collect();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let cpu = (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / ticks;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -64,7 +69,11 @@ fn usage(pid: i32) -> (f64, f64) {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let jellyfin = FakeJellyfin::start("").await;
         jellyfin.route("/Sessions", fifty_sessions());

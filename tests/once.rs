@@ -299,19 +299,64 @@ fn log_format_json_writes_one_json_object_per_line() {
     );
 }
 
+/// Free bytes of the file system holding `path`, as statvfs(2) says now.
+fn free_bytes(path: &std::path::Path) -> f64 {
+    let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) }, 0);
+    stat.f_bavail as f64 * stat.f_frsize as f64
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_without_the_storage_endpoint_still_reports_the_rest_of_library() {
+async fn before_10_11_storage_is_measured_here_for_the_folders_on_this_host() {
     let jellyfin = FakeJellyfin::start("").await;
     jellyfin.unroute("/System/Info/Storage"); // 10.9 and 10.10 answer 404
+    let media = tempfile::tempdir().unwrap();
+    let mut folders: Vec<serde_json::Value> =
+        serde_json::from_str(&common::fixture("virtual-folders.synthetic.json")).unwrap();
+    folders[0]["Locations"] = serde_json::json!([media.path()]); // Films is on this host
+    jellyfin.route(
+        "/Library/VirtualFolders",
+        serde_json::to_string(&folders).unwrap(),
+    );
+    let mut info: serde_json::Value =
+        serde_json::from_str(&common::fixture("system-info.10.11.11.json")).unwrap();
+    info["TranscodingTempPath"] = serde_json::json!(media.path());
+    jellyfin.route("/System/Info", info.to_string());
     let dir = AgentDir::new(&jellyfin.url(), &[], "15s", "");
     let (code, stdout, stderr) = once(&dir);
     assert_eq!(code, 0, "{stderr}");
-    assert!(!stdout.contains("jellyfin_storage_free_bytes"), "{stdout}");
+    let value = |series: &str| -> f64 {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(series))
+            .unwrap_or_else(|| panic!("{series} missing:\n{stdout}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let measured = value(
+        "jellyfin_storage_free_bytes{instance=\"test-dmz\",job=\"jellyfin\",kind=\"library\",location=\"Films\"}",
+    );
+    assert!(
+        (measured - free_bytes(media.path())).abs() < 256.0 * 1048576.0,
+        "{measured}"
+    );
+    value(
+        "jellyfin_storage_free_bytes{instance=\"test-dmz\",job=\"jellyfin\",kind=\"transcode\",location=\"transcode\"}",
+    );
+    // Folders that are not on this host (the fixture's /media/tv, /config/…) are left out.
+    assert!(
+        !stdout.contains("location=\"Series\"") && !stdout.contains("location=\"log\""),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("jellyfin_library_info{collection_type=\"movies\""),
         "{stdout}"
     );
     assert!(stdout.contains("jellyfin_pusher_collector_success{collector=\"library\",instance=\"test-dmz\",job=\"jellyfin\"} 1"));
+    assert!(
+        !stdout.contains(media.path().to_str().unwrap()),
+        "no path is ever a label"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,13 +1,16 @@
 //! `library`: what the server says about its libraries, cheaply: item counts by type
 //! (GET /Items/Counts), the libraries and their kind (GET /Library/VirtualFolders), and free
 //! and used space of the libraries and of Jellyfin's own folders (GET /System/Info/Storage,
-//! 10.11+; older servers answer 404 and are simply not asked again).
+//! 10.11+). Older servers answer 404 and are not asked again: the space is then measured
+//! here with statvfs(2) on the folders they name, when those folders are on this host.
 
 use std::collections::BTreeMap;
 
 use super::sessions::snapshot::enum_label;
 use super::{CollectError, Collector};
-use crate::jellyfin::dto::{FolderStorage, ItemCounts, SystemStorage, VirtualFolder};
+use crate::jellyfin::dto::{
+    FolderStorage, ItemCounts, LibraryStorage, SystemInfo, SystemStorage, VirtualFolder,
+};
 use crate::jellyfin::{ApiError, Client};
 use crate::sample::{Family, label_value};
 
@@ -137,6 +140,56 @@ pub fn storage(storage: &SystemStorage) -> [Family; 2] {
     [free, used]
 }
 
+/// Free and used bytes of the file system holding `path`, and its device, by statvfs(2);
+/// None when the path is not on this host (or not visible to the agent).
+fn measure(path: &str) -> Option<FolderStorage> {
+    use std::os::unix::fs::MetadataExt;
+    let device = std::fs::metadata(path).ok()?.dev();
+    let c_path = std::ffi::CString::new(path).ok()?;
+    // SAFETY: statvfs only writes into the struct it is given; the path is a valid C string.
+    let stat = unsafe {
+        let mut stat: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(c_path.as_ptr(), &mut stat) != 0 {
+            return None;
+        }
+        stat
+    };
+    let block = stat.f_frsize as f64;
+    Some(FolderStorage {
+        free_space: Some(stat.f_bavail as f64 * block),
+        used_space: Some((stat.f_blocks as f64 - stat.f_bfree as f64) * block),
+        device_id: Some(device.to_string()),
+    })
+}
+
+/// The storage answer a 10.11 server would give, measured here for an older one. Folders
+/// that are not on this host are left out.
+pub fn local_storage(folders: &[VirtualFolder], system: &SystemInfo) -> SystemStorage {
+    let libraries = folders
+        .iter()
+        .map(|f| LibraryStorage {
+            name: f.name.clone(),
+            folders: Some(
+                f.locations
+                    .iter()
+                    .flatten()
+                    .filter_map(|p| measure(p))
+                    .collect(),
+            ),
+        })
+        .filter(|l| l.folders.as_ref().is_some_and(|f| !f.is_empty()))
+        .collect();
+    let at = |path: &Option<String>| path.as_deref().and_then(measure);
+    SystemStorage {
+        program_data_folder: at(&system.program_data_path),
+        cache_folder: at(&system.cache_path),
+        log_folder: at(&system.log_path),
+        internal_metadata_folder: at(&system.internal_metadata_path),
+        transcoding_temp_folder: at(&system.transcoding_temp_path),
+        libraries: Some(libraries),
+    }
+}
+
 #[async_trait::async_trait]
 impl Collector for Library {
     fn name(&self) -> &'static str {
@@ -154,12 +207,16 @@ impl Collector for Library {
             Ok(counts) => out.push(items(&counts)),
             Err(e) => first_error = first_error.or(Some(e)),
         }
+        let mut folders = Vec::new();
         match self
             .client
             .get_json::<Vec<VirtualFolder>>("/Library/VirtualFolders", None)
             .await
         {
-            Ok(folders) => out.push(info(&folders)),
+            Ok(answer) => {
+                out.push(info(&answer));
+                folders = answer;
+            }
             Err(e) => first_error = first_error.or(Some(e)),
         }
         if self.storage_supported {
@@ -171,10 +228,20 @@ impl Collector for Library {
                 Ok(answer) => out.extend(storage(&answer)),
                 Err(ApiError::Status { status: 404, .. }) => {
                     tracing::info!(
-                        "this Jellyfin has no /System/Info/Storage (before 10.11): no storage metrics"
+                        "this Jellyfin has no /System/Info/Storage (before 10.11): measuring its folders here instead"
                     );
                     self.storage_supported = false;
                 }
+                Err(e) => first_error = first_error.or(Some(e)),
+            }
+        }
+        if !self.storage_supported {
+            match self
+                .client
+                .get_json::<SystemInfo>("/System/Info", None)
+                .await
+            {
+                Ok(system) => out.extend(storage(&local_storage(&folders, &system))),
                 Err(e) => first_error = first_error.or(Some(e)),
             }
         }

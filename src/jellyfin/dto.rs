@@ -12,6 +12,12 @@ pub struct SystemInfo {
     pub server_name: Option<String>,
     pub id: Option<String>,
     pub has_pending_restart: Option<bool>,
+    /// Jellyfin's own folders: only for measuring free space on this host before 10.11.
+    pub program_data_path: Option<String>,
+    pub cache_path: Option<String>,
+    pub log_path: Option<String>,
+    pub internal_metadata_path: Option<String>,
+    pub transcoding_temp_path: Option<String>,
 }
 
 /// One entry of GET /Sessions (SessionInfo in 10.9, SessionInfoDto in 10.10+: the fields read
@@ -131,6 +137,8 @@ pub struct VirtualFolder {
     pub collection_type: Option<String>,
     /// The library's item id: the ParentId of its items.
     pub item_id: Option<String>,
+    /// Folder paths: only for measuring free space on this host (never a label).
+    pub locations: Option<Vec<String>>,
 }
 
 /// GET /Items (BaseItemDtoQueryResult), with only the fields the inventory asks for.
