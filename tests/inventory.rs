@@ -5,19 +5,10 @@ mod common;
 
 use common::agent::AgentDir;
 use common::fake_jellyfin::FakeJellyfin;
+use common::sample_value as value;
 
 const FILMS: &str = "f137a2dd21bbc1b99aa5c0f6bf02a805";
 const ITEMS: usize = 100_000;
-
-fn value(stdout: &str, series: &str) -> Option<f64> {
-    stdout
-        .lines()
-        .find(|l| l.starts_with(series))?
-        .rsplit(' ')
-        .next()?
-        .parse()
-        .ok()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_100k_item_library_is_walked_page_by_page_with_exact_aggregates() {

@@ -8,16 +8,7 @@ use std::process::{Command, Stdio};
 
 use common::agent::AgentDir;
 use common::fake_jellyfin::FakeJellyfin;
-
-fn value(stdout: &str, series: &str) -> Option<f64> {
-    stdout
-        .lines()
-        .find(|l| l.starts_with(series))?
-        .rsplit(' ')
-        .next()?
-        .parse()
-        .ok()
-}
+use common::sample_value as value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_process_found_by_pid_file_is_measured_not_the_agent() {

@@ -95,3 +95,14 @@ pub fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+/// The value of the first exposition line that starts with `series` (name and labels).
+pub fn sample_value(stdout: &str, series: &str) -> Option<f64> {
+    stdout
+        .lines()
+        .find(|l| l.starts_with(series))?
+        .rsplit(' ')
+        .next()?
+        .parse()
+        .ok()
+}
