@@ -1,0 +1,80 @@
+//! The alert rules load in Prometheus and vmalert, and every alert's unit test passes
+//! (alerts/tests/*.test.yml: each alert shown firing and not firing).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::require_binary;
+
+const ALERTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/alerts");
+
+fn rule_files() -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(ALERTS)
+        .unwrap()
+        .filter_map(|e| e.ok()?.path().to_str().map(str::to_string))
+        .filter(|p| p.ends_with(".yml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    files
+}
+
+fn run(command: &mut Command) -> (bool, String) {
+    let out = command.output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn promtool_checks_the_rules_and_every_alert_has_a_passing_unit_test() {
+    let promtool = require_binary("promtool");
+    let (ok, report) = run(Command::new(&promtool)
+        .args(["check", "rules"])
+        .args(rule_files()));
+    assert!(ok, "{report}");
+    let tests = Path::new(ALERTS).join("tests");
+    let (ok, report) = run(Command::new(&promtool).current_dir(&tests).args([
+        "test",
+        "rules",
+        "jellyfin.test.yml",
+    ]));
+    assert!(ok && report.contains("SUCCESS"), "{report}");
+    // Every alert of the rule files is exercised by the tests, both ways.
+    let rules = rule_files()
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect::<String>();
+    let test = std::fs::read_to_string(tests.join("jellyfin.test.yml")).unwrap();
+    for alert in rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+    {
+        assert!(
+            test.contains(&format!("alertname: {alert}\n")),
+            "{alert} has no firing test"
+        );
+        assert!(
+            test.contains(&format!("alertname: {alert}, exp_alerts: []")),
+            "{alert} has no not-firing test"
+        );
+    }
+}
+
+#[test]
+fn vmalert_loads_every_rule_file() {
+    let vmalert = require_binary("vmalert");
+    for file in rule_files() {
+        let (ok, report) = run(Command::new(&vmalert)
+            .arg("-dryRun")
+            .arg(format!("-rule={file}")));
+        assert!(ok, "{file}: {report}");
+    }
+}
