@@ -45,12 +45,7 @@ fn with_new_entries() -> String {
 async fn history_is_not_counted_new_entries_are_counted_once_across_a_restart() {
     let jellyfin = FakeJellyfin::start("").await;
     let vm = VictoriaMetrics::start().await;
-    let dir = AgentDir::new(
-        &jellyfin.url(),
-        &[("tiger", &vm.write_url())],
-        "1s",
-        "[collectors.activity]\ninterval = \"1s\"\n",
-    );
+    let dir = AgentDir::pushing(&jellyfin, &vm, "[collectors.activity]\ninterval = \"1s\"\n");
     let mut agent = dir.start();
     jellyfin.wait_for_requests(ENTRIES, 2).await;
     jellyfin.route(ENTRIES, with_new_entries());

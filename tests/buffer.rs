@@ -46,7 +46,7 @@ fn samples_of(series: &[common::servers::Series]) -> f64 {
 async fn an_outage_loses_nothing_and_every_sample_keeps_its_timestamp() {
     let jellyfin = FakeJellyfin::start("").await;
     let mut vm = VictoriaMetrics::start().await;
-    let dir = AgentDir::new(&jellyfin.url(), &[("tiger", &vm.write_url())], "1s", "");
+    let dir = AgentDir::pushing(&jellyfin, &vm, "");
     let mut agent = dir.start();
     cycles(&jellyfin, 2).await;
     vm.down();
@@ -81,7 +81,7 @@ async fn an_outage_loses_nothing_and_every_sample_keeps_its_timestamp() {
 async fn sigkill_at_random_moments_while_the_receiver_flaps_loses_no_stored_cycle() {
     let jellyfin = FakeJellyfin::start("").await;
     let mut vm = VictoriaMetrics::start().await;
-    let dir = AgentDir::new(&jellyfin.url(), &[("tiger", &vm.write_url())], "1s", "");
+    let dir = AgentDir::pushing(&jellyfin, &vm, "");
     let mut seed = now_ms() as u64 | 1;
     eprintln!("seed {seed}");
     let mut random = |below: u64| {
@@ -163,7 +163,7 @@ async fn sigkill_at_random_moments_while_the_receiver_flaps_loses_no_stored_cycl
 async fn a_damaged_record_is_skipped_and_counted_and_a_torn_tail_cut_off() {
     let jellyfin = FakeJellyfin::start("").await;
     let mut vm = VictoriaMetrics::start().await;
-    let dir = AgentDir::new(&jellyfin.url(), &[("tiger", &vm.write_url())], "1s", "");
+    let dir = AgentDir::pushing(&jellyfin, &vm, "");
     vm.down();
     let mut agent = dir.start();
     cycles(&jellyfin, 5).await;
@@ -282,7 +282,7 @@ impl Drop for SmallDisk {
 async fn a_full_disk_is_survived_and_writing_resumes_when_space_returns() {
     let jellyfin = FakeJellyfin::start("").await;
     let mut vm = VictoriaMetrics::start().await;
-    let dir = AgentDir::new(&jellyfin.url(), &[("tiger", &vm.write_url())], "1s", "");
+    let dir = AgentDir::pushing(&jellyfin, &vm, "");
     let disk = SmallDisk::mount(&dir.state());
     disk.fill();
     let mut agent = dir.start();
@@ -376,12 +376,7 @@ fn prefill(dir: &AgentDir, timestamps: impl Iterator<Item = i64>) -> u64 {
 async fn blocks_past_max_age_are_dropped_unsent_and_counted() {
     let jellyfin = FakeJellyfin::start("").await;
     let vm = VictoriaMetrics::start().await;
-    let dir = AgentDir::new(
-        &jellyfin.url(),
-        &[("tiger", &vm.write_url())],
-        "1s",
-        "[buffer]\nmax_age = \"1h\"\n",
-    );
+    let dir = AgentDir::pushing(&jellyfin, &vm, "[buffer]\nmax_age = \"1h\"\n");
     let hour = 3_600_000;
     let old = prefill(&dir, [now_ms() - 3 * hour, now_ms() - 2 * hour].into_iter());
     prefill(&dir, [now_ms() - hour / 2].into_iter());
@@ -410,10 +405,9 @@ async fn blocks_past_max_age_are_dropped_unsent_and_counted() {
 async fn a_full_buffer_drops_the_oldest_blocks_and_counts_them() {
     let jellyfin = FakeJellyfin::start("").await;
     let vm = VictoriaMetrics::start().await;
-    let dir = AgentDir::new(
-        &jellyfin.url(),
-        &[("tiger", &vm.write_url())],
-        "1s",
+    let dir = AgentDir::pushing(
+        &jellyfin,
+        &vm,
         "[buffer]\nmax_size = \"1MiB\"\nsegment_size = \"64KiB\"\n",
     );
     // About 2 MiB of backlog, one block a second over the last hours.

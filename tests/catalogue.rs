@@ -106,7 +106,7 @@ async fn every_family_of_the_catalogue_arrives_in_victoriametrics() {
         logs.path().display(),
         pid_file.display()
     );
-    let dir = AgentDir::new(&jellyfin.url(), &[("tiger", &vm.write_url())], "1s", &extra);
+    let dir = AgentDir::pushing(&jellyfin, &vm, &extra);
     let mut agent = dir.start();
     // A cycle later, new activity and a play start give the event counters their series.
     jellyfin.wait_for_requests("/System/Info", 2).await;

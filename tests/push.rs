@@ -19,7 +19,7 @@ async fn series_named(vm: &VictoriaMetrics, name: &str) -> Vec<Series> {
 async fn every_cycle_arrives_in_victoriametrics_with_exact_values_and_timestamps() {
     let jellyfin = FakeJellyfin::start("").await;
     let vm = VictoriaMetrics::start().await;
-    let dir = AgentDir::new(&jellyfin.url(), &[("tiger", &vm.write_url())], "1s", "");
+    let dir = AgentDir::pushing(&jellyfin, &vm, "");
     let mut agent = dir.start();
     jellyfin.wait_for_requests("/System/Info", 4).await;
     let status = agent.stop();
@@ -205,7 +205,7 @@ async fn prometheus_accepts_the_remote_write_requests() {
 async fn the_agent_keeps_running_through_every_jellyfin_failure() {
     let mut jellyfin = FakeJellyfin::start("").await;
     let vm = VictoriaMetrics::start().await;
-    let dir = AgentDir::new(&jellyfin.url(), &[("tiger", &vm.write_url())], "1s", "");
+    let dir = AgentDir::pushing(&jellyfin, &vm, "");
     let mut agent = dir.start();
     let phase = Duration::from_millis(2500);
     for mode in [

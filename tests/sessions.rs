@@ -46,12 +46,7 @@ fn increase(series: &[Series]) -> f64 {
 async fn a_transcode_that_starts_pauses_survives_an_agent_restart_and_stops_is_counted_once() {
     let jellyfin = FakeJellyfin::start("").await;
     let vm = VictoriaMetrics::start().await;
-    let dir = AgentDir::new(
-        &jellyfin.url(),
-        &[("tiger", &vm.write_url())],
-        "1s",
-        "[privacy]\nuser_label = \"name\"\n",
-    );
+    let dir = AgentDir::pushing(&jellyfin, &vm, "[privacy]\nuser_label = \"name\"\n");
     jellyfin.route("/Sessions", fixture("sessions.idle.10.11.11.json"));
     let mut agent = dir.start();
     cycles(&jellyfin, 2).await;

@@ -100,7 +100,7 @@ fn read_until(socket: &UnixDatagram, until: &str, timeout: Duration) -> Vec<Stri
 async fn the_agent_speaks_sd_notify_ready_status_watchdog_and_stopping() {
     let jellyfin = FakeJellyfin::start("").await;
     let vm = VictoriaMetrics::start().await;
-    let dir = AgentDir::new(&jellyfin.url(), &[("tiger", &vm.write_url())], "1s", "");
+    let dir = AgentDir::pushing(&jellyfin, &vm, "");
     let path = dir.dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&path).unwrap();
     socket
@@ -135,7 +135,7 @@ async fn the_agent_speaks_sd_notify_ready_status_watchdog_and_stopping() {
 async fn the_agent_opens_no_listening_socket() {
     let jellyfin = FakeJellyfin::start("").await;
     let vm = VictoriaMetrics::start().await;
-    let dir = AgentDir::new(&jellyfin.url(), &[("tiger", &vm.write_url())], "1s", "");
+    let dir = AgentDir::pushing(&jellyfin, &vm, "");
     let agent = dir.start();
     wait_for("a few cycles", Duration::from_secs(20), || {
         let n = jellyfin.requests_to("/System/Info").len();

@@ -32,7 +32,7 @@ async fn failures_logged_after_start_are_counted_once_across_rotation() {
         "[collectors.transcode_log]\ndir = \"{}\"\ninterval = \"1s\"\n",
         logs.path().display()
     );
-    let dir = AgentDir::new(&jellyfin.url(), &[("tiger", &vm.write_url())], "1s", &extra);
+    let dir = AgentDir::pushing(&jellyfin, &vm, &extra);
     let mut agent = dir.start();
     jellyfin.wait_for_requests("/System/Info", 2).await;
     append(

@@ -42,6 +42,15 @@ impl AgentDir {
         AgentDir { dir }
     }
 
+    /// An agent collecting every second from `jellyfin` and pushing to `vm` as remote "tiger".
+    pub fn pushing(
+        jellyfin: &super::fake_jellyfin::FakeJellyfin,
+        vm: &super::servers::VictoriaMetrics,
+        extra: &str,
+    ) -> AgentDir {
+        AgentDir::new(&jellyfin.url(), &[("tiger", &vm.write_url())], "1s", extra)
+    }
+
     pub fn config(&self) -> PathBuf {
         self.dir.path().join("config.toml")
     }
