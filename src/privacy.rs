@@ -86,11 +86,7 @@ impl Privacy {
 
 /// Written atomically: a crash leaves the old salt or the new one, never half of one.
 fn save_salt(state_dir: &Path, salt: &[u8; 16]) -> std::io::Result<()> {
-    std::fs::create_dir_all(state_dir)?;
-    let tmp = state_dir.join(format!("{SALT_FILE}.tmp"));
-    std::fs::write(&tmp, salt)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, state_dir.join(SALT_FILE))
+    crate::state_file::write_atomically(&state_dir.join(SALT_FILE), salt)
 }
 
 #[cfg(test)]

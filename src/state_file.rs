@@ -45,17 +45,26 @@ impl StateFile {
         if !self.writable {
             return Ok(());
         }
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let tmp = self.path.with_extension("tmp");
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec(state).map_err(std::io::Error::other)?,
-        )?;
-        std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, &self.path)?;
-        std::fs::File::open(dir)?.sync_all()
+        write_atomically(
+            &self.path,
+            &serde_json::to_vec(state).map_err(std::io::Error::other)?,
+        )
     }
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves the old file or the new one: write a
+/// temporary file, fsync it, rename it over the old one, fsync the folder. Every state file
+/// of the agent (queue reader positions, the user-label salt, cursors) goes through here.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! rename it over the old one, fsync the folder. A crash leaves either the old or the new file.
 
 use std::fs::{self, File};
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -37,18 +36,12 @@ pub fn load(dir: &Path) -> Result<Option<u64>, String> {
 }
 
 pub fn save(dir: &Path, read_offset: u64) -> std::io::Result<()> {
-    let tmp = dir.join(format!("{FILE}.tmp"));
-    let mut file = File::create(&tmp)?;
-    file.write_all(
-        &serde_json::to_vec(&Meta {
-            version: 1,
-            read_offset,
-        })
-        .unwrap_or_default(),
-    )?;
-    file.sync_all()?;
-    fs::rename(&tmp, dir.join(FILE))?;
-    sync_dir(dir)
+    let bytes = serde_json::to_vec(&Meta {
+        version: 1,
+        read_offset,
+    })
+    .map_err(std::io::Error::other)?;
+    crate::state_file::write_atomically(&dir.join(FILE), &bytes)
 }
 
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
