@@ -67,6 +67,31 @@ pub fn read_secret_file(path: &Path, what: &'static str) -> Result<Secret, Secre
     Ok(Secret(value.to_string()))
 }
 
+/// Cuts credentials out of text that came from a peer (an error page, a receiver's message)
+/// before it is logged: every given secret, and whatever follows an authorization scheme
+/// (`Bearer`, `Basic`, `Token=`), since a peer may echo the header in its encoded form (basic
+/// auth as base64) that the raw secret does not match.
+pub fn redact(text: &str, secrets: &[&Secret]) -> String {
+    let mut out = text.to_string();
+    for secret in secrets.iter().filter(|s| !s.0.is_empty()) {
+        out = out.replace(secret.expose(), "<redacted>");
+    }
+    for scheme in ["Bearer ", "Basic ", "Token=\"", "Token="] {
+        let mut from = 0;
+        while let Some(found) = out[from..].find(scheme) {
+            let start = from + found + scheme.len();
+            let end = out[start..]
+                .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ',')
+                .map_or(out.len(), |i| start + i);
+            if out[start..end] != *"<redacted>" && end > start {
+                out.replace_range(start..end, "<redacted>");
+            }
+            from = start + "<redacted>".len().min(out.len() - start);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +119,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("is empty"), "{err}");
+    }
+
+    #[test]
+    fn redaction_covers_raw_secrets_and_echoed_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p");
+        std::fs::write(&path, "hunter2").unwrap();
+        let secret = read_secret_file(&path, "password").unwrap();
+        let text = "denied hunter2; header Basic dXNlcjpodW50ZXIy, \"Bearer abc.def\" MediaBrowser Token=\"0123\"";
+        assert_eq!(
+            redact(text, &[&secret]),
+            "denied <redacted>; header Basic <redacted>, \"Bearer <redacted>\" MediaBrowser Token=\"<redacted>\""
+        );
+        assert_eq!(redact("no credentials here", &[]), "no credentials here");
     }
 }

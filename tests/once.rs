@@ -140,7 +140,7 @@ async fn once_reports_each_jellyfin_failure_with_up_0_and_a_clear_reason() {
     let cases = [
         (
             Mode::Html,
-            "expected JSON but got text/html; charset=utf-8 (is jellyfin.url the server's base URL?); the answer starts with: <!DOCTYPE html><html><head><title>Welcome to nginx!",
+            "expected JSON but got text/html; charset=utf-8 (is jellyfin.url the server's base URL?); the answer starts with: <!DOCTYPE html><html><body><h1>Welcome to nginx!</h1>Authorization: MediaBrowser Token=\"<redacted>\"",
         ),
         (
             Mode::Unauthorized,

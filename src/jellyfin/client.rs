@@ -40,6 +40,8 @@ pub struct Client {
     http: reqwest::Client,
     base: url::Url,
     auth: HeaderValue,
+    /// Kept to cut it out of error snippets, should a proxy's error page echo the header.
+    token: Secret,
     timeout: Duration,
     max_response_size: u64,
     stats: Arc<ApiStats>,
@@ -78,6 +80,7 @@ impl Client {
             http,
             base,
             auth,
+            token: token.clone(),
             timeout,
             max_response_size,
             stats: Arc::default(),
@@ -170,7 +173,7 @@ impl Client {
                 return Err(ApiError::Status {
                     endpoint,
                     status,
-                    snippet: snippet(&body),
+                    snippet: snippet(&body, &[&self.token]),
                 });
             }
         }
@@ -183,7 +186,7 @@ impl Client {
             return Err(ApiError::NotJson {
                 endpoint,
                 content_type,
-                snippet: snippet(&body),
+                snippet: snippet(&body, &[&self.token]),
             });
         }
         let de = &mut serde_json::Deserializer::from_slice(&body);

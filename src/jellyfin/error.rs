@@ -60,9 +60,13 @@ impl ApiError {
     }
 }
 
-/// A short, single-line excerpt of a body for error messages.
-pub(crate) fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(400)]);
+/// A short, single-line excerpt of a body for error messages. `secrets` are cut out first (a proxy's error page may echo the request's header), before
+/// the text is shortened, so a secret cannot survive half-cut.
+pub(crate) fn snippet(body: &[u8], secrets: &[&crate::secret::Secret]) -> String {
+    let text = crate::secret::redact(
+        &String::from_utf8_lossy(&body[..body.len().min(400)]),
+        secrets,
+    );
     let collapsed: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let mut out: String = collapsed.chars().take(120).collect();
     if collapsed.chars().count() > 120 {

@@ -18,7 +18,7 @@ use reqwest::header;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RemoteWriteConfig;
-use crate::secret::{Secret, read_secret_file};
+use crate::secret::{Secret, read_secret_file, redact};
 use crate::stats::RemoteStats;
 
 /// What one attempt came to.
@@ -178,7 +178,11 @@ impl Sender {
         if class == Class::Delivered {
             return Outcome::Delivered;
         }
-        let message = redact(read_message(response).await, secret.as_ref());
+        // Receivers may quote the request back (vmauth 1.79 repeats an unknown token).
+        let message = redact(
+            &read_message(response).await,
+            &secret.iter().collect::<Vec<_>>(),
+        );
         match class {
             Class::Rejected if !is_vmauth_unknown_token(status, &message) => {
                 Outcome::Rejected { status, message }
@@ -270,20 +274,10 @@ impl Sender {
     }
 }
 
-/// Receivers may quote the request back (vmauth 1.79 repeats an unknown bearer token in its
-/// answer); whatever of our secret they echo is cut out before the message is logged.
-fn redact(message: String, secret: Option<&Secret>) -> String {
-    match secret {
-        Some(secret) if !secret.expose().is_empty() => {
-            message.replace(secret.expose(), "<redacted>")
-        }
-        _ => message,
-    }
-}
-
 /// vmauth 1.79 (Debian 12's) answers an unknown token with 400 and "cannot find the provided
-/// auth token", and a missing one with 400 too; later versions answer 401. That is an authentication failure, which a corrected token
-/// file fixes, not a malformed block: it is retried like a 401 instead of dropped.
+/// auth token", and a missing one with 400 too; later versions answer 401. That is an
+/// authentication failure, which a corrected token file fixes, not a malformed block: it is
+/// retried like a 401 instead of dropped.
 fn is_vmauth_unknown_token(status: u16, message: &str) -> bool {
     status == 400
         && (message.contains("cannot find the provided auth token")
@@ -363,8 +357,8 @@ mod tests {
         std::fs::write(&path, "tok-123").unwrap();
         let secret = read_secret_file(&path, "t").unwrap();
         let message = redact(
-            "cannot find the provided auth token \"Bearer tok-123\" in config".into(),
-            Some(&secret),
+            "cannot find the provided auth token \"Bearer tok-123\" in config",
+            &[&secret],
         );
         assert_eq!(
             message,

@@ -241,7 +241,10 @@ async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap) -> Respo
         Mode::Html => respond(
             StatusCode::OK,
             "text/html; charset=utf-8",
-            "<!DOCTYPE html><html><head><title>Welcome to nginx!</title></head><body>...</body></html>".into(),
+            // A debugging proxy's page that echoes the request header: the agent must not log it.
+            format!(
+                "<!DOCTYPE html><html><body><h1>Welcome to nginx!</h1>Authorization: MediaBrowser Token=\"{TOKEN}\"</body></html>"
+            ),
         ),
         Mode::Unauthorized => respond(StatusCode::UNAUTHORIZED, "text/plain", String::new()),
         Mode::Normal => match body {
