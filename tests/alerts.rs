@@ -78,3 +78,55 @@ fn vmalert_loads_every_rule_file() {
         assert!(ok, "{file}: {report}");
     }
 }
+
+/// GitHub's anchor for a Markdown heading: lower case, punctuation dropped, spaces to dashes.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+#[test]
+fn every_runbook_link_leads_to_a_troubleshooting_section_of_the_readme() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let anchors: Vec<String> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("### "))
+        .map(anchor)
+        .collect();
+    assert!(
+        anchors.contains(&"jellyfin-is-down".to_string()),
+        "{anchors:?}"
+    );
+    let mut links = 0;
+    for file in rule_files() {
+        let rules = std::fs::read_to_string(&file).unwrap();
+        for line in rules.lines().filter(|l| l.contains("runbook_url")) {
+            links += 1;
+            let target = line
+                .split("README.md#")
+                .nth(1)
+                .map(|t| t.trim_end_matches('"'))
+                .unwrap_or_else(|| panic!("{file}: runbook_url outside the README: {line}"));
+            assert!(
+                anchors.iter().any(|a| a == target),
+                "{file}: {target} is not a README heading ({anchors:?})"
+            );
+        }
+    }
+    let alerts = rule_files()
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .matches("- alert: ")
+                .count()
+        })
+        .sum::<usize>();
+    assert_eq!(links, alerts, "every alert has a runbook_url");
+}
