@@ -4,8 +4,11 @@
 #![allow(dead_code)] // each test file uses its own part of the harness
 
 pub mod agent;
+pub mod catalogue;
+pub mod dashboards;
 pub mod fake_jellyfin;
 pub mod fault_proxy;
+pub mod host;
 pub mod servers;
 
 use std::time::{Duration, Instant};

@@ -128,6 +128,126 @@ impl VictoriaMetrics {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// The `data.result` of a query through the Prometheus query API: an instant query at
+    /// now, or with `range_s` a range query over the last `range_s` seconds in 5 s steps (as
+    /// Grafana sends them). Panics on anything but a success answer, with VictoriaMetrics'
+    /// error text.
+    pub async fn query(&self, expr: &str, range_s: Option<u64>) -> Vec<serde_json::Value> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let request = reqwest::Client::new();
+        let request = match range_s {
+            None => request
+                .get(format!("{}/api/v1/query", self.base_url()))
+                .query(&[("query", expr)]),
+            Some(range) => request
+                .get(format!("{}/api/v1/query_range", self.base_url()))
+                .query(&[
+                    ("query", expr.to_string()),
+                    ("start", (now - range).to_string()),
+                    ("end", now.to_string()),
+                    ("step", "5".to_string()),
+                ]),
+        };
+        let answer: serde_json::Value = request
+            .send()
+            .await
+            .expect("query")
+            .json()
+            .await
+            .expect("query json");
+        assert_eq!(answer["status"], "success", "{expr}: {answer}");
+        answer["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// vmalert evaluating a rule file every second against a VictoriaMetrics. Notifications go
+/// to a port on 127.0.0.1 where nothing listens: the tests read alert states from vmalert's
+/// own API.
+pub struct VmAlert {
+    pub port: u16,
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl VmAlert {
+    pub async fn start(vm: &VictoriaMetrics, rules: &std::path::Path) -> VmAlert {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("vmalert.log");
+        let port = free_port();
+        let child = Command::new(require_binary("vmalert"))
+            .arg(format!("-rule={}", rules.display()))
+            .arg(format!("-datasource.url={}", vm.base_url()))
+            .arg(format!("-notifier.url=http://127.0.0.1:{}", free_port()))
+            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .arg("-evaluationInterval=1s")
+            .arg("-loggerLevel=WARN")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("vmalert log"))
+            .spawn()
+            .expect("start vmalert");
+        wait_until_ok(
+            "vmalert /health",
+            &format!("http://127.0.0.1:{port}/health"),
+        )
+        .await;
+        VmAlert {
+            port,
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// The active (pending or firing) alerts: (alert name, state, labels).
+    pub async fn active(&self) -> Vec<(String, String, serde_json::Value)> {
+        let answer: serde_json::Value =
+            reqwest::get(format!("http://127.0.0.1:{}/api/v1/alerts", self.port))
+                .await
+                .expect("vmalert alerts")
+                .json()
+                .await
+                .expect("vmalert alerts json");
+        answer["data"]["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| {
+                (
+                    a["name"].as_str().unwrap_or("").to_string(),
+                    a["state"].as_str().unwrap_or("").to_string(),
+                    a["labels"].clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// The state of `alert` ("pending", "firing"), or None while it is inactive.
+    pub async fn state(&self, alert: &str) -> Option<String> {
+        self.active()
+            .await
+            .into_iter()
+            .find(|(name, _, _)| name == alert)
+            .map(|(_, state, _)| state)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for VmAlert {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for VictoriaMetrics {

@@ -1,0 +1,62 @@
+//! What the Jellyfin host offers the optional collectors, set up for a test: a log folder
+//! (transcode log), a running process standing in for Jellyfin (process collector), the
+//! GeoIP test database (sessions by country), and activity entries newer than the agent.
+
+use std::process::{Child, Command, Stdio};
+
+pub struct JellyfinHost {
+    dir: tempfile::TempDir,
+    stand_in: Child,
+}
+
+impl JellyfinHost {
+    pub fn new() -> JellyfinHost {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("log_20261125.log"), "").expect("log file");
+        let stand_in = Command::new("sleep")
+            .arg("300")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("sleep");
+        std::fs::write(dir.path().join("jellyfin.pid"), stand_in.id().to_string())
+            .expect("pid file");
+        JellyfinHost { dir, stand_in }
+    }
+
+    /// Config turning every optional collector on against this host, activity every second.
+    pub fn collectors_toml(&self) -> String {
+        format!(
+            "[collectors.sessions]\ngeoip_database = \"{}/tests/fixtures/geoip/GeoLite2-Country-Test.mmdb\"\n\
+             [collectors.activity]\ninterval = \"1s\"\n\
+             [collectors.transcode_log]\ndir = \"{}\"\n\
+             [collectors.process]\npid_file = \"{}\"\n",
+            env!("CARGO_MANIFEST_DIR"),
+            self.dir.path().display(),
+            self.dir.path().join("jellyfin.pid").display()
+        )
+    }
+}
+
+impl Drop for JellyfinHost {
+    fn drop(&mut self) {
+        let _ = self.stand_in.kill();
+        let _ = self.stand_in.wait();
+    }
+}
+
+/// The captured activity log with `newer` entries (id, Type, Severity) on top. A first start
+/// counts from now, so only entries that appear after it are counted.
+pub fn activity_with(newer: &[(u64, &str, &str)]) -> String {
+    let mut entries: serde_json::Value =
+        serde_json::from_str(&super::fixture("activity-log.synthetic.json")).expect("fixture");
+    for (id, kind, severity) in newer {
+        let entry = serde_json::json!({ "Id": id, "Name": "…", "Type": kind,
+            "Date": "2026-11-25T10:00:00.0000000Z", "UserId": "00000000000000000000000000000000",
+            "Severity": severity });
+        entries["Items"]
+            .as_array_mut()
+            .expect("Items")
+            .insert(0, entry);
+    }
+    entries.to_string()
+}
