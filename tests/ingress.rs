@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::agent::AgentDir;
 use common::fake_jellyfin::FakeJellyfin;
-use common::servers::VictoriaMetrics;
-use common::{assert_one_sample_per_request, free_port, require_binary, up_timestamps, wait_for};
+use common::servers::{VictoriaMetrics, start_on_free_port};
+use common::{assert_one_sample_per_request, require_binary, up_timestamps, wait_for};
 
 const TOKEN: &str = "dmz-write-token-0123456789";
 const EXAMPLE: &str = include_str!("../config/vmauth.example.yml");
@@ -30,31 +30,27 @@ impl Vmauth {
         assert_ne!(config, EXAMPLE);
         let path = dir.path().join("auth.yml");
         std::fs::write(&path, config).unwrap();
-        let port = free_port();
-        let child = Command::new(require_binary("vmauth"))
-            .arg(format!("-auth.config={}", path.display()))
-            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-            .arg("-loggerLevel=ERROR")
-            // As the example asks for a port that faces the DMZ.
-            .args(
-                [
-                    "-metricsAuthKey",
-                    "-pprofAuthKey",
-                    "-flagsAuthKey",
-                    "-reloadAuthKey",
-                ]
-                .map(|f| format!("{f}=not-the-dmz-token")),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let health = format!("http://127.0.0.1:{port}/health");
-        wait_for("vmauth", Duration::from_secs(20), || {
-            let health = health.clone();
-            async move { reqwest::get(&health).await.ok().map(|_| ()) }
-        })
-        .await;
+        let spawn = |port: u16| {
+            Command::new(require_binary("vmauth"))
+                .arg(format!("-auth.config={}", path.display()))
+                .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+                .arg("-loggerLevel=ERROR")
+                // As the example asks for a port that faces the DMZ.
+                .args(
+                    [
+                        "-metricsAuthKey",
+                        "-pprofAuthKey",
+                        "-flagsAuthKey",
+                        "-reloadAuthKey",
+                    ]
+                    .map(|f| format!("{f}=not-the-dmz-token")),
+                )
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        let (port, child) = start_on_free_port("vmauth", "/health", spawn).await;
         Vmauth {
             port,
             child,

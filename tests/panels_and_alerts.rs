@@ -1,9 +1,9 @@
 //! The dashboards and alerts against real data: the agent, fed by the fake Jellyfin with
-//! playback, transcoding, a running task and activity, pushes into a real VictoriaMetrics;
-//! every target of every panel, with the template variables filled in as Grafana would,
-//! returns data there (and none for another instance). Then vmalert evaluates the rule file
-//! against the same VictoriaMetrics: JellyfinDown when the fake Jellyfin stops, and
-//! JellyfinPusherNoData when the agent stops.
+//! playback, transcoding, a running task and activity, pushes into a real VictoriaMetrics
+//! and a real Prometheus (the data source may be either); every target of every panel, with
+//! the template variables filled in as Grafana would, returns data from both (and none for
+//! another instance). Then vmalert evaluates the rule file against the VictoriaMetrics:
+//! JellyfinDown when the fake Jellyfin stops, and JellyfinPusherNoData when the agent stops.
 
 mod common;
 
@@ -14,7 +14,7 @@ use common::agent::AgentDir;
 use common::dashboards::{self, Values};
 use common::fake_jellyfin::FakeJellyfin;
 use common::host::{JellyfinHost, activity_with};
-use common::servers::{VictoriaMetrics, VmAlert};
+use common::servers::{Prometheus, VictoriaMetrics, VmAlert, query};
 use common::{fixture, free_port, wait_for};
 
 /// Panels the plan asks for that the dashboards leave out, and why (dashboards/README.md says
@@ -34,7 +34,7 @@ const LEFT_OUT: [(&str, &str); 2] = [
 /// produce is produced (a second remote that is offline gives the buffer and error panels
 /// their data, a running task the progress panel), so the list is empty; a panel added
 /// later that needs conditions the fixtures cannot make goes here with its reason.
-const NO_DATA_IN_THIS_RUN: [(&str, &str, &str); 0] = [];
+const NO_DATA_IN_THIS_RUN: [(&str, &str, &str, &str); 0] = [];
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -95,7 +95,7 @@ async fn wait_for_state(vmalert: &VmAlert, alert: &str, state: &str) -> serde_js
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_panel_shows_data_and_the_alerts_fire_against_real_victoriametrics() {
+async fn every_panel_shows_data_from_victoriametrics_and_prometheus_and_the_alerts_fire() {
     // A Jellyfin with everything a panel can show: sessions (idle first, so that the plays
     // that follow are counted as starts), a running scheduled task, new activity entries.
     let mut jellyfin = FakeJellyfin::start("").await;
@@ -115,10 +115,15 @@ async fn every_panel_shows_data_and_the_alerts_fire_against_real_victoriametrics
         "{}[collectors.tasks]\ninterval = \"1s\"\n",
         host.collectors_toml()
     );
+    let prometheus = Prometheus::start().await;
     let offline = format!("http://127.0.0.1:{}/api/v1/write", free_port());
     let dir = AgentDir::new(
         &jellyfin.url(),
-        &[("tiger", &vm.write_url()), ("offline", &offline)],
+        &[
+            ("tiger", &vm.write_url()),
+            ("prometheus", &prometheus.write_url()),
+            ("offline", &offline),
+        ],
         "1s",
         &extra,
     );
@@ -157,6 +162,10 @@ async fn every_panel_shows_data_and_the_alerts_fire_against_real_victoriametrics
     let mut empty = Vec::new();
     let mut leaks = Vec::new();
     let mut checked = 0;
+    let backends = [
+        ("VictoriaMetrics", vm.base_url()),
+        ("Prometheus", prometheus.base_url()),
+    ];
     for d in &all {
         for t in d.targets() {
             let title = t.panel_title();
@@ -168,23 +177,30 @@ async fn every_panel_shows_data_and_the_alerts_fire_against_real_victoriametrics
                 );
             }
             let range = (!t.instant).then_some(60);
-            let excused = NO_DATA_IN_THIS_RUN
-                .iter()
-                .any(|(file, panel, _)| *file == d.file && *panel == title);
-            let result = vm
-                .query(&dashboards::substitute(&t.expr, &selected), range)
+            for (backend, base_url) in &backends {
+                let excused = NO_DATA_IN_THIS_RUN
+                    .iter()
+                    .any(|(b, file, panel, _)| b == backend && *file == d.file && *panel == title);
+                let result =
+                    query(base_url, &dashboards::substitute(&t.expr, &selected), range).await;
+                if !has_data(&result) && !excused {
+                    empty.push(format!(
+                        "{backend}: {} / {title:?} / {}:\n    {}",
+                        d.file, t.ref_id, t.expr
+                    ));
+                }
+                let other = query(
+                    base_url,
+                    &dashboards::substitute(&t.expr, &elsewhere),
+                    range,
+                )
                 .await;
-            if !has_data(&result) && !excused {
-                empty.push(format!(
-                    "{} / {title:?} / {}:\n    {}",
-                    d.file, t.ref_id, t.expr
-                ));
-            }
-            let other = vm
-                .query(&dashboards::substitute(&t.expr, &elsewhere), range)
-                .await;
-            if has_data(&other) {
-                leaks.push(format!("{} / {title:?} / {}: {other:?}", d.file, t.ref_id));
+                if has_data(&other) {
+                    leaks.push(format!(
+                        "{backend}: {} / {title:?} / {}: {other:?}",
+                        d.file, t.ref_id
+                    ));
+                }
             }
             checked += 1;
         }

@@ -85,12 +85,16 @@ impl FakeJellyfin {
             violations: Vec::new(),
             generated: None,
         }));
+        // Bound here, not picked and released: nothing can take the port in between.
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind fake jellyfin");
         let mut fake = FakeJellyfin {
-            port: super::free_port(),
+            port: listener.local_addr().expect("local addr").port(),
             state,
             server: None,
         };
-        fake.up().await;
+        fake.serve(listener);
         fake
     }
 
@@ -164,6 +168,10 @@ impl FakeJellyfin {
         let listener = TcpListener::bind(("127.0.0.1", self.port))
             .await
             .expect("bind fake jellyfin");
+        self.serve(listener);
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
         let state = self.state.clone();
         let app = Router::new()
             .fallback(move |uri: Uri, headers: HeaderMap| handle(state.clone(), uri, headers));

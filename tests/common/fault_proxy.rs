@@ -38,13 +38,14 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     pub async fn start(upstream: &str, script: Vec<Script>) -> FaultProxy {
-        let port = super::free_port();
+        // Bound here, not picked and released: nothing can take the port in between.
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
         let state = State {
             upstream: upstream.to_string(),
             script: Arc::new(Mutex::new(script.into())),
             seen: Arc::default(),
         };
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let handler_state = state.clone();
         let app = Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
             handle(handler_state.clone(), headers, body)

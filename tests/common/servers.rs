@@ -42,13 +42,16 @@ impl VictoriaMetrics {
     pub async fn start() -> VictoriaMetrics {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut vm = VictoriaMetrics {
-            port: free_port(),
+            port: 0,
             data: dir.path().join("data"),
             log: dir.path().join("vm.log"),
             child: None,
             _dir: dir,
         };
-        vm.up().await;
+        let (port, child) =
+            start_on_free_port("VictoriaMetrics", "/health", |port| vm.spawn(port)).await;
+        vm.port = port;
+        vm.child = Some(child);
         vm
     }
 
@@ -60,15 +63,24 @@ impl VictoriaMetrics {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Starts (again) on the same port and data folder.
+    /// Starts again on the same port and data folder.
     pub async fn up(&mut self) {
+        self.child = Some(self.spawn(self.port));
+        wait_until_ok(
+            "VictoriaMetrics /health",
+            &format!("{}/health", self.base_url()),
+        )
+        .await;
+    }
+
+    fn spawn(&self, port: u16) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .expect("vm log");
-        let child = Command::new(require_binary("victoria-metrics"))
-            .arg(format!("-httpListenAddr=127.0.0.1:{}", self.port))
+        Command::new(require_binary("victoria-metrics"))
+            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
             .arg(format!("-storageDataPath={}", self.data.display()))
             .arg("-retentionPeriod=100y")
             .arg("-search.latencyOffset=0s")
@@ -77,13 +89,7 @@ impl VictoriaMetrics {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("start victoria-metrics");
-        self.child = Some(child);
-        wait_until_ok(
-            "VictoriaMetrics /health",
-            &format!("{}/health", self.base_url()),
-        )
-        .await;
+            .expect("start victoria-metrics")
     }
 
     /// Stops the server (SIGTERM, so its data is flushed) and waits for it to exit.
@@ -128,43 +134,43 @@ impl VictoriaMetrics {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
 
-    /// The `data.result` of a query through the Prometheus query API: an instant query at
-    /// now, or with `range_s` a range query over the last `range_s` seconds in 5 s steps (as
-    /// Grafana sends them). Panics on anything but a success answer, with VictoriaMetrics'
-    /// error text.
-    pub async fn query(&self, expr: &str, range_s: Option<u64>) -> Vec<serde_json::Value> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs();
-        let request = reqwest::Client::new();
-        let request = match range_s {
-            None => request
-                .get(format!("{}/api/v1/query", self.base_url()))
-                .query(&[("query", expr)]),
-            Some(range) => request
-                .get(format!("{}/api/v1/query_range", self.base_url()))
-                .query(&[
-                    ("query", expr.to_string()),
-                    ("start", (now - range).to_string()),
-                    ("end", now.to_string()),
-                    ("step", "5".to_string()),
-                ]),
-        };
-        let answer: serde_json::Value = request
-            .send()
-            .await
-            .expect("query")
-            .json()
-            .await
-            .expect("query json");
-        assert_eq!(answer["status"], "success", "{expr}: {answer}");
-        answer["data"]["result"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
+/// The `data.result` of a query through the Prometheus query API of VictoriaMetrics or
+/// Prometheus at `base_url`: an instant query at now, or with `range_s` a range query over
+/// the last `range_s` seconds in 5 s steps (as Grafana sends them). Panics on anything but
+/// a success answer, with the server's error text.
+pub async fn query(base_url: &str, expr: &str, range_s: Option<u64>) -> Vec<serde_json::Value> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let request = reqwest::Client::new();
+    let request = match range_s {
+        None => request
+            .get(format!("{base_url}/api/v1/query"))
+            .query(&[("query", expr)]),
+        Some(range) => request
+            .get(format!("{base_url}/api/v1/query_range"))
+            .query(&[
+                ("query", expr.to_string()),
+                ("start", (now - range).to_string()),
+                ("end", now.to_string()),
+                ("step", "5".to_string()),
+            ]),
+    };
+    let answer: serde_json::Value = request
+        .send()
+        .await
+        .expect("query")
+        .json()
+        .await
+        .expect("query json");
+    assert_eq!(answer["status"], "success", "{expr}: {answer}");
+    answer["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// vmalert evaluating a rule file every second against a VictoriaMetrics. Notifications go
@@ -181,23 +187,20 @@ impl VmAlert {
     pub async fn start(vm: &VictoriaMetrics, rules: &std::path::Path) -> VmAlert {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("vmalert.log");
-        let port = free_port();
-        let child = Command::new(require_binary("vmalert"))
-            .arg(format!("-rule={}", rules.display()))
-            .arg(format!("-datasource.url={}", vm.base_url()))
-            .arg(format!("-notifier.url=http://127.0.0.1:{}", free_port()))
-            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-            .arg("-evaluationInterval=1s")
-            .arg("-loggerLevel=WARN")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("vmalert log"))
-            .spawn()
-            .expect("start vmalert");
-        wait_until_ok(
-            "vmalert /health",
-            &format!("http://127.0.0.1:{port}/health"),
-        )
-        .await;
+        let spawn = |port: u16| {
+            Command::new(require_binary("vmalert"))
+                .arg(format!("-rule={}", rules.display()))
+                .arg(format!("-datasource.url={}", vm.base_url()))
+                .arg(format!("-notifier.url=http://127.0.0.1:{}", free_port()))
+                .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+                .arg("-evaluationInterval=1s")
+                .arg("-loggerLevel=WARN")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).expect("vmalert log"))
+                .spawn()
+                .expect("start vmalert")
+        };
+        let (port, child) = start_on_free_port("vmalert", "/health", spawn).await;
         VmAlert {
             port,
             child,
@@ -270,25 +273,22 @@ impl Prometheus {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("prometheus.yml");
         std::fs::write(&config, "global: {}\nscrape_configs: []\n").expect("write prometheus.yml");
-        let port = free_port();
-        let child = Command::new(require_binary("prometheus"))
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--web.enable-remote-write-receiver")
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus");
-        wait_until_ok(
-            "Prometheus /-/ready",
-            &format!("http://127.0.0.1:{port}/-/ready"),
-        )
-        .await;
+        let spawn = |port: u16| {
+            Command::new(require_binary("prometheus"))
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.path().join("data").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--web.enable-remote-write-receiver")
+                .arg("--log.level=warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start prometheus")
+        };
+        let (port, child) = start_on_free_port("Prometheus", "/-/ready", spawn).await;
         Prometheus {
             port,
             child,
@@ -298,6 +298,10 @@ impl Prometheus {
 
     pub fn write_url(&self) -> String {
         format!("http://127.0.0.1:{}/api/v1/write", self.port)
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 
     /// Raw samples of `selector` over the last `range` (a range-vector instant query returns
@@ -320,6 +324,45 @@ impl Drop for Prometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts a server that `spawn` makes listen on the port it is given. The port is picked and
+/// released before the server binds it, so something else (often an outgoing connection of a
+/// test running alongside) can take it in between; the server then exits, and another port
+/// is tried.
+pub async fn start_on_free_port(
+    what: &str,
+    health: &str,
+    mut spawn: impl FnMut(u16) -> Child,
+) -> (u16, Child) {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = spawn(port);
+        if serving(&mut child, &format!("http://127.0.0.1:{port}{health}")).await {
+            return (port, child);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("{what} did not start on any of 5 free ports")
+}
+
+/// Waits up to 30 s for `url` to answer 2xx while `child` runs; false once it has exited.
+async fn serving(child: &mut Child, url: &str) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return false;
+        }
+        if reqwest::get(url)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return matches!(child.try_wait(), Ok(None));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out after 30 s waiting for {url}")
 }
 
 /// Waits up to 30 s for `url` to answer 2xx.

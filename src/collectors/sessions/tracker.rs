@@ -12,6 +12,21 @@ use crate::jellyfin::dto::{NowPlaying, Session};
 use crate::privacy::Privacy;
 use crate::sample::{Family, label_value};
 
+/// Jellyfin's HardwareAccelerationType values (the same in the 10.11 and 12.0 API). Each
+/// starts at 0, as the playback counters do: Prometheus' increase() does not count a series'
+/// first sample, so a counter born at 1 would hide the first transcode of its kind from the
+/// failure-rate alert and panel. A value Jellyfin adds later still gets its series, from 1.
+pub const HW_ACCELS: [&str; 8] = [
+    "none",
+    "amf",
+    "qsv",
+    "nvenc",
+    "v4l2m2m",
+    "vaapi",
+    "videotoolbox",
+    "rkmpp",
+];
+
 #[derive(Debug, Clone, PartialEq)]
 struct Playing {
     item: String,
@@ -57,7 +72,9 @@ impl Tracker {
                 tracker.playbacks.insert((method.into(), media.into()), 0);
             }
         }
-        tracker.transcodes.insert("none".into(), 0);
+        for hw in HW_ACCELS {
+            tracker.transcodes.insert(hw.into(), 0);
+        }
         tracker
     }
 
