@@ -3,7 +3,9 @@
 //! and a real Prometheus (the data source may be either); every target of every panel, with
 //! the template variables filled in as Grafana would, returns data from both (and none for
 //! another instance). Then vmalert evaluates the rule file against the VictoriaMetrics:
-//! JellyfinDown when the fake Jellyfin stops, and JellyfinPusherNoData when the agent stops.
+//! JellyfinUserLockedOut on the new activity, JellyfinPusherBacklog for the remote that never
+//! answers, JellyfinDown when the fake Jellyfin stops, and JellyfinPusherNoData when the agent
+//! stops.
 
 mod common;
 
@@ -53,28 +55,35 @@ fn has_data(result: &[serde_json::Value]) -> bool {
     })
 }
 
-/// The rule file with the two durations this test cannot wait for shortened: JellyfinDown's
-/// `for: 5m` and the no-data window of 10 minutes. Their full-length behaviour is shown by
-/// the promtool unit tests (tests/alerts.rs); here the expressions meet real data.
+/// The rule file with the durations this test cannot wait for shortened: JellyfinDown's
+/// `for: 5m`, the no-data window of 10 minutes, and the backlog alert's 15 minutes of age held
+/// for 10. Their full-length behaviour is shown by the promtool unit tests (tests/alerts.rs);
+/// here the expressions meet real data.
 fn quick_rules(dir: &Path) -> std::path::PathBuf {
-    let rules = std::fs::read_to_string(format!("{ROOT}/alerts/jellyfin.yml")).unwrap();
-    let down = "- alert: JellyfinDown\n        expr: jellyfin_up == 0\n        for: 5m\n";
-    let no_data = "absent_over_time(jellyfin_pusher_build_info{job=\"jellyfin\"}[10m])";
-    assert_eq!(
-        rules.matches(down).count(),
-        1,
-        "JellyfinDown changed: update this test"
-    );
-    assert_eq!(
-        rules.matches(no_data).count(),
-        1,
-        "JellyfinPusherNoData changed: update this test"
-    );
-    let quick = rules
-        .replace(down, &down.replace("for: 5m", "for: 2s"))
-        .replace(no_data, &no_data.replace("[10m]", "[3s]"));
+    let mut rules = std::fs::read_to_string(format!("{ROOT}/alerts/jellyfin.yml")).unwrap();
+    for (shipped, quick) in [
+        (
+            "- alert: JellyfinDown\n        expr: jellyfin_up == 0\n        for: 5m\n",
+            "- alert: JellyfinDown\n        expr: jellyfin_up == 0\n        for: 2s\n",
+        ),
+        (
+            "absent_over_time(jellyfin_pusher_build_info{job=\"jellyfin\"}[10m])",
+            "absent_over_time(jellyfin_pusher_build_info{job=\"jellyfin\"}[3s])",
+        ),
+        (
+            "jellyfin_pusher_buffer_oldest_sample_timestamp_seconds > 900\n        for: 10m\n",
+            "jellyfin_pusher_buffer_oldest_sample_timestamp_seconds > 5\n        for: 2s\n",
+        ),
+    ] {
+        assert_eq!(
+            rules.matches(shipped).count(),
+            1,
+            "the rule with {shipped:?} changed: update this test"
+        );
+        rules = rules.replace(shipped, quick);
+    }
     let path = dir.join("jellyfin-quick.yml");
-    std::fs::write(&path, quick).unwrap();
+    std::fs::write(&path, rules).unwrap();
     path
 }
 
@@ -236,6 +245,26 @@ async fn every_panel_shows_data_from_victoriametrics_and_prometheus_and_the_aler
             vmalert.log()
         );
     }
+
+    // The rules that need no waiting fire from the shipped file: the lock-out among the new
+    // activity entries, and (shortened) the backlog of the remote that never answers, and of
+    // no other remote.
+    let labels = wait_for_state(&shipped, "JellyfinUserLockedOut", "firing").await;
+    assert_eq!(
+        (&labels["severity"], &labels["instance"]),
+        (&"warning".into(), &"test-dmz".into()),
+        "{labels}"
+    );
+    let labels = wait_for_state(&quick, "JellyfinPusherBacklog", "firing").await;
+    assert_eq!(labels["remote"], "offline", "{labels}");
+    let backlogged: Vec<_> = quick
+        .active()
+        .await
+        .into_iter()
+        .filter(|(name, _, _)| name == "JellyfinPusherBacklog")
+        .map(|(_, _, labels)| labels["remote"].clone())
+        .collect();
+    assert_eq!(backlogged, ["offline"]);
 
     jellyfin.down();
     let labels = wait_for_state(&quick, "JellyfinDown", "firing").await;
