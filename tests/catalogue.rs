@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::agent::AgentDir;
-use common::catalogue::catalogue;
+use common::catalogue::{NEVER_EXPORTED, catalogue};
 use common::fake_jellyfin::FakeJellyfin;
 use common::host::{JellyfinHost, activity_with};
 use common::servers::VictoriaMetrics;
@@ -16,7 +16,7 @@ use common::servers::VictoriaMetrics;
 /// Families the catalogue names that this run cannot show, and why.
 const NOT_IN_THIS_RUN: [(&str, &str); 3] = [
     (
-        "jellyfin_transcode_queue_length",
+        NEVER_EXPORTED,
         "the API has no transcode queue: never exported (the catalogue says so)",
     ),
     (

@@ -12,7 +12,7 @@ use promql_parser::label::MatchOp;
 use promql_parser::parser::{self, Expr, VectorSelector};
 use serde_json::Value;
 
-use common::catalogue::catalogue;
+use common::catalogue::{NEVER_EXPORTED, catalogue};
 use common::dashboards::{self, Dashboard, Values};
 
 /// The dashboards the plan and the issue ask for, by uid (and file name).
@@ -144,7 +144,7 @@ fn check_dashboard(d: &Dashboard, f: &mut Findings) {
     );
     for i in &inputs {
         let name = format!("${{{}}}", i["name"].as_str().unwrap_or(""));
-        f.check(d_text(d).contains(&name), || {
+        f.check(text_outside_inputs(d).contains(&name), || {
             format!("__inputs names {name}, which nothing uses")
         });
     }
@@ -299,7 +299,8 @@ fn check_dashboard(d: &Dashboard, f: &mut Findings) {
     }
 }
 
-fn d_text(d: &Dashboard) -> String {
+/// The dashboard as text, without its `__inputs` (which name themselves).
+fn text_outside_inputs(d: &Dashboard) -> String {
     let mut j = d.json.clone();
     j["__inputs"] = Value::Null;
     j.to_string()
@@ -407,7 +408,6 @@ fn check_selector(vs: &VectorSelector, parents: &[&Expr], out: &mut TargetFindin
 #[test]
 fn every_target_is_promql_on_catalogue_metrics_with_job_instance_and_rate_interval() {
     let known = catalogue();
-    let never_exported = "jellyfin_transcode_queue_length";
     let mut problems = Vec::new();
     let mut count = 0;
     for d in dashboards::load_all() {
@@ -428,7 +428,7 @@ fn every_target_is_promql_on_catalogue_metrics_with_job_instance_and_rate_interv
                 findings.problems.push("selects no metric".into());
             }
             for name in &findings.names {
-                if !known.contains(name) || name == never_exported {
+                if !known.contains(name) || name == NEVER_EXPORTED {
                     findings
                         .problems
                         .push(format!("{name} is not a metric of the catalogue"));
@@ -541,4 +541,58 @@ fn the_dashboard_rules_catch_what_they_are_for() {
             f.lines
         );
     }
+}
+
+/// The settings a panel description names (`collectors.inventory.recent`, ...) exist: each is
+/// in the example config, set or commented out, under its section.
+#[test]
+fn every_setting_a_panel_names_is_in_the_example_config() {
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/jellyfin-pusher.example.toml"
+    ))
+    .unwrap();
+    let has_setting = |path: &str| {
+        let Some((section, key)) = path.rsplit_once('.') else {
+            return false;
+        };
+        let mut lines = example
+            .lines()
+            .skip_while(|l| l.trim() != format!("[{section}]"));
+        lines.next().is_some()
+            && lines.take_while(|l| !l.starts_with('[')).any(|l| {
+                let l = l.trim_start_matches(['#', ' ']);
+                l.strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            })
+    };
+    let mut named = 0;
+    let mut unknown = Vec::new();
+    for d in dashboards::load_all() {
+        for panel in d.panels() {
+            let description = panel["description"].as_str().unwrap_or("");
+            for quoted in description.split('`').skip(1).step_by(2) {
+                let is_setting = [
+                    "jellyfin.",
+                    "collect.",
+                    "collectors.",
+                    "privacy.",
+                    "buffer.",
+                ]
+                .iter()
+                .any(|p| quoted.starts_with(p));
+                if is_setting {
+                    named += 1;
+                    if !has_setting(quoted) {
+                        unknown.push(format!("{} / {:?}: {quoted}", d.file, panel["title"]));
+                    }
+                }
+            }
+        }
+    }
+    assert!(named >= 3, "only {named} settings named");
+    assert!(
+        unknown.is_empty(),
+        "settings that do not exist: {unknown:?}"
+    );
 }

@@ -3,6 +3,10 @@
 
 use std::collections::BTreeSet;
 
+/// The one family the catalogue names but says is never exported (the API has no transcode
+/// queue).
+pub const NEVER_EXPORTED: &str = "jellyfin_transcode_queue_length";
+
 /// Every metric family name the catalogue defines: the first column of its tables, and the
 /// list of the agent's own metrics (written without their `jellyfin_pusher_` prefix).
 pub fn catalogue() -> BTreeSet<String> {
