@@ -83,10 +83,14 @@ pub fn redact(text: &str, secrets: &[&Secret]) -> String {
             let end = out[start..]
                 .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ',')
                 .map_or(out.len(), |i| start + i);
-            if out[start..end] != *"<redacted>" && end > start {
+            // `start` follows an ASCII scheme, so it is a char boundary; stepping over the
+            // replacement (or not at all) keeps `from` on one too, whatever the peer sent.
+            if end > start && out[start..end] != *"<redacted>" {
                 out.replace_range(start..end, "<redacted>");
+                from = start + "<redacted>".len();
+            } else {
+                from = end.max(start);
             }
-            from = start + "<redacted>".len().min(out.len() - start);
         }
     }
     out
@@ -133,5 +137,23 @@ mod tests {
             "denied <redacted>; header Basic <redacted>, \"Bearer <redacted>\" MediaBrowser Token=\"<redacted>\""
         );
         assert_eq!(redact("no credentials here", &[]), "no credentials here");
+    }
+
+    /// A receiver answered `upstream refused: Bearer "Ошибка авторизации"`; stepping a fixed
+    /// 10 bytes past the scheme landed inside a Cyrillic letter and panicked the sender task.
+    #[test]
+    fn redaction_survives_multibyte_text_after_a_scheme() {
+        let text = "upstream refused: Bearer \"Ошибка авторизации\"";
+        assert_eq!(redact(text, &[]), text);
+        assert_eq!(
+            redact("Bearer ключ, Basic é", &[]),
+            "Bearer <redacted>, Basic <redacted>"
+        );
+        assert_eq!(redact("Token=\"\"Ü", &[]), "Token=\"\"Ü");
+        for cut in 0..text.len() {
+            if text.is_char_boundary(cut) {
+                let _ = redact(&text[..cut], &[]);
+            }
+        }
     }
 }
