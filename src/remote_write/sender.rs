@@ -77,6 +77,7 @@ pub struct Sender {
     auth: Auth,
     stats: Arc<RemoteStats>,
     backoff: ExponentialBuilder,
+    timeout: Duration,
 }
 
 enum Auth {
@@ -131,6 +132,7 @@ impl Sender {
                 .with_factor(2.0)
                 .with_jitter()
                 .without_max_times(),
+            timeout: config.timeout,
         })
     }
 
@@ -208,6 +210,8 @@ impl Sender {
             if give_up() {
                 return Delivery::GaveUp;
             }
+            // The deadlines tell the systemd watchdog when this sender would be stuck.
+            self.stats.sender_busy_until(deadline(self.timeout));
             let outcome = tokio::select! {
                 // An attempt in flight at shutdown is abandoned; the block stays queued.
                 _ = shutdown.cancelled() => return Delivery::ShutDown,
@@ -236,6 +240,7 @@ impl Sender {
                     } else {
                         tracing::debug!(remote = %self.name, retry_in = ?delay, "remote write still failing");
                     }
+                    self.stats.sender_busy_until(deadline(delay));
                     tokio::select! {
                         _ = shutdown.cancelled() => return Delivery::ShutDown,
                         _ = tokio::time::sleep(delay) => {}
@@ -272,6 +277,12 @@ impl Sender {
             }
         })
     }
+}
+
+/// When something that takes at most `limit` is late (see `worker::STUCK_SLACK_MS`).
+fn deadline(limit: Duration) -> i64 {
+    let limit = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX / 2);
+    crate::sample::now_ms().saturating_add(limit.saturating_add(super::worker::STUCK_SLACK_MS))
 }
 
 /// vmauth 1.79 (Debian 12's) answers an unknown token with 400 and "cannot find the provided
