@@ -32,6 +32,8 @@ pub mod cli;
 pub mod collectors;
 pub mod config;
 pub mod exposition;
+#[cfg(test)]
+mod fuzz;
 pub mod jellyfin;
 pub mod logging;
 pub mod privacy;

@@ -8,3 +8,5 @@ mod error;
 
 pub use client::{ApiStats, Client, EndpointStats};
 pub use error::ApiError;
+#[cfg(test)]
+pub(crate) use {decode::decode, error::snippet};
