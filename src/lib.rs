@@ -18,7 +18,7 @@
 //!   explicit registry, and the runner that adds `collector_success`/`collector_duration_seconds`.
 //! - [`exposition`]: renders samples in the Prometheus text format (`--once`).
 //! - [`remote_write`]: encodes a batch into a snappy-compressed WriteRequest (`encode`), and sends
-//!   blocks with the retry/drop rules of the remote-write spec (`sender`).
+//!   blocks with the retry/drop rules of the remote-write spec (`sender`, its schedule in `retry`).
 //! - [`queue`]: the durable per-remote FIFO of compressed blocks (CRC32C-framed records).
 //! - [`state_file`]: small JSON state files (cursors, last results), replaced atomically.
 //! - [`stats`]: the agent's own counters, shared by the stages and reported by the `pusher` collector.

@@ -2,6 +2,7 @@
 //! [`Block`] once, and [`sender`] delivers blocks exactly as stored, with the spec's retry rules.
 
 pub mod encode;
+pub mod retry;
 pub mod sender;
 pub mod worker;
 

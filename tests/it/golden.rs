@@ -10,8 +10,8 @@
 //! Left out or normalised, because they depend on the machine or the moment, not on the
 //! fixtures: the `process` and `host` collectors (they read this machine's /proc; shown in
 //! tests/it/process.rs), the values of the families in [`VOLATILE`] and the samples of those
-//! in [`ORDER_DEPENDENT`]. Samples of one family
-//! are sorted, because `--once` merges the families of collectors that finish in any order.
+//! in [`ORDER_DEPENDENT`]. Samples of one family are sorted, because `--once` merges the
+//! families of collectors that finish in any order.
 
 use crate::common;
 
