@@ -17,6 +17,7 @@ mod fixtures_schema;
 mod golden;
 mod ingress;
 mod inventory;
+mod layout;
 mod nix;
 mod once;
 mod panels_and_alerts;
