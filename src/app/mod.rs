@@ -2,7 +2,6 @@
 //! `--check-config` ([`check`]).
 
 mod check;
-pub mod fault;
 mod lock;
 mod once;
 mod pipeline;

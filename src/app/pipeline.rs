@@ -22,7 +22,7 @@ pub async fn run(
 ) {
     let mut batches = batches.lock().await;
     while let Some(batch) = batches.recv().await {
-        crate::app::fault::point(format_args!("pipeline"));
+        crate::fault::point(format_args!("pipeline"));
         stats.collected(batch.sample_count() as u64);
         let block = encode(&batch, &labels);
         let queues = queues.clone();

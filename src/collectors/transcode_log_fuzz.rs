@@ -22,7 +22,7 @@ fn line() -> impl Strategy<Value = (String, bool)> {
 }
 
 proptest! {
-    #![proptest_config(crate::fuzz::cases(512))]
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_bytes_never_panic_and_only_complete_lines_are_taken(

@@ -1,6 +1,6 @@
 //! Mutations of a JSON document, for fuzzing decoders with values shaped like real answers.
 //! Shared by the unit fuzzing (`src/fuzz/jellyfin_json.rs`) and the end-to-end fuzzing of the
-//! collectors (`tests/fuzz_jellyfin.rs`, which includes this file by path).
+//! collectors (`tests/it/fuzz_jellyfin.rs`, which includes this file by path).
 
 use proptest::prelude::*;
 use serde_json::{Value, json};

@@ -10,7 +10,7 @@
 //! - [`config_text`]: the config loader over arbitrary and mutated TOML.
 //!
 //! The transcode-log line parser is fuzzed next to it (`collectors/transcode_log_fuzz.rs`), and
-//! the collectors' handling of mutated answers end to end in `tests/fuzz_jellyfin.rs`.
+//! the collectors' handling of mutated answers end to end in `tests/it/fuzz_jellyfin.rs`.
 
 mod config_text;
 mod jellyfin_json;

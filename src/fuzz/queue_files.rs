@@ -8,10 +8,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use proptest::prelude::*;
 
+use crate::queue::Block;
 use crate::queue::record::frame;
 use crate::queue::segment::path as segment_path;
 use crate::queue::{Options, Queue};
-use crate::remote_write::Block;
 use crate::stats::RemoteStats;
 
 const NOW: i64 = 1_800_000_000_000;

@@ -83,7 +83,7 @@ pub async fn run(
                 continue;
             }
         };
-        crate::app::fault::point(format_args!("sender:{}", worker.sender.name()));
+        crate::fault::point(format_args!("sender:{}", worker.sender.name()));
         let finished = match batch.as_slice() {
             [one] => worker.deliver_one(one).await,
             many => worker.deliver_many(many).await,

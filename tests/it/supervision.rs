@@ -5,7 +5,7 @@
 //! supervision the sender's panic would end all delivery, and the system collector's would end
 //! `jellyfin_up`, so this test fails.
 
-mod common;
+use crate::common;
 
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};

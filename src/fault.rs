@@ -1,5 +1,5 @@
 //! A test-only seam to make a supervised task panic for real, so that the integration tests can
-//! watch the agent recover (`tests/supervision.rs`).
+//! watch the agent recover (`tests/it/supervision.rs`).
 //!
 //! In debug builds (what `cargo test` builds the binary as) the environment variable
 //! `JELLYFIN_PUSHER_TEST_PANIC` lists `task=n` pairs, e.g. `collector:system=3,pipeline=2`:
