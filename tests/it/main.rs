@@ -14,6 +14,7 @@ mod buffer;
 mod catalogue;
 mod dashboards;
 mod fixtures_schema;
+mod fuzz_jellyfin;
 mod golden;
 mod ingress;
 mod inventory;
