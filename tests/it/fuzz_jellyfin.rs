@@ -51,12 +51,7 @@ async fn mutated_answers_never_panic_a_collector_and_failures_name_the_endpoint(
         + "[collectors.process]\nenabled = false\n[collectors.host]\nenabled = false\n";
     // Nothing listens on the remote: the samples wait in the buffer, which is not the subject.
     let remote = format!("http://127.0.0.1:{}/api/v1/write", common::free_port());
-    let dir = AgentDir::new(
-        &jellyfin.url(),
-        &[("nowhere", &remote)],
-        "1s",
-        &config,
-    );
+    let dir = AgentDir::new(&jellyfin.url(), &[("nowhere", &remote)], "1s", &config);
     let mut agent = dir.start();
     let mut runner = TestRunner::default();
     let mut applied = Vec::new();
