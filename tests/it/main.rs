@@ -13,6 +13,7 @@ mod alerts;
 mod buffer;
 mod catalogue;
 mod dashboards;
+mod dmz_link;
 mod fixtures_schema;
 mod fuzz_jellyfin;
 mod golden;
