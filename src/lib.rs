@@ -19,8 +19,9 @@
 //! - [`jellyfin`]: the HTTP client for the Jellyfin API and the DTOs it decodes.
 //! - [`privacy`]: what a `user` label may say (salted hash by default).
 //! - [`sample`]: the in-memory sample model (`Family`, `Sample`, `Batch`) shared by every stage.
-//! - [`collectors`]: one file per collector behind the [`collectors::Collector`] trait, the
-//!   explicit registry, and the runner that adds `collector_success`/`collector_duration_seconds`.
+//! - [`collectors`]: one file per collector behind the [`collectors::Collector`] trait, the one
+//!   table of them ([`collectors::COLLECTORS`]: name, default interval, constructor), and the
+//!   runner that adds `collector_success`/`collector_duration_seconds`.
 //! - [`exposition`]: renders samples in the Prometheus text format (`--once`).
 //! - [`remote_write`]: encodes a batch into a snappy-compressed WriteRequest (`encode`), and sends
 //!   blocks with the retry/drop rules of the remote-write spec (`sender`, its schedule in `retry`).

@@ -131,19 +131,23 @@ pub struct CollectorsConfig {
 }
 
 impl CollectorsConfig {
-    /// (name, toggle) of every collector, for checks that apply to all of them.
-    pub fn intervals(&self) -> [(&'static str, Option<Duration>); 10] {
+    /// (name, enabled, interval) of every `[collectors.<name>]` table.
+    pub fn toggles(&self) -> [(&'static str, bool, Option<Duration>); 10] {
         [
-            ("system", self.system.interval),
-            ("sessions", self.sessions.interval),
-            ("users", self.users.interval),
-            ("library", self.library.interval),
-            ("inventory", self.inventory.interval),
-            ("tasks", self.tasks.interval),
-            ("activity", self.activity.interval),
-            ("transcode_log", self.transcode_log.interval),
-            ("process", self.process.interval),
-            ("host", self.host.interval),
+            ("system", self.system.enabled, self.system.interval),
+            ("sessions", self.sessions.enabled, self.sessions.interval),
+            ("users", self.users.enabled, self.users.interval),
+            ("library", self.library.enabled, self.library.interval),
+            ("inventory", self.inventory.enabled, self.inventory.interval),
+            ("tasks", self.tasks.enabled, self.tasks.interval),
+            ("activity", self.activity.enabled, self.activity.interval),
+            (
+                "transcode_log",
+                self.transcode_log.enabled,
+                self.transcode_log.interval,
+            ),
+            ("process", self.process.enabled, self.process.interval),
+            ("host", self.host.enabled, self.host.interval),
         ]
     }
 }

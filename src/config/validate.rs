@@ -22,7 +22,7 @@ pub(super) fn validate(c: &Config) -> Result<(), String> {
     if c.collect.interval < Duration::from_secs(1) {
         return Err("collect.interval must be at least 1s".into());
     }
-    for (name, interval) in c.collectors.intervals() {
+    for (name, _, interval) in c.collectors.toggles() {
         if interval.is_some_and(|i| i < Duration::from_secs(1)) {
             return Err(format!("collectors.{name}.interval must be at least 1s"));
         }
