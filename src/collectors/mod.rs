@@ -40,7 +40,7 @@ pub use process::Process;
 pub use pusher::Pusher;
 pub use schedule::run_scheduled;
 pub use sessions::Sessions;
-pub use system::System;
+pub use system::{JellyfinDown, System};
 pub use tasks::Tasks;
 pub use transcode_log::TranscodeLog;
 pub use users::Users;
