@@ -39,7 +39,7 @@ pub fn check_files(c: &Config) -> Vec<String> {
         .as_deref()
         .map(crate::collectors::sessions_geoip_check)
     {
-        problems.push(e);
+        problems.push(e.to_string());
     }
     if c.remote_write.is_empty() {
         problems.push(

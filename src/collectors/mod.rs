@@ -184,7 +184,7 @@ pub fn registry(config: &Config, deps: &Deps) -> Vec<Scheduled> {
 }
 
 /// `--check-config`: can the GeoIP database be opened?
-pub fn sessions_geoip_check(path: &std::path::Path) -> Result<(), String> {
+pub fn sessions_geoip_check(path: &std::path::Path) -> Result<(), sessions::geoip::GeoIpError> {
     sessions::geoip::GeoIp::open(path).map(|_| ())
 }
 
