@@ -31,6 +31,7 @@
 //! - [`app`]: wires the stages into tasks (`run`), the dry run (`once`) and `--check-config`
 //!   (the file checks, which ask the stages that use each file).
 //! - [`shutdown`], [`logging`]: signal handling and the tracing subscriber.
+//! - [`error_chain`]: an error and its causes on one line, for messages.
 //!
 //! `main.rs` only parses the command line and calls into [`app`].
 
@@ -38,6 +39,7 @@ pub mod app;
 pub mod cli;
 pub mod collectors;
 pub mod config;
+pub mod error_chain;
 pub mod exposition;
 pub mod jellyfin;
 pub mod logging;
@@ -52,3 +54,6 @@ pub mod stats;
 
 /// The version reported in `User-Agent` and `jellyfin_pusher_build_info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The `User-Agent` of every request the agent makes, to Jellyfin and to receivers.
+pub const USER_AGENT: &str = concat!("jellyfin-pusher/", env!("CARGO_PKG_VERSION"));

@@ -6,6 +6,7 @@ use reqwest::header::{self, HeaderValue};
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, snippet};
+use crate::error_chain::error_chain;
 use crate::secret::Secret;
 
 /// What the agent did to one endpoint: the catalogue's `jellyfin_api_response_seconds` and
@@ -71,7 +72,7 @@ impl Client {
             })?;
         auth.set_sensitive(true);
         let http = reqwest::Client::builder()
-            .user_agent(concat!("jellyfin-pusher/", env!("CARGO_PKG_VERSION")))
+            .user_agent(crate::USER_AGENT)
             .connect_timeout(timeout)
             .timeout(timeout)
             .build()
@@ -206,18 +207,10 @@ impl Client {
         }
         // The URL is ours to print (it never holds the token); reqwest's own text repeats it,
         // so it is stripped, and the causes ("connection refused") are appended.
-        let e = e.without_url();
-        let mut reason = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(cause) = source {
-            reason.push_str(": ");
-            reason.push_str(&cause.to_string());
-            source = cause.source();
-        }
         ApiError::Unreachable {
             endpoint,
             base: self.base.to_string(),
-            reason,
+            reason: error_chain(&e.without_url()),
         }
     }
 }

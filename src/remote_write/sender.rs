@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::retry;
 use crate::config::RemoteWriteConfig;
+use crate::error_chain::error_chain;
 use crate::secret::{Secret, read_secret_file, redact};
 use crate::stats::RemoteStats;
 
@@ -90,7 +91,7 @@ enum Auth {
 impl Sender {
     pub fn new(config: &RemoteWriteConfig, stats: Arc<RemoteStats>) -> Result<Sender, String> {
         let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("jellyfin-pusher/", env!("CARGO_PKG_VERSION")))
+            .user_agent(crate::USER_AGENT)
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)));
         if let Some(path) = &config.ca_file {
@@ -154,7 +155,7 @@ impl Sender {
             Err(e) => {
                 self.stats.request("error");
                 return Outcome::Retry {
-                    reason: describe(&e.without_url()),
+                    reason: error_chain(&e.without_url()),
                     after: None,
                 };
             }
@@ -277,19 +278,8 @@ async fn read_message(response: reqwest::Response) -> String {
                 line
             }
         }
-        Err(e) => format!("(body unreadable: {})", describe(&e)),
+        Err(e) => format!("(body unreadable: {})", error_chain(&e)),
     }
-}
-
-fn describe(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
