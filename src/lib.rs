@@ -34,6 +34,9 @@
 //! - [`error_chain`]: an error and its causes on one line, for messages.
 //!
 //! `main.rs` only parses the command line and calls into [`app`].
+//!
+//! Tests: unit tests next to the code they test; the integration tests are one binary,
+//! `tests/it/` (one module per subject, the shared harness in `tests/it/common/`).
 
 pub mod app;
 pub mod cli;
