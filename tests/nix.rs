@@ -546,8 +546,18 @@ fn vmalert_is_used_as_each_release_declares_it() {
             "vmalert.instance = \"main\";",
         ) + r#"services.vmalert.instances.main = { enable = true; settings."datasource.url" = "http://127.0.0.1:8428"; };"#;
         let result = evaluate_on(release, &existing).unwrap_or_else(|e| panic!("{release}: {e}"));
+        assert_eq!(
+            result["failedAssertions"],
+            Value::Array(vec![]),
+            "{release}"
+        );
         let vmalert = result["monitoring"]["vmalert"].as_object().unwrap();
         assert_eq!(vmalert.keys().collect::<Vec<_>>(), ["main"], "{release}");
+        let missing = existing.replace("instances.main = { enable = true;", "instances.main = {");
+        assert_refused(
+            &evaluate_on(release, &missing).unwrap(),
+            "vmalert.instance = \"main\": the host has no such enabled vmalert",
+        );
         assert_eq!(
             sorted(&vmalert["main"]["settings"]["rule"]),
             ["/etc/vmalert-main/rules.yml", "/srv/jellyfin/alerts/*.yml"]
@@ -631,7 +641,7 @@ fn a_wrong_option_name_type_or_release_fails_the_evaluation() {
             "Type = \"notify\";",
             "Type = \"notifiy\";",
             DMZ,
-            "Type= must be one of",
+            "Systemd Service field `Type' cannot have value `notifiy'.",
         ),
     ];
     for (file, from, to, configuration, message) in mutations {

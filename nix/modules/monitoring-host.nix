@@ -204,6 +204,12 @@ in
     {
       assertions = [
         {
+          assertion = ownVmalert || (if hasInstances
+            then config.services.vmalert.instances.${cfg.vmalert.instance}.enable
+            else cfg.vmalert.instance == "" && config.services.vmalert.enable);
+          message = "systemFoundry.monitoringStack.jellyfinMonitoring.vmalert.instance = \"${cfg.vmalert.instance}\": the host has no such enabled vmalert (services.vmalert.instances.\"${cfg.vmalert.instance}\"${lib.optionalString (!hasInstances) ", or on this release services.vmalert with instance \"\""}), so the rules would load nowhere.";
+        }
+        {
           assertion = hasInstances || !ownVmalert;
           message = "systemFoundry.monitoringStack.jellyfinMonitoring: this NixOS release has no services.vmalert.instances (NixOS 25.11 or later has it; 25.11 and 26.05 are supported). On an older release set vmalert.instance = \"\" to add the rules to the host's services.vmalert.";
         }

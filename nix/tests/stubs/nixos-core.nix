@@ -6,7 +6,7 @@
 #   users): nixos/modules/config/users-groups.nix
 # - systemd.services.<name> (the stage-2 service options): nixos/lib/systemd-unit-options.nix,
 #   with serviceConfig's `unitOption` merge (lists concatenate, other values must agree) and
-#   checkService (Type=, Restart=) from nixos/lib/systemd-lib.nix
+#   checkService (Type=, Restart=) with checkUnitConfig from nixos/lib/systemd-lib.nix
 # - systemd.tmpfiles.rules / .settings: nixos/modules/system/boot/systemd/tmpfiles.nix
 # A misspelt option name fails here as it fails on NixOS: none of these is freeform.
 { lib, config, ... }:
@@ -16,25 +16,31 @@ let
   unitNames = mkOption { type = types.listOf types.str; default = [ ]; };
   lines = mkOption { type = types.lines; default = ""; };
 
-  atom = v: v == null || lib.isBool v || lib.isInt v || lib.isFloat v || lib.isString v || lib.isPath v
-    || (lib.isAttrs v && v ? outPath);
+  # No check of its own: lists concatenate (a lone value joins them as a one-item list),
+  # other values must agree.
   unitOption = lib.mkOptionType {
     name = "systemd option";
-    description = "systemd option";
-    check = v: atom v || (lib.isList v && lib.all atom v);
     merge = loc: defs:
       let defs' = lib.filterOverrides defs; in
-      if lib.any (d: lib.isList d.value) defs' then
-        lib.concatMap (d: if lib.isList d.value then d.value else throw
-          "The definitions for systemd unit options should be either all lists, representing repeatable options, or all non-lists, but for the option ${lib.showOption loc}, the definitions are a mix of list and non-list ${lib.options.showDefs defs'}") defs'
+      if lib.any (def: lib.isList def.value) defs'
+      then lib.concatMap (def: lib.toList def.value) defs'
       else lib.mergeEqualOption loc defs';
   };
-  oneOf = key: allowed: cfg:
-    !(cfg ? ${key}) || lib.elem cfg.${key} allowed
-    || throw "Error while checking the [Service] section: ${key}= must be one of ${toString allowed}, not ${toString cfg.${key}}";
-  checkService = cfg:
-    oneOf "Type" [ "exec" "simple" "forking" "oneshot" "dbus" "notify" "notify-reload" "idle" ] cfg
-    && oneOf "Restart" [ "no" "on-success" "on-failure" "on-abnormal" "on-abort" "on-watchdog" "always" ] cfg;
+  # systemd-lib.nix's assertValueOneOf and checkUnitConfig: the errors are traced, and the
+  # definition then fails its type check.
+  assertValueOneOf = name: values: group: attr:
+    lib.optional (attr ? ${name} && !lib.elem attr.${name} values)
+      "Systemd ${group} field `${name}' cannot have value `${toString attr.${name}}'.";
+  checkUnitConfig = group: checks: attrs:
+    let
+      defs = lib.mapAttrs (_: v: if v._type or "" == "override" || v._type or "" == "if" then v.content else v) attrs;
+      errors = lib.concatMap (c: c group defs) checks;
+    in
+    if errors == [ ] then true else builtins.trace (lib.concatStringsSep "\n" errors) false;
+  checkService = checkUnitConfig "Service" [
+    (assertValueOneOf "Type" [ "exec" "simple" "forking" "oneshot" "dbus" "notify" "notify-reload" "idle" ])
+    (assertValueOneOf "Restart" [ "no" "on-success" "on-failure" "on-abnormal" "on-abort" "always" ])
+  ];
 
   service = types.submodule {
     options = {
@@ -75,12 +81,20 @@ let
 
   user = types.submodule ({ name, ... }: {
     options = {
-      name = mkOption { type = types.passwdEntry types.str; default = name; };
+      name = mkOption {
+        type = types.passwdEntry types.str;
+        default = name;
+        apply = x: assert (lib.stringLength x < 32 || abort "Username '${x}' is longer than 31 characters which is not allowed!"); x;
+      };
       description = mkOption { type = types.passwdEntry types.str; default = ""; };
       uid = mkOption { type = types.nullOr types.int; default = null; };
       isSystemUser = mkOption { type = types.bool; default = false; };
       isNormalUser = mkOption { type = types.bool; default = false; };
-      group = mkOption { type = types.str; default = ""; };
+      group = mkOption {
+        type = types.str;
+        default = "";
+        apply = x: assert (lib.stringLength x < 32 || abort "Group name '${x}' is longer than 31 characters which is not allowed!"); x;
+      };
       extraGroups = mkOption { type = types.listOf types.str; default = [ ]; };
       home = mkOption { type = types.passwdEntry types.path; default = "/var/empty"; };
       createHome = mkOption { type = types.bool; default = false; };
