@@ -468,7 +468,7 @@ fn jellyfin_logs_are_read_through_an_acl_by_default_and_as_jellyfin_in_a_narrowe
     let acl = &tmpfiles["jellyfinPusherAccess"];
     assert_eq!(
         acl["/var/lib/jellyfin/log"]["a+"]["argument"],
-        "u:jellyfin-pusher:r-x,m::r-x,d:u:jellyfin-pusher:r--,d:m::r--"
+        "u:jellyfin-pusher:r-x,m::r-x,d:u::rwx,d:u:jellyfin-pusher:r--,d:g::---,d:m::r--,d:o::---"
     );
     assert_eq!(
         acl["/var/lib/jellyfin"]["a+"]["argument"], "u:jellyfin-pusher:--x,m::--x",
@@ -517,6 +517,129 @@ fn jellyfin_logs_are_read_through_an_acl_by_default_and_as_jellyfin_in_a_narrowe
     let no_jellyfin = as_jellyfin.replace("services.jellyfin.enable = true;", "");
     let result = evaluate(&no_jellyfin).unwrap();
     assert_refused(&result, "needs services.jellyfin");
+}
+
+/// tmpfiles.d lines of one `systemd.tmpfiles.settings.<name>`, written as nixpkgs'
+/// tmpfiles.nix writes them (settingsEntryToRule).
+fn tmpfiles_conf(setting: &Value) -> String {
+    let mut text = String::new();
+    for (path, types) in setting.as_object().unwrap() {
+        for entry in types.as_object().unwrap().values() {
+            let field = |k: &str| entry[k].as_str().unwrap().to_string();
+            text += &format!(
+                "'{}' '{path}' '{}' '{}' '{}' '{}' {}\n",
+                field("type"),
+                field("mode"),
+                field("user"),
+                field("group"),
+                field("age"),
+                field("argument")
+            );
+        }
+    }
+    text
+}
+
+/// Runs `program` as `uid` (no supplementary groups) with umask 077, as Jellyfin runs.
+fn run_as(uid: u32, script: &str) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    Command::new("sh")
+        .args(["-c", &format!("umask 077; {script}")])
+        .uid(uid)
+        .gid(uid)
+        .output()
+        .unwrap()
+}
+
+/// The ACL lines the module generates, applied by the real systemd-tmpfiles together with
+/// the Jellyfin module's own `d … 700` lines, three times (boot, then two switches): the
+/// agent's user reads the log files Jellyfin writes with UMask=0077 and nothing else of
+/// Jellyfin's. The user is `nobody` here (the ACL names a user the host knows).
+#[test]
+fn the_acl_lets_the_agent_read_jellyfins_logs_and_nothing_else_under_real_tmpfiles() {
+    let tmpfiles = require_binary("systemd-tmpfiles");
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "needs root, as tests/run.sh does"
+    );
+    let result = evaluate(DMZ).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    std::fs::set_permissions(r, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(r.join("etc/tmpfiles.d")).unwrap();
+    std::fs::create_dir_all(r.join("var/lib")).unwrap();
+    let (jellyfin, agent) = (64990u32, 65534u32);
+    std::fs::write(
+        r.join("etc/passwd"),
+        format!(
+            "root:x:0:0::/root:/bin/sh\njellyfin:x:{jellyfin}:{jellyfin}::/var/empty:/bin/false\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        r.join("etc/group"),
+        format!("root:x:0:\njellyfin:x:{jellyfin}:\n"),
+    )
+    .unwrap();
+    for (name, setting) in result["tmpfiles"].as_object().unwrap() {
+        let conf = tmpfiles_conf(setting).replace("jellyfin-pusher", "nobody");
+        std::fs::write(r.join(format!("etc/tmpfiles.d/{name}.conf")), conf).unwrap();
+    }
+    let apply = || {
+        let out = Command::new(&tmpfiles)
+            .arg("--create")
+            .arg(format!("--root={}", r.display()))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.is_empty(),
+            "systemd-tmpfiles: {stderr}"
+        );
+    };
+    apply();
+    let data = r.join("var/lib/jellyfin");
+    let log = data.join("log/log_20261125.log");
+    let jellyfin_writes = run_as(
+        jellyfin,
+        &format!(
+            "echo 'FFmpeg exited with code 1' > {log}; mkdir {data}/data && echo key > {data}/data/jellyfin.db && echo conf > {data}/config/system.xml",
+            log = log.display(),
+            data = data.display()
+        ),
+    );
+    assert!(jellyfin_writes.status.success(), "{jellyfin_writes:?}");
+    for pass in 0..3 {
+        if pass > 0 {
+            apply(); // Jellyfin's `d 700` chmods the folders again; the masks must survive it
+        }
+        let reads = run_as(
+            agent,
+            &format!("cat {} && ls {}/log", log.display(), data.display()),
+        );
+        assert!(
+            reads.status.success(),
+            "pass {pass}: {}",
+            String::from_utf8_lossy(&reads.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&reads.stdout),
+            "FFmpeg exited with code 1\nlog_20261125.log\n"
+        );
+        for denied in [
+            format!("ls {}", data.display()),
+            format!("cat {}/data/jellyfin.db", data.display()),
+            format!("cat {}/config/system.xml", data.display()),
+            format!("ls {}/config", data.display()),
+            format!("echo x > {}/log/forged.log", data.display()),
+        ] {
+            assert!(
+                !run_as(agent, &denied).status.success(),
+                "pass {pass}: {denied} was allowed"
+            );
+        }
+    }
 }
 
 #[test]

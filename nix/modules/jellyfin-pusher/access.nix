@@ -15,7 +15,9 @@ let
   # Explicit masks: the Jellyfin module's `d … 700` lines run on every tmpfiles pass and a
   # chmod of a folder with an ACL rewrites its mask to ---; these lines (in a file sorting
   # after Jellyfin's jellyfinDirs.conf) set it back. The default ACL makes each log file
-  # Jellyfin creates later readable (.NET creates files 0666; a default ACL replaces the umask).
+  # Jellyfin creates later readable (.NET creates files 0666; a default ACL replaces the umask)
+  # and by no one else (explicit default base entries: tmpfiles would otherwise derive
+  # group::r-x from the mask).
   # Files that existed before the first pass stay unreadable to the agent until Jellyfin
   # rolls over to the next daily log.
   acl = path: entries: { "${path}"."a+".argument = lib.concatStringsSep "," entries; };
@@ -34,7 +36,7 @@ in
 
   tmpfiles = lib.optionalAttrs (own && logDir != null) {
     jellyfinPusherAccess =
-      acl logDir [ "u:jellyfin-pusher:r-x" "m::r-x" "d:u:jellyfin-pusher:r--" "d:m::r--" ]
+      acl logDir [ "u:jellyfin-pusher:r-x" "m::r-x" "d:u::rwx" "d:u:jellyfin-pusher:r--" "d:g::---" "d:m::r--" "d:o::---" ]
       // lib.optionalAttrs (inside dataDir) (acl dataDir [ "u:jellyfin-pusher:--x" "m::--x" ]);
   };
 
