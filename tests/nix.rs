@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::agent::{AgentDir, BIN};
+use common::fake_jellyfin::FakeJellyfin;
 use common::servers::VictoriaMetrics;
 use common::{free_port, require_binary, wait_for};
 use jellyfin_pusher::config::Config;
@@ -640,6 +642,70 @@ fn the_acl_lets_the_agent_read_jellyfins_logs_and_nothing_else_under_real_tmpfil
             );
         }
     }
+}
+
+/// Why runAs = "jellyfin" exists: the kernel shows a process's open files and IO only to
+/// its own user (or CAP_SYS_PTRACE, which the unit never gets). The real agent runs --once
+/// against a stand-in "Jellyfin" owned by one uid: as that uid it reports process_open_fds
+/// and the IO counters, as any other uid (runAs = "jellyfin-pusher") only the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_files_and_io_are_reported_only_as_jellyfins_own_user() {
+    use std::os::unix::process::CommandExt;
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "needs root, as tests/run.sh does"
+    );
+    let jellyfin = FakeJellyfin::start("").await;
+    let owner = 64990u32;
+    let mut stand_in = Command::new("sleep")
+        .arg("60")
+        .uid(owner)
+        .gid(owner)
+        .spawn()
+        .unwrap();
+    let mut figures = Vec::new();
+    for agent in [owner, 65534] {
+        let dir = AgentDir::new(&jellyfin.url(), &[], "15s", "");
+        let pid_file = dir.dir.path().join("jellyfin.pid");
+        std::fs::write(&pid_file, format!("{}\n", stand_in.id())).unwrap();
+        let config = std::fs::read_to_string(dir.config()).unwrap()
+            + &format!(
+                "[collectors.process]\npid_file = \"{}\"\n",
+                pid_file.display()
+            );
+        std::fs::write(dir.config(), config).unwrap();
+        let chown = Command::new("chown")
+            .args(["-R", &format!("{agent}:{agent}")])
+            .arg(dir.dir.path())
+            .status()
+            .unwrap();
+        assert!(chown.success());
+        let out = tokio::task::block_in_place(|| {
+            Command::new(BIN)
+                .arg("--config")
+                .arg(dir.config())
+                .arg("--once")
+                .env_remove("RUST_LOG")
+                .uid(agent)
+                .gid(agent)
+                .output()
+                .unwrap()
+        });
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            stdout.contains("process_cpu_seconds_total{"),
+            "uid {agent} sees the process: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        figures.push((
+            stdout.contains("process_open_fds{"),
+            stdout.contains("process_io_read_bytes_total{"),
+        ));
+    }
+    let _ = stand_in.kill();
+    let _ = stand_in.wait();
+    assert_eq!(figures, [(true, true), (false, false)]);
 }
 
 #[test]
