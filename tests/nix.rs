@@ -450,6 +450,16 @@ fn the_monitoring_stack_gate_is_honoured_and_the_services_alias_needs_none() {
         result["pusher"]["service"]["serviceConfig"]["User"], "jellyfin-pusher",
         "the alias runs the same unit outside the stack"
     );
+    // A tree that declares the gate itself disables ours (README).
+    let own_gate = format!(
+        "imports = [ ({{ lib, ... }}: {{ options.systemFoundry.monitoringStack.enable = lib.mkEnableOption \"own\"; }}) ]; \
+         disabledModules = [ {ROOT}/nix/modules/monitoring-stack.nix ]; {DMZ}"
+    );
+    let result = evaluate(&own_gate).unwrap();
+    assert_eq!(
+        result["pusher"]["service"]["serviceConfig"]["Type"],
+        "notify"
+    );
     let tiger = TIGER.replace("systemFoundry.monitoringStack.enable = true;", "");
     let result = evaluate(&tiger).unwrap();
     assert_eq!(result["monitoring"]["ingress"], Value::Null);
