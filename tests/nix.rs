@@ -81,7 +81,7 @@ const DMZ: &str = r#"
       { name = "backup"; url = "https://10.0.0.9:8428/api/v1/write"; basicAuthUser = "dmz"; basicAuthPasswordFile = "/run/secrets/backup_password"; }
     ];
     settings = {
-      jellyfin.url = "http://127.0.0.1:8096/jellyfin";
+      jellyfin = { url = "http://127.0.0.1:8096/jellyfin"; timeout = "1m 30s"; max_response_size = "48mib"; };
       labels = { job = "jellyfin"; instance = "jellyfin-dmz"; };
       collect.interval = "20s";
       buffer.max_size = "1GiB";
@@ -185,6 +185,8 @@ fn dmz_module_on(release: &str) {
     );
     assert_eq!(config.state_dir, Path::new("/var/lib/jellyfin-pusher"));
     assert_eq!(config.collect.interval, Duration::from_secs(20));
+    assert_eq!(config.jellyfin.timeout, Duration::from_secs(90));
+    assert_eq!(config.jellyfin.max_response_size, 48 << 20);
     assert_eq!(
         config.collectors.system.interval,
         Some(Duration::from_secs(30))

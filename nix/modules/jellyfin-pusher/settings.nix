@@ -7,8 +7,11 @@
 let
   inherit (lib) mkOption types;
   opt = type: description: mkOption { type = types.nullOr type; default = null; inherit description; };
-  duration = types.strMatching "[0-9]+ ?[a-z]+( ?[0-9]+ ?[a-z]+)*" // { description = "duration (\"15s\", \"5m\", \"1h 30m\")"; };
-  size = types.strMatching "[0-9]+(\\.[0-9]+)? ?([KMGT]i?B|B)?" // { description = "size (\"512MiB\", \"1GiB\")"; };
+  # The shapes humantime and bytesize parse (the agent checks the unit names).
+  duration = types.strMatching "[[:space:]]*([0-9]+(\\.[0-9]+)?[[:space:]]*([A-Za-z]|µ)+[[:space:]]*)+"
+    // { description = "duration (\"15s\", \"5m\", \"1h 30m\")"; };
+  size = types.strMatching "[0-9]+|[0-9.]+[[:space:]]*([Bb]|[KkMmGgTtPpEe][Ii]?[Bb]?)"
+    // { description = "size (\"512MiB\", \"1GiB\", bytes)"; };
   absolute = types.strMatching "/.*" // { description = "absolute path"; };
   toml = (import ./toml-value.nix { inherit lib; });
 
