@@ -99,10 +99,10 @@ pkgs.testers.runNixOSTest {
 
     with subtest("samples cross the link through vmauth, with the pinned job"):
         tiger.wait_until_succeeds(
-            "curl -sf 'http://127.0.0.1:8428/api/v1/export?match[]=jellyfin_up' | grep -q jellyfin-dmz",
+            "curl -gsf 'http://127.0.0.1:8428/api/v1/export?match[]=jellyfin_up' | grep -q jellyfin-dmz",
             timeout=180,
         )
-        line = tiger.succeed("curl -sf 'http://127.0.0.1:8428/api/v1/export?match[]=jellyfin_up' | head -n1")
+        line = tiger.succeed("curl -gsf 'http://127.0.0.1:8428/api/v1/export?match[]=jellyfin_up' | head -n1")
         assert json.loads(line)["metric"]["job"] == "jellyfin", line
 
     with subtest("the write token reads nothing, and only TLS is served"):
