@@ -974,6 +974,84 @@ fn the_ingress_unit_is_sandboxed_like_the_agent_and_refuses_to_serve_without_tls
     assert_refused(&result, "ingress.tls: set certificateFile and keyFile");
 }
 
+/// A unit file from a NixOS serviceConfig, written as NixOS writes one (a list becomes
+/// repeated lines, booleans yes/no).
+fn unit_file(description: &str, service: &serde_json::Map<String, Value>) -> String {
+    let mut text = format!("[Unit]\nDescription={description}\n\n[Service]\n");
+    for (key, value) in service {
+        let values = match value {
+            Value::Array(items) => items.clone(),
+            other => vec![other.clone()],
+        };
+        for v in values {
+            let v = match v {
+                Value::Bool(b) => if b { "yes" } else { "no" }.to_string(),
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            text += &format!("{key}={v}\n");
+        }
+    }
+    text
+}
+
+/// `systemd-analyze security --offline=yes` of a unit file: its overall exposure.
+fn exposure(name: &str, unit: &str) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, unit).unwrap();
+    let out = Command::new(require_binary("systemd-analyze"))
+        .args(["security", "--offline=yes", "--no-pager"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| {
+            l.split(&format!("Overall exposure level for {name}: "))
+                .nth(1)
+        })
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure figure in:\n{text}"))
+}
+
+#[test]
+fn both_nixos_units_score_like_the_plain_unit_in_systemd_analyze_security() {
+    let dmz = evaluate(DMZ).unwrap();
+    let tiger = evaluate(TIGER).unwrap();
+    let agent = exposure(
+        "jellyfin-pusher.service",
+        &unit_file(
+            "agent",
+            dmz["pusher"]["service"]["serviceConfig"]
+                .as_object()
+                .unwrap(),
+        ),
+    );
+    let ingress = exposure(
+        "jellyfin-ingress.service",
+        &unit_file(
+            "ingress",
+            tiger["monitoring"]["ingress"]["serviceConfig"]
+                .as_object()
+                .unwrap(),
+        ),
+    );
+    let plain = exposure(
+        "jellyfin-pusher.service",
+        &std::fs::read_to_string(Path::new(ROOT).join("config/jellyfin-pusher.service")).unwrap(),
+    );
+    eprintln!(
+        "systemd-analyze security --offline=yes: plain unit {plain}, NixOS agent {agent}, NixOS ingress {ingress}"
+    );
+    assert!(agent <= plain, "NixOS agent {agent} > plain unit {plain}");
+    assert!(
+        ingress <= plain,
+        "ingress {ingress} > the agent's plain unit {plain}"
+    );
+}
+
 #[test]
 fn the_two_node_vm_test_is_written_and_skipped_here() {
     let vm = Path::new(ROOT).join("nix/tests/vm.nix");
