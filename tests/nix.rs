@@ -342,6 +342,39 @@ fn secrets_in_the_store_and_contradictory_auth_are_refused() {
     );
 }
 
+/// Every key of config/jellyfin-pusher.example.toml (which documents every key the agent
+/// knows) is a setting the module accepts and renders unchanged, so the typed settings
+/// cannot fall behind the agent (the keys systemd and remoteWrite provide excepted).
+#[test]
+fn every_key_of_the_example_config_is_a_typed_setting() {
+    let text = std::fs::read_to_string(Path::new(ROOT).join("config/jellyfin-pusher.example.toml"))
+        .unwrap();
+    let mut example: toml::Table = toml::from_str(&text).unwrap();
+    example.remove("state_dir");
+    example.remove("remote_write");
+    example["jellyfin"]
+        .as_table_mut()
+        .unwrap()
+        .remove("token_file");
+    let json = serde_json::to_string(&example).unwrap();
+    assert!(!json.contains("''") && !json.contains("${"), "{json}");
+    let configuration = format!(
+        r#"systemFoundry.monitoringStack.enable = true;
+        systemFoundry.monitoringStack.jellyfinPusher = {{
+          enable = true;
+          tokenFile = "/run/secrets/t";
+          egress.restrict = false;
+          remoteWrite = [ {{ name = "tiger"; url = "https://192.0.2.10/api/v1/write"; }} ];
+          settings = builtins.fromJSON ''{json}'';
+        }};"#
+    );
+    let result = evaluate(&configuration).unwrap();
+    assert_eq!(result["failedAssertions"], Value::Array(vec![]));
+    let mut rendered = result["pusher"]["settings"].clone();
+    rendered.as_object_mut().unwrap().remove("remote_write");
+    assert_eq!(rendered, serde_json::to_value(&example).unwrap());
+}
+
 /// The failed assertion messages of an evaluation.
 fn failed(result: &Value) -> Vec<String> {
     result["failedAssertions"]
