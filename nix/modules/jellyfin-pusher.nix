@@ -8,7 +8,7 @@
 # alias of the same options) and need no gate.
 #
 # Supported NixOS releases: 25.11 and 26.05 (nix/tests/releases.nix; each is evaluated by
-# tests/nix.rs against the option declarations of that release).
+# tests/it/nix.rs against the option declarations of that release).
 { config, options, lib, pkgs, ... }:
 
 let

@@ -1,13 +1,13 @@
 # Two-node NixOS VM test (a nixosTest): `dmz` runs Jellyfin and jellyfin-pusher, `tiger` runs
 # VictoriaMetrics, the TLS vmauth ingress, Grafana and vmalert from this repository's modules.
-# It proves on real NixOS what tests/nix.rs can only evaluate: the units start, the agent's
+# It proves on real NixOS what tests/it/nix.rs can only evaluate: the units start, the agent's
 # samples cross the link through vmauth with TLS (the token holds `"` and `\`), vmauth pins
 # job="jellyfin", the write token reads nothing, and the agent's user can read Jellyfin's
 # logs through the ACL but not its database.
 #
 # Needs a nixpkgs of a supported release (25.11 or 26.05), Nix 2.18+ and KVM:
 #   nix-build nix/tests/vm.nix --arg pkgs 'import <nixpkgs> { }'
-# (tests/nix.rs only parses this file: the CI machine has neither nixpkgs nor KVM.)
+# (tests/it/nix.rs only parses this file: the CI machine has neither nixpkgs nor KVM.)
 { pkgs ? import <nixpkgs> { } }:
 
 let

@@ -4,7 +4,7 @@
 //! config loader, the unit is compared with config/jellyfin-pusher.service, and the ingress
 //! start script is run against real vmauth (with TLS) and VictoriaMetrics.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +19,28 @@ use jellyfin_pusher::config::Config;
 use serde_json::Value;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A `nix-instantiate` command, after the store was initialised once: on a fresh machine the
+/// first calls create /nix/var/nix, and parallel first calls race ("creating symlink …
+/// File exists").
+fn nix_instantiate() -> Command {
+    static STORE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let binary = require_binary("nix-instantiate");
+    let ready = STORE.get_or_init(|| {
+        let out = Command::new(&binary)
+            .args(["--eval", "-E", "1"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        match out.status.success() {
+            true => Ok(()),
+            false => Err(String::from_utf8_lossy(&out.stderr).to_string()),
+        }
+    });
+    if let Err(message) = ready {
+        panic!("nix-instantiate could not initialise the Nix store: {message}");
+    }
+    Command::new(binary)
+}
 
 /// nixpkgs' lib: $NIXPKGS_LIB, else the copy in ../shared next to the checkout.
 fn nixpkgs_lib() -> PathBuf {
@@ -53,7 +75,7 @@ fn evaluate_tree(root: &Path, release: &str, configuration: &str) -> Result<Valu
     let dir = tempfile::tempdir().unwrap();
     let case = dir.path().join("case.nix");
     std::fs::write(&case, format!("{{ ... }}: {{ {configuration} }}")).unwrap();
-    let out = Command::new(require_binary("nix-instantiate"))
+    let out = nix_instantiate()
         .args(["--eval", "--strict", "--json"])
         .arg(root.join("nix/tests/eval.nix"))
         .args(["--arg", "lib"])
@@ -97,7 +119,7 @@ const DMZ: &str = r#"
 
 #[test]
 fn the_package_expression_parses_and_builds_from_the_lock_file() {
-    let out = Command::new(require_binary("nix-instantiate"))
+    let out = nix_instantiate()
         .arg("--parse")
         .arg(Path::new(ROOT).join("nix/package.nix"))
         .output()
@@ -892,7 +914,7 @@ fn package_with_rustc(version: &str) -> Result<String, String> {
         root = ROOT,
         lib = nixpkgs_lib().display()
     );
-    let out = Command::new(require_binary("nix-instantiate"))
+    let out = nix_instantiate()
         .args(["--eval", "--expr", &expr])
         .output()
         .unwrap();
@@ -911,7 +933,7 @@ fn the_package_states_its_rust_and_stops_early_on_an_older_one() {
         ("25.11", "1.91.1", true),
         ("26.05", "1.95.0", true),
     ] {
-        let out = Command::new(require_binary("nix-instantiate"))
+        let out = nix_instantiate()
             .args(["--eval", "--expr"])
             .arg(format!(
                 "(import {ROOT}/nix/tests/releases.nix).\"{release}\".rustc"
@@ -1088,11 +1110,7 @@ fn both_nixos_units_score_like_the_plain_unit_in_systemd_analyze_security() {
 #[test]
 fn the_two_node_vm_test_is_written_and_skipped_here() {
     let vm = Path::new(ROOT).join("nix/tests/vm.nix");
-    let out = Command::new(require_binary("nix-instantiate"))
-        .arg("--parse")
-        .arg(&vm)
-        .output()
-        .unwrap();
+    let out = nix_instantiate().arg("--parse").arg(&vm).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
