@@ -1050,25 +1050,12 @@ fn unit_file(description: &str, service: &serde_json::Map<String, Value>) -> Str
     text
 }
 
-/// `systemd-analyze security --offline=yes` of a unit file: its overall exposure.
+/// The exposure of `unit` written to a file called `name`.
 fn exposure(name: &str, unit: &str) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(name);
     std::fs::write(&path, unit).unwrap();
-    let out = Command::new(require_binary("systemd-analyze"))
-        .args(["security", "--offline=yes", "--no-pager"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| {
-            l.split(&format!("Overall exposure level for {name}: "))
-                .nth(1)
-        })
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no exposure figure in:\n{text}"))
+    crate::systemd::exposure(&path)
 }
 
 #[test]
