@@ -7,9 +7,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Each top-level module of src/ and the modules it may use.
-const MAY_USE: [(&str, &[&str]); 18] = [
+const MAY_USE: [(&str, &[&str]); 19] = [
     ("fault", &[]),
     ("sample", &[]),
+    ("error_chain", &[]),
     ("stats", &[]),
     ("secret", &[]),
     ("state_file", &[]),
@@ -17,12 +18,20 @@ const MAY_USE: [(&str, &[&str]); 18] = [
     ("shutdown", &[]),
     ("privacy", &["sample", "state_file"]),
     ("exposition", &["sample"]),
-    ("jellyfin", &["secret", "sample"]),
+    ("jellyfin", &["secret", "sample", "error_chain"]),
     ("config", &["privacy", "secret"]),
     ("queue", &["stats", "state_file"]),
     (
         "remote_write",
-        &["queue", "config", "fault", "sample", "secret", "stats"],
+        &[
+            "queue",
+            "config",
+            "fault",
+            "sample",
+            "secret",
+            "stats",
+            "error_chain",
+        ],
     ),
     (
         "collectors",
@@ -32,6 +41,7 @@ const MAY_USE: [(&str, &[&str]); 18] = [
             "jellyfin",
             "privacy",
             "sample",
+            "secret",
             "state_file",
             "stats",
         ],
