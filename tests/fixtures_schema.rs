@@ -150,6 +150,13 @@ fn the_synthetic_storage_and_virtual_folders_match_the_openapi_schema() {
         check("SystemStorageDto", "system-storage.synthetic.json"),
         Vec::<String>::new()
     );
+    assert_eq!(
+        check(
+            "SystemStorageDto",
+            "system-storage.unmeasurable.synthetic.json"
+        ),
+        Vec::<String>::new()
+    );
     // The endpoint answers an array of VirtualFolderInfo.
     let doc = openapi();
     let path = format!(
