@@ -13,7 +13,7 @@
 //! | `inventory` | `inventory.rs` (paged /Items walk) | 1 h |
 //! | `tasks` | `tasks.rs` (results seen kept in `state_dir/tasks.json`) | 1 min |
 //! | `activity` | `activity.rs` (cursor kept in `state_dir/activity.json`) | 1 min |
-//! | `transcode_log` | `transcode_log.rs` (offsets kept in `state_dir/transcode-log.json`) | `collect.interval`, when `dir` is set |
+//! | `transcode_log` | `transcode_log.rs`, `transcode_log/` (server log and per-job files; state in `state_dir/transcode-log.json`) | `collect.interval`, when `dir` is set |
 //! | `process` | `process.rs` (Jellyfin's process: `process_*`) | `collect.interval` |
 //! | `host` | `host.rs` (`node_memory_*`, `node_network_*`) | `collect.interval` |
 
