@@ -170,7 +170,11 @@ pub fn registry(config: &Config, deps: &Deps) -> Vec<Scheduled> {
     let process = &config.collectors.process;
     if process.enabled {
         out.push(Scheduled {
-            collector: Box::new(Process::new(process.clone(), "/proc".into())),
+            collector: Box::new(Process::new(
+                process.clone(),
+                "/proc".into(),
+                "/sys/fs/cgroup".into(),
+            )),
             interval: process.interval.unwrap_or(fast),
         });
     }
