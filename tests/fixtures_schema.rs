@@ -165,6 +165,14 @@ fn the_synthetic_ffmpeg_job_log_starts_with_a_valid_media_source() {
 }
 
 #[test]
+fn the_synthetic_inventory_library_matches_the_openapi_schema() {
+    assert_eq!(
+        check("BaseItemDtoQueryResult", "items.inventory.synthetic.json"),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
 fn the_synthetic_storage_and_virtual_folders_match_the_openapi_schema() {
     assert_eq!(
         check("SystemStorageDto", "system-storage.synthetic.json"),

@@ -123,11 +123,7 @@ pub fn registry(config: &Config, deps: &Deps) -> Vec<Scheduled> {
     let inventory = &config.collectors.inventory;
     if inventory.enabled {
         out.push(Scheduled {
-            collector: Box::new(Inventory::new(
-                deps.jellyfin.clone(),
-                inventory.page_size,
-                inventory.recent,
-            )),
+            collector: Box::new(Inventory::new(deps.jellyfin.clone(), inventory)),
             interval: inventory.interval.unwrap_or(Duration::from_secs(3600)),
         });
     }
