@@ -20,6 +20,7 @@
 mod activity;
 mod host;
 mod inventory;
+mod leave_family;
 mod library;
 mod process;
 mod pusher;
@@ -95,15 +96,24 @@ pub fn registry(config: &Config, deps: &Deps) -> Vec<Scheduled> {
     let sessions = &config.collectors.sessions;
     if sessions.enabled {
         let interval = sessions.interval.unwrap_or(fast);
+        let mut collector: Box<dyn Collector> = Box::new(Sessions::new(
+            deps.jellyfin.clone(),
+            deps.privacy.clone(),
+            sessions.active_within,
+            interval,
+            config.privacy.top_items,
+            geoip(sessions.geoip_database.as_deref()),
+        ));
+        let log = &config.collectors.transcode_log;
+        if log.enabled && log.dir.is_some() {
+            // Transcode starts then come from the log folder, with the failures.
+            collector = Box::new(leave_family::LeaveFamily::new(
+                collector,
+                "jellyfin_transcode_total",
+            ));
+        }
         out.push(Scheduled {
-            collector: Box::new(Sessions::new(
-                deps.jellyfin.clone(),
-                deps.privacy.clone(),
-                sessions.active_within,
-                interval,
-                config.privacy.top_items,
-                geoip(sessions.geoip_database.as_deref()),
-            )),
+            collector,
             interval,
         });
     }

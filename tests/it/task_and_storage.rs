@@ -3,7 +3,7 @@
 //! once), folders the server cannot measure (-1) are left out, and an empty ProductName is
 //! not sent as an empty label.
 
-mod common;
+use crate::common;
 
 use common::agent::AgentDir;
 use common::fake_jellyfin::FakeJellyfin;

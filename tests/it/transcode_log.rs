@@ -6,7 +6,7 @@
 //! rotation; the history present at the first start is not counted. Checked exactly in
 //! VictoriaMetrics, with the failure rate as the alert computes it.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 
@@ -63,9 +63,7 @@ async fn failures_once_without_server_stops_and_starts_from_job_files() {
     append(logs.path(), "log_20261124.log", &server_log.repeat(3)); // history
     job(logs.path(), "Transcode", 1, &[]); // history
     let extra = format!(
-        "[collectors.transcode_log]\ndir = \"{}\"\ninterval = \"1s\"\n\
-         # One producer of jellyfin_transcode_total: with the log folder set, the log's.\n\
-         [collectors.sessions]\nenabled = false\n",
+        "[collectors.transcode_log]\ndir = \"{}\"\ninterval = \"1s\"\n",
         logs.path().display()
     );
     let dir = AgentDir::pushing(&jellyfin, &vm, &extra);
@@ -143,7 +141,25 @@ async fn failures_once_without_server_stops_and_starts_from_job_files() {
         "a counter: {first:?}"
     );
 
+    // One producer: the sessions collector (on, with transcoding sessions) leaves the family
+    // to the log folder's count, so no series ever steps back.
     let starts = vm.export("{__name__=\"jellyfin_transcode_total\"}").await;
+    for s in &starts {
+        let mut points: Vec<(i64, f64)> = s
+            .timestamps
+            .iter()
+            .copied()
+            .zip(s.values.iter().copied())
+            .collect();
+        points.sort_by_key(|p| p.0);
+        assert!(
+            points
+                .windows(2)
+                .all(|w| w[0].1 <= w[1].1 && w[0].0 < w[1].0),
+            "{:?}: {points:?}",
+            s.metric
+        );
+    }
     let by_hw: std::collections::BTreeMap<String, f64> = starts
         .iter()
         .map(|s| (s.metric["hw_accel"].clone(), last(s)))
