@@ -221,10 +221,7 @@ impl Collector for TranscodeLog {
             .map_err(|e| format!("transcode log folder {}: {e}", self.dir.display()))?;
         let first_start = self.saved.is_none();
         let known = self.saved.take().unwrap_or_default();
-        let mut now = Saved {
-            exits: known.exits.clone(),
-            ..Saved::default()
-        };
+        let mut now = Saved::default();
         let mut exits = known.exits.clone();
         for (name, len) in &listing.server_logs {
             let start = match known.offsets.get(name) {

@@ -12,7 +12,7 @@
 
 /// The `hw_accel` values, each born at 0: Jellyfin's HardwareAccelerationType values (the
 /// sessions collector's list) and `unknown` (a job whose command line is not readable, or a
-/// decoder shared by several types).
+/// decoder shared by several types; listed once even if the sessions list has it too).
 pub fn hw_accels() -> impl Iterator<Item = &'static str> {
     super::super::sessions::tracker::HW_ACCELS
         .into_iter()
