@@ -180,7 +180,7 @@ async fn latest(
 async fn a_slow_page_a_failing_library_and_jellyfins_meanings() {
     let jellyfin = FakeJellyfin::start("").await;
     let vm = common::servers::VictoriaMetrics::start().await;
-    // Films: 1,000 items at 4 ms each: a 500-item page takes 2 s (over the 1.5 s page
+    // Films: 1,000 items at 4 ms each: a 500-item page takes 2 s (over the 1.8 s page
     // timeout), a 250-item page 1 s.
     jellyfin.generate_items(FILMS, 1000);
     jellyfin.slow_items(FILMS, std::time::Duration::from_millis(4));
@@ -192,7 +192,7 @@ async fn a_slow_page_a_failing_library_and_jellyfins_meanings() {
     // Muziek: 1,200 items whose third page fails in the first cycle.
     jellyfin.generate_items(MUZIEK, 1200);
     jellyfin.fail_items(MUZIEK, Some(1000));
-    let extra = "[collectors.inventory]\ninterval = \"1s\"\npage_size = 500\npage_timeout = \"1500ms\"\n\
+    let extra = "[collectors.inventory]\ninterval = \"1s\"\npage_size = 500\npage_timeout = \"1800ms\"\n\
                  [collectors.library]\nenabled = false\n";
     let dir = AgentDir::pushing(&jellyfin, &vm, extra);
     let mut agent = dir.start();
