@@ -28,7 +28,7 @@ use super::{CollectError, Collector};
 use crate::sample::Family;
 use crate::state_file::StateFile;
 use job_files::{HEAD_BYTES, Kind};
-use server_log::Exits;
+pub(crate) use server_log::{Exits, scan};
 
 /// At most this much is read per server-log file per cycle, so a huge backlog is spread over
 /// cycles; a line longer than this is skipped.
@@ -141,13 +141,8 @@ impl TranscodeLog {
                 None => return Ok(start + text.len() as u64),
             }
         }
-        let rest = &text[from..];
-        let complete = rest.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        for line in String::from_utf8_lossy(&rest[..complete]).lines() {
-            if exits.line(line) {
-                self.failures += 1;
-            }
-        }
+        let (failures, complete) = scan(&text[from..], exits);
+        self.failures += failures;
         let mut used = from + complete;
         if complete == 0 && from == 0 && text.len() as u64 == self.window {
             // One line fills the whole window: skip it to its end, whatever it holds.

@@ -113,6 +113,17 @@ impl Exits {
     }
 }
 
+/// Failed jobs among the complete lines of `text`, and how many bytes those lines take: an
+/// unfinished last line is left for the next read.
+pub fn scan(text: &[u8], exits: &mut Exits) -> (u64, usize) {
+    let complete = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let failures = String::from_utf8_lossy(&text[..complete])
+        .lines()
+        .filter(|line| exits.line(line))
+        .count() as u64;
+    (failures, complete)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
