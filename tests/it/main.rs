@@ -29,4 +29,5 @@ mod receiver_errors;
 mod sessions;
 mod supervision;
 mod systemd;
+mod task_and_storage;
 mod transcode_log;
