@@ -13,6 +13,8 @@
 //! - [`secret`]: secrets read from files; their `Debug` and `Display` never show the value.
 //! - [`jellyfin`]: the HTTP client for the Jellyfin API and the DTOs it decodes.
 //! - [`privacy`]: what a `user` label may say (salted hash by default).
+//! - [`peer_text`]: bounded reads of peer error bodies, and the redact-then-shorten excerpt
+//!   every peer text goes through before it is logged.
 //! - [`sample`]: the in-memory sample model (`Family`, `Sample`, `Batch`) shared by every stage.
 //! - [`collectors`]: one file per collector behind the [`collectors::Collector`] trait, the
 //!   explicit registry, and the runner that adds `collector_success`/`collector_duration_seconds`.
@@ -34,6 +36,7 @@ pub mod config;
 pub mod exposition;
 pub mod jellyfin;
 pub mod logging;
+pub mod peer_text;
 pub mod privacy;
 pub mod queue;
 pub mod remote_write;

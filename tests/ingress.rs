@@ -10,7 +10,9 @@ use std::time::Duration;
 use common::agent::AgentDir;
 use common::fake_jellyfin::FakeJellyfin;
 use common::servers::{VictoriaMetrics, start_on_free_port};
-use common::{assert_one_sample_per_request, require_binary, up_timestamps, wait_for};
+use common::{
+    assert_one_sample_per_request, require_binary, up_timestamps, wait_for, wait_for_every_cycle,
+};
 
 const TOKEN: &str = "dmz-write-token-0123456789";
 const EXAMPLE: &str = include_str!("../config/vmauth.example.yml");
@@ -116,14 +118,7 @@ async fn the_dmz_token_can_write_through_vmauth_and_nothing_else() {
 
     // The token is fixed in its file: no restart needed, and the backlog arrives.
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
-    wait_for("the backlog to arrive", Duration::from_secs(60), || async {
-        reqwest::get(format!("{}/internal/force_flush", vm.base_url()))
-            .await
-            .ok()?;
-        let stored = up_timestamps(&vm).await.len();
-        (stored >= jellyfin.requests_to("/System/Info").len()).then_some(())
-    })
-    .await;
+    wait_for_every_cycle(&vm, &jellyfin).await;
     assert!(agent.stop().success());
     vm.settle().await;
     let stored = up_timestamps(&vm).await;

@@ -5,8 +5,12 @@ use std::time::{Duration, Instant};
 use reqwest::header::{self, HeaderValue};
 use serde::de::DeserializeOwned;
 
-use super::error::{ApiError, snippet};
+use super::error::ApiError;
+use crate::peer_text;
 use crate::secret::Secret;
+
+/// Characters of a Jellyfin error page shown in an error message.
+const SNIPPET_CHARS: usize = 120;
 
 /// What the agent did to one endpoint: the catalogue's `jellyfin_api_response_seconds` and
 /// `jellyfin_api_requests_total` are read from here by the system collector.
@@ -73,7 +77,10 @@ impl Client {
         let http = reqwest::Client::builder()
             .user_agent(concat!("jellyfin-pusher/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(timeout)
+            // The timeout covers the body too, so a peer that trickles cannot hold a cycle.
             .timeout(timeout)
+            // A 3xx is an error naming its Location (see get_json_inner), never followed.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Client {
@@ -142,6 +149,33 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("no content type")
             .to_string();
+        match status {
+            200..=299 => {}
+            300..=399 => {
+                // Never followed: the API key would go wherever the peer points.
+                return Err(ApiError::Redirect {
+                    endpoint,
+                    status,
+                    location: peer_text::location(
+                        response.headers().get(header::LOCATION),
+                        &self.base,
+                        &[&self.token],
+                    ),
+                });
+            }
+            401 => return Err(ApiError::Unauthorized { endpoint }),
+            403 => return Err(ApiError::Forbidden { endpoint }),
+            _ => {
+                // Only what is shown is read; the connection is dropped on the rest.
+                let (prefix, _) =
+                    peer_text::read_prefix(response, peer_text::ERROR_BODY_LIMIT).await;
+                return Err(ApiError::Status {
+                    endpoint,
+                    status,
+                    snippet: peer_text::excerpt(&prefix, &[&self.token], SNIPPET_CHARS),
+                });
+            }
+        }
         if response
             .content_length()
             .is_some_and(|len| len > self.max_response_size)
@@ -151,6 +185,7 @@ impl Client {
                 limit: self.max_response_size,
             });
         }
+        // max_response_size holds while streaming: a body is never buffered past it.
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()
@@ -165,18 +200,6 @@ impl Client {
             }
             body.extend_from_slice(&chunk);
         }
-        match status {
-            200..=299 => {}
-            401 => return Err(ApiError::Unauthorized { endpoint }),
-            403 => return Err(ApiError::Forbidden { endpoint }),
-            _ => {
-                return Err(ApiError::Status {
-                    endpoint,
-                    status,
-                    snippet: snippet(&body, &[&self.token]),
-                });
-            }
-        }
         let looks_like_json = content_type.contains("json")
             || body
                 .iter()
@@ -186,14 +209,19 @@ impl Client {
             return Err(ApiError::NotJson {
                 endpoint,
                 content_type,
-                snippet: snippet(&body, &[&self.token]),
+                snippet: peer_text::excerpt_str(
+                    &String::from_utf8_lossy(&body[..body.len().min(peer_text::ERROR_BODY_LIMIT)]),
+                    &[&self.token],
+                    SNIPPET_CHARS,
+                ),
             });
         }
         let de = &mut serde_json::Deserializer::from_slice(&body);
         serde_path_to_error::deserialize(de).map_err(|e| ApiError::Decode {
             endpoint,
-            field: e.path().to_string(),
-            reason: e.inner().to_string(),
+            // serde quotes the offending value, which is peer text.
+            field: peer_text::excerpt_str(&e.path().to_string(), &[&self.token], SNIPPET_CHARS),
+            reason: peer_text::excerpt_str(&e.inner().to_string(), &[&self.token], SNIPPET_CHARS),
         })
     }
 

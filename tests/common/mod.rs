@@ -92,6 +92,22 @@ pub async fn up_timestamps(vm: &servers::VictoriaMetrics) -> Vec<i64> {
     all
 }
 
+/// Waits (at most 60 s) until VictoriaMetrics holds a `jellyfin_up` sample for every
+/// /System/Info request the fake Jellyfin saw: a backlog has been delivered.
+pub async fn wait_for_every_cycle(
+    vm: &servers::VictoriaMetrics,
+    jellyfin: &fake_jellyfin::FakeJellyfin,
+) {
+    wait_for("the backlog to arrive", Duration::from_secs(60), || async {
+        reqwest::get(format!("{}/internal/force_flush", vm.base_url()))
+            .await
+            .ok()?;
+        let stored = up_timestamps(vm).await.len();
+        (stored >= jellyfin.requests_to("/System/Info").len()).then_some(())
+    })
+    .await;
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
