@@ -59,7 +59,7 @@ const DMZ: &str = r#"
     collectors.system.interval = "30s";
     remoteWrite = [
       { name = "tiger"; url = "https://tiger.example:8427/api/v1/write"; bearerTokenFile = "/run/secrets/dmz_write_token"; }
-      { name = "backup"; url = "http://10.0.0.9:8428/api/v1/write"; basicAuthUser = "dmz"; basicAuthPasswordFile = "/run/secrets/backup_password"; }
+      { name = "backup"; url = "https://backup.invalid:8428/api/v1/write"; basicAuthUser = "dmz"; basicAuthPasswordFile = "/run/secrets/backup_password"; }
     ];
     settings = { collect.interval = "20s"; buffer.max_size = "1GiB"; };
   };

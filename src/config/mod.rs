@@ -47,6 +47,8 @@ pub struct JellyfinConfig {
     pub token_file: PathBuf,
     pub timeout: Duration,
     pub max_response_size: u64,
+    /// Allows http:// to a host other than loopback, which sends the API key in clear text.
+    pub insecure_http: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -77,6 +79,9 @@ pub struct RemoteWriteConfig {
     pub ca_file: Option<PathBuf>,
     #[serde(with = "humantime_serde", default = "default_remote_timeout")]
     pub timeout: Duration,
+    /// Allows http:// with credentials to a host other than loopback (clear text).
+    #[serde(default)]
+    pub insecure_http: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -376,6 +381,8 @@ struct RawJellyfin {
     timeout: Duration,
     #[serde(default = "default_max_response_size")]
     max_response_size: ByteSize,
+    #[serde(default)]
+    insecure_http: bool,
 }
 
 /// Where defaults that systemd provides come from; a trait object so tests need no real env.
@@ -466,6 +473,7 @@ impl Config {
                 token_file,
                 timeout: raw.jellyfin.timeout,
                 max_response_size: raw.jellyfin.max_response_size.as_u64(),
+                insecure_http: raw.jellyfin.insecure_http,
             },
             collect: raw.collect,
             labels: with_default_labels(raw.labels, env),

@@ -7,6 +7,13 @@ use super::Config;
 
 pub(super) fn validate(c: &Config) -> Result<(), String> {
     check_url("jellyfin.url", &c.jellyfin.url)?;
+    // The API key goes with every request: it is an admin credential.
+    check_cleartext(
+        "jellyfin",
+        &c.jellyfin.url,
+        "the API key",
+        c.jellyfin.insecure_http,
+    )?;
     if !(1..=10_000).contains(&c.collectors.inventory.page_size) {
         return Err("collectors.inventory.page_size must be 1 to 10000".into());
     }
@@ -80,6 +87,14 @@ pub(super) fn validate(c: &Config) -> Result<(), String> {
                 "{key}: basic_auth_user and basic_auth_password_file go together"
             ));
         }
+        let credentials = match (&rw.bearer_token_file, &rw.basic_auth_user) {
+            (Some(_), _) => Some("the bearer token"),
+            (None, Some(_)) => Some("the basic-auth password"),
+            (None, None) => None,
+        };
+        if let Some(what) = credentials {
+            check_cleartext(&key, &rw.url, what, rw.insecure_http)?;
+        }
         if rw.timeout.is_zero() {
             return Err(format!("{key}.timeout must be more than 0s"));
         }
@@ -116,6 +131,32 @@ fn check_url(key: &str, url: &url::Url) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Credentials over http:// may only go to this host itself, unless the table says
+/// `insecure_http = true` (a link protected otherwise: a VPN, a tunnel, a private cable).
+fn check_cleartext(table: &str, url: &url::Url, what: &str, allowed: bool) -> Result<(), String> {
+    if url.scheme() != "http" || allowed || is_loopback(url) {
+        return Ok(());
+    }
+    Err(format!(
+        "{table}.url: http:// to {} would send {what} in clear text to anyone on the link; \
+         use https://, or set {table}.insecure_http = true if the link is protected otherwise",
+        url.host_str().unwrap_or("?")
+    ))
+}
+
+/// 127.0.0.0/8, ::1 and `localhost`: traffic that never leaves the host.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        None => false,
+    }
 }
 
 fn is_label_name(name: &str) -> bool {
@@ -204,11 +245,77 @@ token_file = "/tmp/token"
                 "go together",
             ),
             ("[buffer]\nmax_size = \"1KiB\"\n", "buffer.max_size"),
+            (
+                "[[remote_write]]\nname = \"a\"\nurl = \"http://tiger.invalid/w\"\nbearer_token_file = \"/t\"\n",
+                "remote_write[0] (name \"a\").url: http:// to tiger.invalid would send the bearer token in clear text",
+            ),
+            (
+                "[[remote_write]]\nname = \"a\"\nurl = \"http://10.1.2.3/w\"\nbasic_auth_user = \"u\"\nbasic_auth_password_file = \"/p\"\n",
+                "set remote_write[0] (name \"a\").insecure_http = true",
+            ),
         ];
         for (extra, expected) in cases {
             let err = load(&format!("{MINIMAL}{extra}")).unwrap_err();
             assert!(err.contains(expected), "{extra:?} gave {err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod cleartext {
+    use std::path::Path;
+
+    use super::super::Config;
+
+    fn load(jellyfin: &str, remote: &str) -> Result<Config, String> {
+        let text = format!(
+            "state_dir = \"/tmp/x\"\n[jellyfin]\n{jellyfin}token_file = \"/t\"\n[[remote_write]]\nname = \"a\"\n{remote}"
+        );
+        Config::from_toml(&text, Path::new("t.toml"), &|_| None).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn credentials_over_http_need_loopback_https_or_an_explicit_opt_in() {
+        let ok = "url = \"http://127.0.0.1:8096\"\n";
+        let token = "bearer_token_file = \"/t\"\n";
+        for host in ["127.0.0.1", "127.9.9.9", "[::1]", "localhost", "LOCALHOST."] {
+            load(
+                &format!("url = \"http://{host}:8096\"\n"),
+                &format!("url = \"http://{host}/w\"\n{token}"),
+            )
+            .unwrap();
+        }
+        // https, or no credentials at all, is fine anywhere.
+        load(ok, &format!("url = \"https://tiger.invalid/w\"\n{token}")).unwrap();
+        load(ok, "url = \"http://tiger.invalid/w\"\n").unwrap();
+        // The Jellyfin API key always travels.
+        let err = load(
+            "url = \"http://jellyfin.invalid:8096\"\n",
+            "url = \"http://127.0.0.1/w\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("jellyfin.url: http:// to jellyfin.invalid would send the API key"),
+            "{err}"
+        );
+        assert!(err.contains("jellyfin.insecure_http = true"), "{err}");
+        load(
+            "url = \"http://jellyfin.invalid:8096\"\ninsecure_http = true\n",
+            "url = \"http://127.0.0.1/w\"\n",
+        )
+        .unwrap();
+        // A lookalike of localhost is not loopback.
+        let err = load(
+            ok,
+            &format!("url = \"http://localhost.evil.invalid/w\"\n{token}"),
+        )
+        .unwrap_err();
+        assert!(err.contains("insecure_http"), "{err}");
+        load(
+            ok,
+            &format!("url = \"http://tiger.invalid/w\"\n{token}insecure_http = true\n"),
+        )
+        .unwrap();
     }
 }
 
