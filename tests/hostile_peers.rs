@@ -21,7 +21,9 @@ use axum::response::Response;
 use common::agent::{AgentDir, BIN};
 use common::fake_jellyfin::FakeJellyfin;
 use common::servers::VictoriaMetrics;
-use common::{assert_one_sample_per_request, up_timestamps, wait_for, wait_for_every_cycle};
+use common::{
+    assert_one_sample_per_request, peak_rss_kib, up_timestamps, wait_for, wait_for_every_cycle,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -113,16 +115,6 @@ async fn read_request(stream: &mut tokio::net::TcpStream) {
             Ok(n) => data.extend_from_slice(&buf[..n]),
         }
     }
-}
-
-/// VmHWM (peak resident set) of a running process, in KiB.
-fn peak_rss_kib(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/<pid>/status")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Held for the agent's lifetime; the OS releases the lock when the process ends, even on
@@ -13,7 +14,7 @@ pub struct StateLock {
 
 impl StateLock {
     pub fn acquire(state_dir: &Path) -> Result<StateLock, String> {
-        std::fs::create_dir_all(state_dir)
+        crate::state_file::create_private_dir(state_dir)
             .map_err(|e| format!("state_dir {}: cannot create: {e}", state_dir.display()))?;
         let path = state_dir.join("lock");
         let mut file = OpenOptions::new()
@@ -21,6 +22,8 @@ impl StateLock {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(|e| {
                 format!(

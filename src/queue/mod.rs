@@ -287,7 +287,7 @@ impl Queue {
 
 impl Inner {
     fn open(dir: &Path, opts: Options) -> io::Result<Inner> {
-        std::fs::create_dir_all(dir)?;
+        crate::state_file::create_private_dir(dir)?;
         let mut segments: VecDeque<Segment> = segment::list(dir)?.into();
         let saved = match meta::load(dir) {
             Ok(saved) => saved,
