@@ -36,6 +36,8 @@ fn main() -> ExitCode {
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // The unit's TasksMax=32 must hold: file and DNS work runs on this pool.
+        .max_blocking_threads(16)
         .enable_all()
         .build()
     {
