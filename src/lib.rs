@@ -15,6 +15,8 @@
 //! - [`privacy`]: what a `user` label may say (salted hash by default).
 //! - [`peer_text`]: bounded reads of peer error bodies, and the redact-then-shorten excerpt
 //!   every peer text goes through before it is logged.
+//! - [`labels`]: the bound on every label's values (allow-lists, top-N), applied to every
+//!   collector's families by the runner.
 //! - [`sample`]: the in-memory sample model (`Family`, `Sample`, `Batch`) shared by every stage.
 //! - [`collectors`]: one file per collector behind the [`collectors::Collector`] trait, the
 //!   explicit registry, and the runner that adds `collector_success`/`collector_duration_seconds`.
@@ -35,6 +37,7 @@ pub mod collectors;
 pub mod config;
 pub mod exposition;
 pub mod jellyfin;
+pub mod labels;
 pub mod logging;
 pub mod peer_text;
 pub mod privacy;
