@@ -164,50 +164,9 @@ pub const PLAY_METHODS: &[&str] = &["directplay", "directstream", "transcode", "
 /// MediaType, lower-cased.
 pub const MEDIA_TYPES: &[&str] = &["unknown", "video", "audio", "photo", "book"];
 
-/// BaseItemKind, as the server writes it.
-pub const ITEM_KINDS: &[&str] = &[
-    "AggregateFolder",
-    "Audio",
-    "AudioBook",
-    "BasePluginFolder",
-    "Book",
-    "BoxSet",
-    "Channel",
-    "ChannelFolderItem",
-    "CollectionFolder",
-    "Episode",
-    "Folder",
-    "Genre",
-    "ManualPlaylistsFolder",
-    "Movie",
-    "LiveTvChannel",
-    "LiveTvProgram",
-    "MusicAlbum",
-    "MusicArtist",
-    "MusicGenre",
-    "MusicVideo",
-    "Person",
-    "Photo",
-    "PhotoAlbum",
-    "Playlist",
-    "PlaylistsFolder",
-    "Program",
-    "Recording",
-    "Season",
-    "Series",
-    "Studio",
-    "Trailer",
-    "TvChannel",
-    "TvProgram",
-    "UserRootFolder",
-    "UserView",
-    "Video",
-    "Year",
-];
-
-/// `item_type` of a played item: an episode counts for its `series`, a song for its `album`,
-/// anything else is its BaseItemKind lower-cased (or `unknown`).
-pub const PLAYED_ITEM_TYPES: &[&str] = &[
+/// BaseItemKind lower-cased, as the collectors write it, and `unknown`; plus `album`, which
+/// the play counter uses for a song's album (an episode counts for its series).
+pub const ITEM_TYPES: &[&str] = &[
     "aggregatefolder",
     "audio",
     "audiobook",
@@ -338,12 +297,12 @@ pub const RULES: &[Rule] = &[
     only(
         "jellyfin_library_inventory_items",
         "type",
-        Bound::AllowList(ITEM_KINDS),
+        Bound::AllowList(ITEM_TYPES),
     ),
     only(
         "jellyfin_library_recently_added",
         "type",
-        Bound::AllowList(ITEM_KINDS),
+        Bound::AllowList(ITEM_TYPES),
     )
     .following("item"),
     only(
@@ -380,7 +339,7 @@ pub const RULES: &[Rule] = &[
     only(
         "jellyfin_item_plays_total",
         "item_type",
-        Bound::AllowList(PLAYED_ITEM_TYPES),
+        Bound::AllowList(ITEM_TYPES),
     )
     .following("item"),
     only(

@@ -133,7 +133,7 @@ pub fn next_header(file: &File, len: u64, from: u64) -> io::Result<Option<u64>> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::remote_write::Block;
+    use crate::queue::Block;
 
     /// Headers straddling every window boundary are found, and nothing past the file's end.
     #[test]

@@ -2,7 +2,7 @@
 //! at most 2.0, the agent speaks the sd_notify protocol (READY, STATUS, WATCHDOG, STOPPING)
 //! on a real notify socket, and it opens no listening socket.
 
-mod common;
+use crate::common;
 
 use std::os::unix::net::UnixDatagram;
 use std::process::Command;
@@ -77,7 +77,7 @@ fn the_unit_pins_egress_and_caps_memory_and_threads() {
     assert_eq!(value("MemoryMax"), "256M");
     // main.rs: 2 workers + at most 16 blocking threads + the main thread, with room to spare.
     let tasks: u32 = value("TasksMax").parse().unwrap();
-    let main = include_str!("../src/main.rs");
+    let main = include_str!("../../src/main.rs");
     assert!(main.contains(".worker_threads(2)") && main.contains(".max_blocking_threads(16)"));
     let threads = 2 + 16 + 1;
     assert!(tasks >= threads, "TasksMax={tasks}");

@@ -3,7 +3,7 @@
 //! refused and the agent keeps the data buffered until the token is fixed, and a stolen token
 //! can neither reach other write or admin paths nor pass its series off as another job.
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -18,7 +18,7 @@ use jellyfin_pusher::remote_write::encode;
 use jellyfin_pusher::sample::{Batch, Family};
 
 const TOKEN: &str = "dmz-write-token-0123456789";
-const EXAMPLE: &str = include_str!("../config/vmauth.example.yml");
+const EXAMPLE: &str = include_str!("../../config/vmauth.example.yml");
 
 struct Vmauth {
     port: u16,

@@ -2,7 +2,7 @@
 //! to cycle (idle, a transcode starts, pauses, the agent restarts, it resumes, it stops) and
 //! the test reads the counters back from a real VictoriaMetrics.
 
-mod common;
+use crate::common;
 
 use common::agent::AgentDir;
 use common::fake_jellyfin::FakeJellyfin;

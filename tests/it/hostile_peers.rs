@@ -6,7 +6,7 @@
 //! The agent's peak memory is measured as the kernel reports it (VmHWM of the running agent,
 //! ru_maxrss of a finished `--once`), and printed as `FIGURE` lines.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

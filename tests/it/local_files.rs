@@ -2,7 +2,7 @@
 //! links and secret files others can read are named by `--check-config`, the files the agent
 //! writes are private, and a damaged 2 GB buffer file is recovered in bounded memory.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::Path;
@@ -11,8 +11,8 @@ use std::time::Duration;
 use common::agent::AgentDir;
 use common::fake_jellyfin::FakeJellyfin;
 use common::{free_port, peak_rss_kib, wait_for};
+use jellyfin_pusher::queue::Block;
 use jellyfin_pusher::queue::record;
-use jellyfin_pusher::remote_write::Block;
 
 fn append(dir: &AgentDir, toml: &str) {
     let text = std::fs::read_to_string(dir.config()).unwrap() + toml;
