@@ -45,6 +45,16 @@ struct Hostile {
 
 impl Hostile {
     async fn start(status_line: &'static str, first_words: &'static str) -> Hostile {
+        Hostile::serve(status_line, first_words, false).await
+    }
+
+    /// The same without a length: chunked transfer encoding, so only the reader's own cap
+    /// can stop it.
+    async fn start_chunked(status_line: &'static str, first_words: &'static str) -> Hostile {
+        Hostile::serve(status_line, first_words, true).await
+    }
+
+    async fn serve(status_line: &'static str, first_words: &'static str, chunked: bool) -> Hostile {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let connections = Arc::new(AtomicU64::new(0));
@@ -56,13 +66,19 @@ impl Hostile {
                 let w = w.clone();
                 tokio::spawn(async move {
                     read_request(&mut stream).await;
-                    let head = format!(
-                        "{status_line}\r\nContent-Type: text/plain\r\nContent-Length: 3221225472\r\n\r\n{first_words}"
-                    );
-                    if stream.write_all(head.as_bytes()).await.is_err() {
+                    let framing = if chunked {
+                        "Transfer-Encoding: chunked"
+                    } else {
+                        "Content-Length: 3221225472"
+                    };
+                    let head =
+                        format!("{status_line}\r\nContent-Type: text/plain\r\n{framing}\r\n\r\n");
+                    let start =
+                        [head.into_bytes(), frame(chunked, first_words.as_bytes())].concat();
+                    if stream.write_all(&start).await.is_err() {
                         return;
                     }
-                    let chunk = vec![b'x'; 64 * 1024];
+                    let chunk = frame(chunked, &[b'x'; 64 * 1024]);
                     let mut sent = 0u64;
                     while sent < HUGE && stream.write_all(&chunk).await.is_ok() {
                         sent += chunk.len() as u64;
@@ -87,6 +103,15 @@ impl Hostile {
 impl Drop for Hostile {
     fn drop(&mut self) {
         self.server.abort();
+    }
+}
+
+/// `data` as it goes on the wire: as is, or as one chunk of a chunked body.
+fn frame(chunked: bool, data: &[u8]) -> Vec<u8> {
+    if chunked {
+        [format!("{:x}\r\n", data.len()).as_bytes(), data, b"\r\n"].concat()
+    } else {
+        data.to_vec()
     }
 }
 
@@ -212,6 +237,34 @@ async fn a_jellyfin_error_page_is_read_only_as_far_as_it_is_shown() {
     );
     assert!(
         stderr.contains("Jellyfin answered HTTP 500: jellyfin exploded: xxxx"),
+        "{stderr}"
+    );
+    assert!(peak < MEMORY_BOUND_KIB, "--once reached {peak} KiB");
+    assert!(
+        !written.is_empty() && written.iter().all(|w| *w < HUGE),
+        "{written:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_successful_jellyfin_answer_is_cut_at_max_response_size_while_streaming() {
+    // No Content-Length to refuse up front: only the streaming cap can stop this one.
+    let jellyfin = Hostile::start_chunked("HTTP/1.1 200 OK", "{\"Version\": \"").await;
+    let dir = AgentDir::new(&jellyfin.url("/"), &[], "1s", "");
+    let config = std::fs::read_to_string(dir.config()).unwrap().replace(
+        "timeout = \"1s\"\n",
+        "timeout = \"5s\"\nmax_response_size = \"2MiB\"\n",
+    );
+    std::fs::write(dir.config(), config).unwrap();
+    let (stderr, peak) = once_with_peak(dir).await;
+    let written = jellyfin.written.lock().unwrap().clone();
+    println!(
+        "FIGURE endless 200 answers, max_response_size 2 MiB: --once peak RSS {peak} KiB; bytes each got out: {written:?}"
+    );
+    assert!(
+        stderr.contains(
+            "GET /System/Info: the answer is larger than jellyfin.max_response_size (2097152 bytes)"
+        ),
         "{stderr}"
     );
     assert!(peak < MEMORY_BOUND_KIB, "--once reached {peak} KiB");
