@@ -31,6 +31,13 @@ impl Prefix {
         }
     }
 
+    /// The first `limit` bytes of a body already read whole.
+    pub fn of(body: &[u8], limit: usize) -> Prefix {
+        let mut prefix = Prefix::new(limit);
+        prefix.push(body);
+        prefix
+    }
+
     /// Keeps what fits of `chunk`; returns false once the peer has sent more than the limit
     /// (stop reading).
     pub fn push(&mut self, chunk: &[u8]) -> bool {
@@ -88,9 +95,7 @@ pub fn excerpt(prefix: &Prefix, secrets: &[&Secret], max_chars: usize) -> String
 
 /// [`excerpt`] of a whole string (a header value, a decoder's message quoting the peer).
 pub fn excerpt_str(text: &str, secrets: &[&Secret], max_chars: usize) -> String {
-    let mut prefix = Prefix::new(text.len());
-    prefix.bytes = text.as_bytes().to_vec();
-    excerpt(&prefix, secrets, max_chars)
+    excerpt(&Prefix::of(text.as_bytes(), text.len()), secrets, max_chars)
 }
 
 /// Whitespace collapsed, at most `max_chars` characters; `(empty)` for nothing.
@@ -180,8 +185,12 @@ mod tests {
                 for offset in 0..(limit.max(max_chars) + 40) {
                     let lead: String = filler.repeat(offset).chars().take(offset).collect();
                     let body = format!("{lead}{SECRET}{}", "-".repeat(600));
-                    for chunk in [1, 7, 64, 4096] {
-                        let prefix = read(body.as_bytes(), limit, chunk);
+                    // Read in chunks, or read whole and cut (Jellyfin's non-JSON 2xx page).
+                    for chunk in [1, 7, 64, 4096, usize::MAX] {
+                        let prefix = match chunk {
+                            usize::MAX => Prefix::of(body.as_bytes(), limit),
+                            _ => read(body.as_bytes(), limit, chunk),
+                        };
                         assert!(prefix.bytes.len() <= limit && prefix.truncated);
                         let shown = excerpt(&prefix, &[&s], max_chars);
                         let context = format!("limit {limit}, offset {offset}, chunk {chunk}");

@@ -209,8 +209,8 @@ impl Client {
             return Err(ApiError::NotJson {
                 endpoint,
                 content_type,
-                snippet: peer_text::excerpt_str(
-                    &String::from_utf8_lossy(&body[..body.len().min(peer_text::ERROR_BODY_LIMIT)]),
+                snippet: peer_text::excerpt(
+                    &peer_text::Prefix::of(&body, peer_text::ERROR_BODY_LIMIT),
                     &[&self.token],
                     SNIPPET_CHARS,
                 ),
