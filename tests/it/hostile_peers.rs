@@ -3,13 +3,11 @@
 //! redirects (never followed, on either client; the block stays buffered and is delivered
 //! once the receiver behaves).
 //!
-//! The agent's peak memory is measured as the kernel reports it (VmHWM of the running agent,
-//! ru_maxrss of a finished `--once`), and printed as `FIGURE` lines.
+//! The agent's peak memory is measured as the kernel reports it (VmHWM of the running agent)
+//! and printed as `FIGURE` lines.
 
 use crate::common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,7 +16,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::StatusCode;
 use axum::response::Response;
-use common::agent::{AgentDir, BIN};
+use common::agent::AgentDir;
 use common::fake_jellyfin::FakeJellyfin;
 use common::servers::VictoriaMetrics;
 use common::{
@@ -186,36 +184,31 @@ async fn a_receiver_s_endless_error_page_costs_the_agent_a_few_kib() {
     assert!(receiver.connections.load(Ordering::SeqCst) >= 3);
 }
 
-/// Runs `--once` and returns (stderr, peak RSS in KiB) from the kernel's accounting of that
-/// one child (wait4), not of the test process.
-async fn once_with_peak(dir: AgentDir) -> (String, u64) {
-    tokio::task::spawn_blocking(move || once_with_peak_blocking(&dir))
-        .await
-        .unwrap()
-}
-
-#[allow(clippy::zombie_processes)] // reaped by wait4 below, which also yields its rusage
-fn once_with_peak_blocking(dir: &AgentDir) -> (String, u64) {
-    let child = Command::new(BIN)
-        .arg("--config")
-        .arg(dir.config())
-        .arg("--once")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as i32;
-    let stderr = BufReader::new(child.stderr.unwrap())
-        .lines()
-        .map_while(Result::ok)
-        .collect::<Vec<_>>()
-        .join("\n");
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(waited, pid, "wait4");
-    (stderr, usage.ru_maxrss as u64)
+/// Runs the agent against `jellyfin` (with `jellyfin_settings` added to its [jellyfin] table
+/// and a receiver that is never there) until Jellyfin has answered `requests` times; returns
+/// its log and its peak RSS in KiB (VmHWM, read while it still runs: the kernel's figure for
+/// a finished child would include the test process it was forked from).
+async fn agent_against(
+    jellyfin: &Hostile,
+    jellyfin_settings: &str,
+    requests: usize,
+) -> (String, u64) {
+    let nowhere = format!("http://127.0.0.1:{}/api/v1/write", common::free_port());
+    let dir = AgentDir::new(&jellyfin.url("/"), &[("tiger", &nowhere)], "1s", "");
+    let config = std::fs::read_to_string(dir.config()).unwrap().replace(
+        "timeout = \"1s\"\n",
+        &format!("timeout = \"5s\"\n{jellyfin_settings}"),
+    );
+    std::fs::write(dir.config(), config).unwrap();
+    let mut agent = dir.start();
+    wait_for("Jellyfin's answers", Duration::from_secs(60), || {
+        let n = jellyfin.written.lock().unwrap().len();
+        async move { (n >= requests).then_some(()) }
+    })
+    .await;
+    let peak = peak_rss_kib(agent.pid());
+    assert!(agent.stop().success());
+    (agent.log(), peak)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,23 +216,17 @@ async fn a_jellyfin_error_page_is_read_only_as_far_as_it_is_shown() {
     let jellyfin =
         Hostile::start("HTTP/1.1 500 Internal Server Error", "jellyfin exploded: ").await;
     // A generous max_response_size (big libraries need one) must not let an error page in.
-    let dir = AgentDir::new(&jellyfin.url("/"), &[], "1s", "");
-    let config = std::fs::read_to_string(dir.config()).unwrap().replace(
-        "timeout = \"1s\"\n",
-        "timeout = \"5s\"\nmax_response_size = \"1GiB\"\n",
-    );
-    std::fs::write(dir.config(), config).unwrap();
-    let (stderr, peak) = once_with_peak(dir).await;
+    let (stderr, peak) = agent_against(&jellyfin, "max_response_size = \"1GiB\"\n", 6).await;
     let written = jellyfin.written.lock().unwrap().clone();
     println!(
-        "FIGURE Jellyfin error pages of up to {} MiB: --once peak RSS {peak} KiB; bytes each got out: {written:?}",
+        "FIGURE Jellyfin error pages of up to {} MiB: agent peak RSS {peak} KiB; bytes each got out: {written:?}",
         HUGE >> 20
     );
     assert!(
         stderr.contains("Jellyfin answered HTTP 500: jellyfin exploded: xxxx"),
         "{stderr}"
     );
-    assert!(peak < MEMORY_BOUND_KIB, "--once reached {peak} KiB");
+    assert!(peak < MEMORY_BOUND_KIB, "the agent reached {peak} KiB");
     assert!(
         !written.is_empty() && written.iter().all(|w| *w < HUGE),
         "{written:?}"
@@ -250,16 +237,10 @@ async fn a_jellyfin_error_page_is_read_only_as_far_as_it_is_shown() {
 async fn a_successful_jellyfin_answer_is_cut_at_max_response_size_while_streaming() {
     // No Content-Length to refuse up front: only the streaming cap can stop this one.
     let jellyfin = Hostile::start_chunked("HTTP/1.1 200 OK", "{\"Version\": \"").await;
-    let dir = AgentDir::new(&jellyfin.url("/"), &[], "1s", "");
-    let config = std::fs::read_to_string(dir.config()).unwrap().replace(
-        "timeout = \"1s\"\n",
-        "timeout = \"5s\"\nmax_response_size = \"2MiB\"\n",
-    );
-    std::fs::write(dir.config(), config).unwrap();
-    let (stderr, peak) = once_with_peak(dir).await;
+    let (stderr, peak) = agent_against(&jellyfin, "max_response_size = \"2MiB\"\n", 6).await;
     let written = jellyfin.written.lock().unwrap().clone();
     println!(
-        "FIGURE endless 200 answers, max_response_size 2 MiB: --once peak RSS {peak} KiB; bytes each got out: {written:?}"
+        "FIGURE endless 200 answers, max_response_size 2 MiB: agent peak RSS {peak} KiB; bytes each got out: {written:?}"
     );
     assert!(
         stderr.contains(
@@ -267,7 +248,7 @@ async fn a_successful_jellyfin_answer_is_cut_at_max_response_size_while_streamin
         ),
         "{stderr}"
     );
-    assert!(peak < MEMORY_BOUND_KIB, "--once reached {peak} KiB");
+    assert!(peak < MEMORY_BOUND_KIB, "the agent reached {peak} KiB");
     assert!(
         !written.is_empty() && written.iter().all(|w| *w < HUGE),
         "{written:?}"
@@ -286,7 +267,8 @@ async fn jellyfin_redirects_are_not_followed() {
     );
     let jellyfin = Hostile::start(location, "").await;
     let dir = AgentDir::new(&jellyfin.url("/"), &[], "1s", "");
-    let (stderr, _) = once_with_peak(dir).await;
+    let out = dir.run(&["--once"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(&format!(
             "Jellyfin answered HTTP 302, a redirect to {}?<query removed>",
