@@ -21,6 +21,11 @@ fn main() -> ExitCode {
         }
     };
     logging::init(cli.log_format, config.log_level.as_deref());
+    for table in config.cleartext_credentials() {
+        tracing::warn!(
+            "{table}: insecure_http is set, so its credentials cross the network in clear text"
+        );
+    }
 
     if cli.check_config {
         let problems = app::check(&config);

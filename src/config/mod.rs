@@ -483,6 +483,21 @@ impl Config {
         Ok(config)
     }
 
+    /// The tables whose credentials cross the network in clear text because they set
+    /// `insecure_http = true`: worth a warning at every start.
+    pub fn cleartext_credentials(&self) -> Vec<String> {
+        let jellyfin =
+            validate::leaves_in_clear(&self.jellyfin.url).then(|| "jellyfin".to_string());
+        let remotes = self.remote_write.iter().filter(|rw| {
+            let has_credentials = rw.bearer_token_file.is_some() || rw.basic_auth_user.is_some();
+            has_credentials && validate::leaves_in_clear(&rw.url)
+        });
+        jellyfin
+            .into_iter()
+            .chain(remotes.map(|rw| format!("remote_write {:?}", rw.name)))
+            .collect()
+    }
+
     /// The folder of one remote's queue.
     pub fn queue_dir(&self, remote: &str) -> PathBuf {
         self.state_dir.join("queue").join(remote)

@@ -136,7 +136,7 @@ fn check_url(key: &str, url: &url::Url) -> Result<(), String> {
 /// Credentials over http:// may only go to this host itself, unless the table says
 /// `insecure_http = true` (a link protected otherwise: a VPN, a tunnel, a private cable).
 fn check_cleartext(table: &str, url: &url::Url, what: &str, allowed: bool) -> Result<(), String> {
-    if url.scheme() != "http" || allowed || is_loopback(url) {
+    if allowed || !leaves_in_clear(url) {
         return Ok(());
     }
     Err(format!(
@@ -144,6 +144,11 @@ fn check_cleartext(table: &str, url: &url::Url, what: &str, allowed: bool) -> Re
          use https://, or set {table}.insecure_http = true if the link is protected otherwise",
         url.host_str().unwrap_or("?")
     ))
+}
+
+/// http:// to a host other than this one: what is sent can be read on the way.
+pub(super) fn leaves_in_clear(url: &url::Url) -> bool {
+    url.scheme() == "http" && !is_loopback(url)
 }
 
 /// 127.0.0.0/8, ::1 and `localhost`: traffic that never leaves the host.

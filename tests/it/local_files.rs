@@ -73,6 +73,12 @@ fn check_config_names_cleartext_credentials_and_secret_files_others_can_read() {
     );
     assert!(stderr.contains(&warning), "{stderr}");
     assert!(
+        stderr.contains(
+            "remote_write \"tiger\": insecure_http is set, so its credentials cross the network in clear text"
+        ),
+        "the opt-in is repeated at every start: {stderr}"
+    );
+    assert!(
         !stderr.contains("bearer_token_file file"),
         "a 0600 file is not warned about: {stderr}"
     );
