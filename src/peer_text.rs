@@ -98,7 +98,7 @@ pub fn excerpt_str(text: &str, secrets: &[&Secret], max_chars: usize) -> String 
     excerpt(&Prefix::of(text.as_bytes(), text.len()), secrets, max_chars)
 }
 
-/// Whitespace collapsed, at most `max_chars` characters; `(empty)` for nothing.
+/// Whitespace collapsed, at most `max_chars` characters; `(empty body)` for nothing.
 fn shorten(text: &str, max_chars: usize, more: bool) -> String {
     let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let mut out: String = collapsed.chars().take(max_chars).collect();
