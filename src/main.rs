@@ -15,8 +15,10 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => {
             logging::init(cli.log_format, None);
-            tracing::error!("{e}");
-            eprintln!("jellyfin-pusher: {e}");
+            for line in e.lines() {
+                tracing::error!("{line}");
+                eprintln!("jellyfin-pusher: {line}");
+            }
             return ExitCode::from(2);
         }
     };
@@ -41,7 +43,7 @@ fn main() -> ExitCode {
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        // The unit's TasksMax=32 must hold: file and DNS work runs on this pool.
+        // The unit's TasksMax=64 must hold: file and DNS work runs on this pool.
         .max_blocking_threads(16)
         .enable_all()
         .build()

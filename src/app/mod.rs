@@ -2,6 +2,7 @@
 //! `--check-config` ([`check`]).
 
 mod check;
+mod files;
 mod lock;
 mod once;
 mod pipeline;

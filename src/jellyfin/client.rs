@@ -6,11 +6,21 @@ use reqwest::header::{self, HeaderValue};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use crate::error_chain::error_chain;
 use crate::peer_text;
 use crate::secret::Secret;
 
 /// Characters of a Jellyfin error page shown in an error message.
 const SNIPPET_CHARS: usize = 120;
+
+/// Why the Jellyfin client could not be made (the message never holds the token).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the Jellyfin token holds characters not allowed in a header")]
+    TokenNotHeaderSafe,
+    #[error("cannot build the HTTP client: {0}")]
+    Build(reqwest::Error),
+}
 
 /// What the agent did to one endpoint: the catalogue's `jellyfin_api_response_seconds` and
 /// `jellyfin_api_requests_total` are read from here by the system collector.
@@ -68,21 +78,19 @@ impl Client {
         token: &Secret,
         timeout: Duration,
         max_response_size: u64,
-    ) -> Result<Client, String> {
+    ) -> Result<Client, ClientError> {
         let mut auth = HeaderValue::from_str(&format!("MediaBrowser Token=\"{}\"", token.expose()))
-            .map_err(|_| {
-                "the Jellyfin token holds characters not allowed in a header".to_string()
-            })?;
+            .map_err(|_| ClientError::TokenNotHeaderSafe)?;
         auth.set_sensitive(true);
         let http = reqwest::Client::builder()
-            .user_agent(concat!("jellyfin-pusher/", env!("CARGO_PKG_VERSION")))
+            .user_agent(crate::USER_AGENT)
             .connect_timeout(timeout)
             // The timeout covers the body too, so a peer that trickles cannot hold a cycle.
             .timeout(timeout)
             // A 3xx is an error naming its Location (see get_json_inner), never followed.
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(ClientError::Build)?;
         Ok(Client {
             http,
             base,
@@ -234,18 +242,10 @@ impl Client {
         }
         // The URL is ours to print (it never holds the token); reqwest's own text repeats it,
         // so it is stripped, and the causes ("connection refused") are appended.
-        let e = e.without_url();
-        let mut reason = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(cause) = source {
-            reason.push_str(": ");
-            reason.push_str(&cause.to_string());
-            source = cause.source();
-        }
         ApiError::Unreachable {
             endpoint,
             base: self.base.to_string(),
-            reason,
+            reason: error_chain(&e.without_url()),
         }
     }
 }

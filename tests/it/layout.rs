@@ -7,8 +7,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Each top-level module of src/ and the modules it may use.
-const MAY_USE: [(&str, &[&str]); 18] = [
+const MAY_USE: [(&str, &[&str]); 19] = [
     ("sample", &[]),
+    ("error_chain", &[]),
     ("stats", &[]),
     ("secret", &[]),
     ("state_file", &[]),
@@ -18,12 +19,23 @@ const MAY_USE: [(&str, &[&str]); 18] = [
     ("shutdown", &[]),
     ("privacy", &["sample", "state_file"]),
     ("exposition", &["sample"]),
-    ("jellyfin", &["peer_text", "secret", "sample"]),
+    (
+        "jellyfin",
+        &["peer_text", "secret", "sample", "error_chain"],
+    ),
     ("config", &["privacy", "secret"]),
     ("queue", &["stats", "state_file"]),
     (
         "remote_write",
-        &["queue", "config", "peer_text", "sample", "secret", "stats"],
+        &[
+            "queue",
+            "config",
+            "peer_text",
+            "sample",
+            "secret",
+            "stats",
+            "error_chain",
+        ],
     ),
     (
         "collectors",
@@ -33,6 +45,7 @@ const MAY_USE: [(&str, &[&str]); 18] = [
             "labels",
             "privacy",
             "sample",
+            "secret",
             "state_file",
             "stats",
         ],
