@@ -10,9 +10,6 @@ use crate::error_chain::error_chain;
 use crate::peer_text;
 use crate::secret::Secret;
 
-/// Characters of a Jellyfin error page shown in an error message.
-const SNIPPET_CHARS: usize = 120;
-
 /// Why the Jellyfin client could not be made (the message never holds the token).
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -117,9 +114,21 @@ impl Client {
         endpoint: &'static str,
         path_and_query: Option<&str>,
     ) -> Result<T, ApiError> {
+        self.get_json_within(endpoint, path_and_query, self.timeout)
+            .await
+    }
+
+    /// [`Client::get_json`] with its own timeout in place of `jellyfin.timeout`, for a request
+    /// known to be slow on big servers (an inventory page).
+    pub async fn get_json_within<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        path_and_query: Option<&str>,
+        timeout: Duration,
+    ) -> Result<T, ApiError> {
         let started = Instant::now();
         let result = self
-            .get_json_inner(endpoint, path_and_query.unwrap_or(endpoint))
+            .get_json_inner(endpoint, path_and_query.unwrap_or(endpoint), timeout)
             .await;
         let code = match &result {
             Ok(_) => "200".to_string(),
@@ -133,6 +142,7 @@ impl Client {
         &self,
         endpoint: &'static str,
         path: &str,
+        timeout: Duration,
     ) -> Result<T, ApiError> {
         let url =
             self.base
@@ -147,9 +157,10 @@ impl Client {
             .get(url)
             .header(header::AUTHORIZATION, self.auth.clone())
             .header(header::ACCEPT, "application/json")
+            .timeout(timeout)
             .send()
             .await
-            .map_err(|e| self.transport_error(endpoint, e))?;
+            .map_err(|e| self.transport_error(endpoint, e, timeout))?;
         let status = response.status().as_u16();
         let content_type = response
             .headers()
@@ -180,7 +191,11 @@ impl Client {
                 return Err(ApiError::Status {
                     endpoint,
                     status,
-                    snippet: peer_text::excerpt(&prefix, &[&self.token], SNIPPET_CHARS),
+                    snippet: peer_text::excerpt(
+                        &prefix,
+                        &[&self.token],
+                        super::decode::SNIPPET_CHARS,
+                    ),
                 });
             }
         }
@@ -198,7 +213,7 @@ impl Client {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| self.transport_error(endpoint, e))?
+            .map_err(|e| self.transport_error(endpoint, e, timeout))?
         {
             if (body.len() + chunk.len()) as u64 > self.max_response_size {
                 return Err(ApiError::TooLarge {
@@ -208,36 +223,19 @@ impl Client {
             }
             body.extend_from_slice(&chunk);
         }
-        let looks_like_json = content_type.contains("json")
-            || body
-                .iter()
-                .find(|b| !b.is_ascii_whitespace())
-                .is_some_and(|b| *b == b'{' || *b == b'[');
-        if !looks_like_json {
-            return Err(ApiError::NotJson {
-                endpoint,
-                content_type,
-                snippet: peer_text::excerpt(
-                    &peer_text::Prefix::of(&body, peer_text::ERROR_BODY_LIMIT),
-                    &[&self.token],
-                    SNIPPET_CHARS,
-                ),
-            });
-        }
-        let de = &mut serde_json::Deserializer::from_slice(&body);
-        serde_path_to_error::deserialize(de).map_err(|e| ApiError::Decode {
-            endpoint,
-            // serde quotes the offending value, which is peer text.
-            field: peer_text::excerpt_str(&e.path().to_string(), &[&self.token], SNIPPET_CHARS),
-            reason: peer_text::excerpt_str(&e.inner().to_string(), &[&self.token], SNIPPET_CHARS),
-        })
+        super::decode::decode(endpoint, &content_type, &body, &[&self.token])
     }
 
-    fn transport_error(&self, endpoint: &'static str, e: reqwest::Error) -> ApiError {
+    fn transport_error(
+        &self,
+        endpoint: &'static str,
+        e: reqwest::Error,
+        timeout: Duration,
+    ) -> ApiError {
         if e.is_timeout() {
             return ApiError::Timeout {
                 endpoint,
-                after: self.timeout,
+                after: timeout,
             };
         }
         // The URL is ours to print (it never holds the token); reqwest's own text repeats it,

@@ -36,7 +36,16 @@ impl Rule {
 pub const RULES: &[Rule] = &[
     // The agent's own words.
     any("endpoint", Bound::Fixed(9)),
+    // The eleven collectors of collectors::COLLECTORS (a test there keeps the count true).
     any("collector", Bound::Fixed(11)),
+    // Which figure the process collector read: `cgroup` or `process_tree`.
+    any("source", Bound::Fixed(2)),
+    // The supervised tasks: one per collector, the pipeline, one sender per remote (default 1).
+    only(
+        "jellyfin_pusher_task_restarts_total",
+        "task",
+        Bound::Fixed(11 + 1 + 1),
+    ),
     any("stat", Bound::Fixed(2)),
     any("resolution", Bound::Fixed(8)),
     any("role", Bound::Fixed(2)),
@@ -64,7 +73,7 @@ pub const RULES: &[Rule] = &[
     ),
     // The server's closed sets.
     any("reason", Bound::AllowList(TRANSCODE_REASONS)),
-    any("hw_accel", Bound::AllowList(HW_ACCEL)),
+    any("hw_accel", Bound::AllowList(&HW_ACCEL)),
     any("video_codec", Bound::AllowList(VIDEO_CODECS)),
     any("from_codec", Bound::AllowList(VIDEO_CODECS)),
     any("to_codec", Bound::AllowList(VIDEO_CODECS)),

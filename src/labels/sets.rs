@@ -34,7 +34,7 @@ pub const TRANSCODE_REASONS: &[&str] = &[
 ];
 
 /// HardwareAccelerationType.
-pub const HW_ACCEL: &[&str] = &[
+pub const HW_ACCEL: [&str; 8] = [
     "none",
     "amf",
     "qsv",

@@ -16,7 +16,7 @@ use crate::sample::{Family, label_value};
 /// starts at 0, as the playback counters do: Prometheus' increase() does not count a series'
 /// first sample, so a counter born at 1 would hide the first transcode of its kind from the
 /// failure-rate alert and panel. A value Jellyfin adds later still gets its series, from 1.
-pub const HW_ACCELS: &[&str] = crate::labels::HW_ACCEL;
+pub const HW_ACCELS: [&str; 8] = crate::labels::HW_ACCEL;
 
 #[derive(Debug, Clone, PartialEq)]
 struct Playing {
@@ -63,7 +63,7 @@ impl Tracker {
                 tracker.playbacks.insert((method.into(), media.into()), 0);
             }
         }
-        for &hw in HW_ACCELS {
+        for hw in HW_ACCELS {
             tracker.transcodes.insert(hw.into(), 0);
         }
         tracker
