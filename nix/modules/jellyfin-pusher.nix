@@ -59,6 +59,11 @@ let
         default = null;
         description = "Extra PEM CA certificates (public, may live in the store).";
       };
+      insecureHttp = mkOption {
+        type = types.bool;
+        default = false;
+        description = "Allow an http:// url to a host other than loopback with credentials: they then cross the network in clear text (the agent refuses it otherwise).";
+      };
     };
   };
 
@@ -73,7 +78,8 @@ let
       basic_auth_user = rw.basicAuthUser;
       basic_auth_password_file = "${credentials}/${credentialName rw "password"}";
     }
-    // lib.optionalAttrs (rw.caFile != null) { ca_file = "${rw.caFile}"; };
+    // lib.optionalAttrs (rw.caFile != null) { ca_file = "${rw.caFile}"; }
+    // lib.optionalAttrs rw.insecureHttp { insecure_http = true; };
 
   remoteCredentials = lib.concatMap
     (rw:

@@ -214,6 +214,7 @@ pub async fn run_once(collector: &mut dyn Collector) -> (Batch, Option<CollectEr
     let name = collector.name();
     // A family without samples says nothing (and would be a bare HELP/TYPE in --once).
     families.retain(|f| !f.samples.is_empty());
+    crate::labels::bound(&mut families);
     families.push(
         Family::gauge(
             "jellyfin_pusher_collector_success",
@@ -278,7 +279,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("token"), "t").unwrap();
         let toml = format!(
-            "state_dir = \"{0}\"\n[jellyfin]\nurl = \"http://jellyfin.invalid/\"\n\
+            "state_dir = \"{0}\"\n[jellyfin]\nurl = \"https://jellyfin.invalid/\"\n\
              token_file = \"{0}/token\"\n[collect]\ninterval = \"20s\"\n\
              [collectors.tasks]\ninterval = \"2m\"\n[collectors.host]\nenabled = false\n",
             dir.path().display()
@@ -335,6 +336,56 @@ mod tests {
         assert_eq!(
             batch.families[1].samples[0].labels,
             vec![("collector", "failing".to_string())]
+        );
+    }
+
+    /// labels::RULES counts the `collector` label's values; it must follow this table.
+    #[test]
+    fn the_label_bounds_know_every_collector() {
+        let bound =
+            crate::labels::rule("jellyfin_pusher_collector_success", "collector").map(|r| r.bound);
+        assert_eq!(bound, Some(crate::labels::Bound::Fixed(COLLECTORS.len())));
+    }
+
+    /// A server that reports a new codec on every stream: the runner folds them into `other`.
+    struct Hostile;
+
+    #[async_trait::async_trait]
+    impl Collector for Hostile {
+        fn name(&self) -> &'static str {
+            "hostile"
+        }
+        async fn collect(&mut self, out: &mut Vec<Family>) -> Result<(), CollectError> {
+            let mut f = Family::gauge("jellyfin_transcode_active", "t");
+            for i in 0..1000 {
+                f.push(
+                    vec![
+                        ("hw_accel", "vaapi".into()),
+                        ("video_codec", format!("x{i}")),
+                    ],
+                    1.0,
+                );
+            }
+            f.push(
+                vec![("hw_accel", "vaapi".into()), ("video_codec", "h264".into())],
+                2.0,
+            );
+            out.push(f);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_runner_bounds_every_label() {
+        let (batch, _) = run_once(&mut Hostile).await;
+        let samples: Vec<(String, f64)> = batch.families[0]
+            .samples
+            .iter()
+            .map(|s| (s.labels[1].1.clone(), s.value))
+            .collect();
+        assert_eq!(
+            samples,
+            [("other".to_string(), 1000.0), ("h264".into(), 2.0)]
         );
     }
 }

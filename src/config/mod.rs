@@ -69,6 +69,8 @@ pub struct JellyfinConfig {
     pub token_file: PathBuf,
     pub timeout: Duration,
     pub max_response_size: u64,
+    /// Allows http:// to a host other than loopback, which sends the API key in clear text.
+    pub insecure_http: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -99,6 +101,9 @@ pub struct RemoteWriteConfig {
     pub ca_file: Option<PathBuf>,
     #[serde(with = "humantime_serde", default = "default_remote_timeout")]
     pub timeout: Duration,
+    /// Allows http:// with credentials to a host other than loopback (clear text).
+    #[serde(default)]
+    pub insecure_http: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -420,6 +425,8 @@ struct RawJellyfin {
     timeout: Duration,
     #[serde(default = "default_max_response_size")]
     max_response_size: ByteSize,
+    #[serde(default)]
+    insecure_http: bool,
 }
 
 /// Where defaults that systemd provides come from; a trait object so tests need no real env.
@@ -505,6 +512,7 @@ impl Config {
                 token_file,
                 timeout: raw.jellyfin.timeout,
                 max_response_size: raw.jellyfin.max_response_size.as_u64(),
+                insecure_http: raw.jellyfin.insecure_http,
             },
             collect: raw.collect,
             labels: with_default_labels(raw.labels, env),
@@ -521,6 +529,21 @@ impl Config {
             });
         }
         Ok(config)
+    }
+
+    /// The tables whose credentials cross the network in clear text because they set
+    /// `insecure_http = true`: worth a warning at every start.
+    pub fn cleartext_credentials(&self) -> Vec<String> {
+        let jellyfin =
+            validate::leaves_in_clear(&self.jellyfin.url).then(|| "jellyfin".to_string());
+        let remotes = self.remote_write.iter().filter(|rw| {
+            let has_credentials = rw.bearer_token_file.is_some() || rw.basic_auth_user.is_some();
+            has_credentials && validate::leaves_in_clear(&rw.url)
+        });
+        jellyfin
+            .into_iter()
+            .chain(remotes.map(|rw| format!("remote_write {:?}", rw.name)))
+            .collect()
     }
 
     /// The folder of one remote's queue.

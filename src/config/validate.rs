@@ -10,6 +10,14 @@ use super::Config;
 pub(super) fn validate(c: &Config) -> Vec<String> {
     let mut problems = Vec::new();
     check_url("jellyfin.url", &c.jellyfin.url, &mut problems);
+    // The API key goes with every request: it is an admin credential.
+    check_cleartext(
+        "jellyfin",
+        &c.jellyfin.url,
+        "the API key",
+        c.jellyfin.insecure_http,
+        &mut problems,
+    );
     if !(1..=10_000).contains(&c.collectors.inventory.page_size) {
         problems.push("collectors.inventory.page_size must be 1 to 10000".into());
     }
@@ -90,6 +98,14 @@ pub(super) fn validate(c: &Config) -> Vec<String> {
                 "{key}: basic_auth_user and basic_auth_password_file go together"
             ));
         }
+        let credentials = match (&rw.bearer_token_file, &rw.basic_auth_user) {
+            (Some(_), _) => Some("the bearer token"),
+            (None, Some(_)) => Some("the basic-auth password"),
+            (None, None) => None,
+        };
+        if let Some(what) = credentials {
+            check_cleartext(&key, &rw.url, what, rw.insecure_http, &mut problems);
+        }
         if rw.timeout.is_zero() {
             problems.push(format!("{key}.timeout must be more than 0s"));
         }
@@ -123,6 +139,43 @@ fn check_url(key: &str, url: &url::Url, problems: &mut Vec<String>) {
         problems.push(format!(
             "{key}: the URL carries credentials; use the *_file keys so that no secret sits in the config"
         ));
+    }
+}
+
+/// Credentials over http:// may only go to this host itself, unless the table says
+/// `insecure_http = true` (a link protected otherwise: a VPN, a tunnel, a private cable).
+fn check_cleartext(
+    table: &str,
+    url: &url::Url,
+    what: &str,
+    allowed: bool,
+    problems: &mut Vec<String>,
+) {
+    if allowed || !leaves_in_clear(url) {
+        return;
+    }
+    problems.push(format!(
+        "{table}.url: http:// to {} would send {what} in clear text to anyone on the link; \
+         use https://, or set {table}.insecure_http = true if the link is protected otherwise",
+        url.host_str().unwrap_or("?")
+    ));
+}
+
+/// http:// to a host other than this one: what is sent can be read on the way.
+pub(super) fn leaves_in_clear(url: &url::Url) -> bool {
+    url.scheme() == "http" && !is_loopback(url)
+}
+
+/// 127.0.0.0/8, ::1 and `localhost`: traffic that never leaves the host.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        None => false,
     }
 }
 
@@ -212,6 +265,14 @@ token_file = "/tmp/token"
                 "go together",
             ),
             ("[buffer]\nmax_size = \"1KiB\"\n", "buffer.max_size"),
+            (
+                "[[remote_write]]\nname = \"a\"\nurl = \"http://tiger.invalid/w\"\nbearer_token_file = \"/t\"\n",
+                "remote_write[0] (name \"a\").url: http:// to tiger.invalid would send the bearer token in clear text",
+            ),
+            (
+                "[[remote_write]]\nname = \"a\"\nurl = \"http://10.1.2.3/w\"\nbasic_auth_user = \"u\"\nbasic_auth_password_file = \"/p\"\n",
+                "set remote_write[0] (name \"a\").insecure_http = true",
+            ),
         ];
         for (extra, expected) in cases {
             let err = load(&format!("{MINIMAL}{extra}")).unwrap_err();
@@ -261,6 +322,7 @@ max_age = "10s"
                 "labels.__bad: not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)",
                 "remote_write[0] (name \"a b\"): name must be 1-64 characters of [A-Za-z0-9_-]",
                 "remote_write[0] (name \"a b\"): basic_auth_user and basic_auth_password_file go together",
+                "remote_write[0] (name \"a b\").url: http:// to h would send the basic-auth password in clear text to anyone on the link; use https://, or set remote_write[0] (name \"a b\").insecure_http = true if the link is protected otherwise",
                 "buffer.max_age must be at least 1m",
             ]
         );
@@ -317,5 +379,63 @@ mod example {
             }
             Config::from_toml(&text, Path::new("example.toml"), &|_| None).unwrap();
         }
+    }
+}
+
+#[cfg(test)]
+mod cleartext {
+    use std::path::Path;
+
+    use super::super::Config;
+
+    fn load(jellyfin: &str, remote: &str) -> Result<Config, String> {
+        let text = format!(
+            "state_dir = \"/tmp/x\"\n[jellyfin]\n{jellyfin}token_file = \"/t\"\n[[remote_write]]\nname = \"a\"\n{remote}"
+        );
+        Config::from_toml(&text, Path::new("t.toml"), &|_| None).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn credentials_over_http_need_loopback_https_or_an_explicit_opt_in() {
+        let ok = "url = \"http://127.0.0.1:8096\"\n";
+        let token = "bearer_token_file = \"/t\"\n";
+        for host in ["127.0.0.1", "127.9.9.9", "[::1]", "localhost", "LOCALHOST."] {
+            load(
+                &format!("url = \"http://{host}:8096\"\n"),
+                &format!("url = \"http://{host}/w\"\n{token}"),
+            )
+            .unwrap();
+        }
+        // https, or no credentials at all, is fine anywhere.
+        load(ok, &format!("url = \"https://tiger.invalid/w\"\n{token}")).unwrap();
+        load(ok, "url = \"http://tiger.invalid/w\"\n").unwrap();
+        // The Jellyfin API key always travels.
+        let err = load(
+            "url = \"http://jellyfin.invalid:8096\"\n",
+            "url = \"http://127.0.0.1/w\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("jellyfin.url: http:// to jellyfin.invalid would send the API key"),
+            "{err}"
+        );
+        assert!(err.contains("jellyfin.insecure_http = true"), "{err}");
+        load(
+            "url = \"http://jellyfin.invalid:8096\"\ninsecure_http = true\n",
+            "url = \"http://127.0.0.1/w\"\n",
+        )
+        .unwrap();
+        // A lookalike of localhost is not loopback.
+        let err = load(
+            ok,
+            &format!("url = \"http://localhost.evil.invalid/w\"\n{token}"),
+        )
+        .unwrap_err();
+        assert!(err.contains("insecure_http"), "{err}");
+        load(
+            ok,
+            &format!("url = \"http://tiger.invalid/w\"\n{token}insecure_http = true\n"),
+        )
+        .unwrap();
     }
 }

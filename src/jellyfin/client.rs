@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 use reqwest::header::{self, HeaderValue};
 use serde::de::DeserializeOwned;
 
-use super::error::{ApiError, snippet};
+use super::error::ApiError;
 use crate::error_chain::error_chain;
+use crate::peer_text;
 use crate::secret::Secret;
 
 /// Why the Jellyfin client could not be made (the message never holds the token).
@@ -81,7 +82,10 @@ impl Client {
         let http = reqwest::Client::builder()
             .user_agent(crate::USER_AGENT)
             .connect_timeout(timeout)
+            // The timeout covers the body too, so a peer that trickles cannot hold a cycle.
             .timeout(timeout)
+            // A 3xx is an error naming its Location (see get_json_inner), never followed.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(ClientError::Build)?;
         Ok(Client {
@@ -164,6 +168,37 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("no content type")
             .to_string();
+        match status {
+            200..=299 => {}
+            300..=399 => {
+                // Never followed: the API key would go wherever the peer points.
+                return Err(ApiError::Redirect {
+                    endpoint,
+                    status,
+                    location: peer_text::location(
+                        response.headers().get(header::LOCATION),
+                        &self.base,
+                        &[&self.token],
+                    ),
+                });
+            }
+            401 => return Err(ApiError::Unauthorized { endpoint }),
+            403 => return Err(ApiError::Forbidden { endpoint }),
+            _ => {
+                // Only what is shown is read; the connection is dropped on the rest.
+                let (prefix, _) =
+                    peer_text::read_prefix(response, peer_text::ERROR_BODY_LIMIT).await;
+                return Err(ApiError::Status {
+                    endpoint,
+                    status,
+                    snippet: peer_text::excerpt(
+                        &prefix,
+                        &[&self.token],
+                        super::decode::SNIPPET_CHARS,
+                    ),
+                });
+            }
+        }
         if response
             .content_length()
             .is_some_and(|len| len > self.max_response_size)
@@ -173,6 +208,7 @@ impl Client {
                 limit: self.max_response_size,
             });
         }
+        // max_response_size holds while streaming: a body is never buffered past it.
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()
@@ -186,18 +222,6 @@ impl Client {
                 });
             }
             body.extend_from_slice(&chunk);
-        }
-        match status {
-            200..=299 => {}
-            401 => return Err(ApiError::Unauthorized { endpoint }),
-            403 => return Err(ApiError::Forbidden { endpoint }),
-            _ => {
-                return Err(ApiError::Status {
-                    endpoint,
-                    status,
-                    snippet: snippet(&body, &[&self.token]),
-                });
-            }
         }
         super::decode::decode(endpoint, &content_type, &body, &[&self.token])
     }

@@ -7,6 +7,6 @@ pub mod dto;
 mod error;
 
 pub use client::{ApiStats, Client, ClientError, EndpointStats};
-pub use error::ApiError;
 #[cfg(test)]
-pub(crate) use {decode::decode, error::snippet};
+pub(crate) use decode::decode;
+pub use error::ApiError;

@@ -7,18 +7,23 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Each top-level module of src/ and the modules it may use.
-const MAY_USE: [(&str, &[&str]); 19] = [
+const MAY_USE: [(&str, &[&str]); 21] = [
     ("fault", &[]),
     ("sample", &[]),
     ("error_chain", &[]),
     ("stats", &[]),
     ("secret", &[]),
     ("state_file", &[]),
+    ("peer_text", &["secret"]),
+    ("labels", &["sample"]),
     ("logging", &[]),
     ("shutdown", &[]),
     ("privacy", &["sample", "state_file"]),
     ("exposition", &["sample"]),
-    ("jellyfin", &["secret", "sample", "error_chain"]),
+    (
+        "jellyfin",
+        &["peer_text", "secret", "sample", "error_chain"],
+    ),
     ("config", &["privacy", "secret"]),
     ("queue", &["stats", "state_file"]),
     (
@@ -27,6 +32,7 @@ const MAY_USE: [(&str, &[&str]); 19] = [
             "queue",
             "config",
             "fault",
+            "peer_text",
             "sample",
             "secret",
             "stats",
@@ -39,6 +45,7 @@ const MAY_USE: [(&str, &[&str]); 19] = [
             "config",
             "fault",
             "jellyfin",
+            "labels",
             "privacy",
             "sample",
             "secret",
@@ -70,6 +77,7 @@ const MAY_USE: [(&str, &[&str]); 19] = [
         &[
             "config",
             "jellyfin",
+            "peer_text",
             "queue",
             "remote_write",
             "secret",

@@ -1058,6 +1058,23 @@ fn exposure(name: &str, unit: &str) -> f64 {
     crate::systemd::exposure(&path)
 }
 
+/// The agent refuses credentials over http:// to another host unless the remote opts in:
+/// the module passes the opt-in through, and leaves it out by default.
+#[test]
+fn insecure_http_reaches_the_agent_only_when_a_remote_asks_for_it() {
+    let opted_in = DMZ.replace(
+        "basicAuthPasswordFile = \"/run/secrets/backup_password\"; }",
+        "basicAuthPasswordFile = \"/run/secrets/backup_password\"; insecureHttp = true; }",
+    );
+    assert_ne!(opted_in, DMZ);
+    let remotes = |result: &Value| result["pusher"]["settings"]["remote_write"].clone();
+    let result = evaluate(&opted_in).unwrap();
+    assert_eq!(remotes(&result)[1]["insecure_http"], Value::Bool(true));
+    assert_eq!(remotes(&result)[0].get("insecure_http"), None);
+    let result = evaluate(DMZ).unwrap();
+    assert_eq!(remotes(&result)[1].get("insecure_http"), None);
+}
+
 #[test]
 fn both_nixos_units_score_like_the_plain_unit_in_systemd_analyze_security() {
     let dmz = evaluate(DMZ).unwrap();
@@ -1080,9 +1097,18 @@ fn both_nixos_units_score_like_the_plain_unit_in_systemd_analyze_security() {
                 .unwrap(),
         ),
     );
+    // Like for like: the plain unit with the addresses added that its comment asks for, the
+    // ones the module derived for this host (loopback alone scores better than any real list).
+    let allowed = nix_words(&dmz["pusher"]["service"]["serviceConfig"]["IPAddressAllow"]);
+    let plain_text =
+        std::fs::read_to_string(Path::new(ROOT).join("config/jellyfin-pusher.service")).unwrap();
+    assert!(plain_text.contains("\nIPAddressAllow=localhost\n"));
     let plain = exposure(
         "jellyfin-pusher.service",
-        &std::fs::read_to_string(Path::new(ROOT).join("config/jellyfin-pusher.service")).unwrap(),
+        &plain_text.replace(
+            "\nIPAddressAllow=localhost\n",
+            &format!("\nIPAddressAllow={}\n", allowed.join(" ")),
+        ),
     );
     eprintln!(
         "systemd-analyze security --offline=yes: plain unit {plain}, NixOS agent {agent}, NixOS ingress {ingress}"

@@ -16,16 +16,7 @@ use crate::sample::{Family, label_value};
 /// starts at 0, as the playback counters do: Prometheus' increase() does not count a series'
 /// first sample, so a counter born at 1 would hide the first transcode of its kind from the
 /// failure-rate alert and panel. A value Jellyfin adds later still gets its series, from 1.
-pub const HW_ACCELS: [&str; 8] = [
-    "none",
-    "amf",
-    "qsv",
-    "nvenc",
-    "v4l2m2m",
-    "vaapi",
-    "videotoolbox",
-    "rkmpp",
-];
+pub const HW_ACCELS: [&str; 8] = crate::labels::HW_ACCEL;
 
 #[derive(Debug, Clone, PartialEq)]
 struct Playing {
