@@ -21,6 +21,7 @@ mod activity;
 mod host;
 mod inventory;
 mod library;
+pub mod plays_seen;
 mod process;
 mod pusher;
 mod schedule;
@@ -43,6 +44,7 @@ pub use activity::Activity;
 pub use host::Host;
 pub use inventory::Inventory;
 pub use library::Library;
+pub use plays_seen::PlaysSeen;
 pub use process::Process;
 pub use pusher::Pusher;
 pub use schedule::run_scheduled;
@@ -93,18 +95,27 @@ pub fn registry(config: &Config, deps: &Deps) -> Vec<Scheduled> {
         });
     }
     let sessions = &config.collectors.sessions;
+    let sessions_interval = sessions.interval.unwrap_or(fast);
+    let transcode_log = &config.collectors.transcode_log;
+    let reads_transcode_log = transcode_log.enabled && transcode_log.dir.is_some();
+    // What the sessions collector saw playing, for the activity collector's playback starts: a
+    // start is seen at the next sessions poll at the latest.
+    let seen = PlaysSeen::new((2 * sessions_interval + Duration::from_secs(5)).as_millis() as i64);
     if sessions.enabled {
-        let interval = sessions.interval.unwrap_or(fast);
         out.push(Scheduled {
             collector: Box::new(Sessions::new(
                 deps.jellyfin.clone(),
                 deps.privacy.clone(),
-                sessions.active_within,
-                interval,
-                config.privacy.top_items,
-                geoip(sessions.geoip_database.as_deref()),
+                sessions::SessionsSetup {
+                    active_within: sessions.active_within,
+                    interval: sessions_interval,
+                    geoip: geoip(sessions.geoip_database.as_deref()),
+                    seen: seen.clone(),
+                    // One producer per family: with the log folder, the transcode log counts.
+                    count_transcodes: !reads_transcode_log,
+                },
             )),
-            interval,
+            interval: sessions_interval,
         });
     }
     let slow = Duration::from_secs(300);
@@ -149,6 +160,8 @@ pub fn registry(config: &Config, deps: &Deps) -> Vec<Scheduled> {
             collector: Box::new(Activity::new(
                 deps.jellyfin.clone(),
                 StateFile::new(&config.state_dir, "activity.json", deps.persist_state),
+                seen,
+                config.privacy.top_items,
             )),
             interval: config
                 .collectors
@@ -157,7 +170,6 @@ pub fn registry(config: &Config, deps: &Deps) -> Vec<Scheduled> {
                 .unwrap_or(Duration::from_secs(60)),
         });
     }
-    let transcode_log = &config.collectors.transcode_log;
     if let (true, Some(dir)) = (transcode_log.enabled, &transcode_log.dir) {
         out.push(Scheduled {
             collector: Box::new(TranscodeLog::new(

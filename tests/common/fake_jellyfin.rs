@@ -15,6 +15,8 @@ use tokio::task::JoinHandle;
 
 pub const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 
+const ACTIVITY: &str = "/System/ActivityLog/Entries";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Answers from the fixtures.
@@ -46,6 +48,22 @@ struct State {
     violations: Vec<String>,
     /// GET /Items serves this many generated items below this ParentId, paged.
     generated: Option<(String, usize)>,
+    /// GET /System/ActivityLog/Entries, served as ActivityManager.GetPagedResultAsync does.
+    activity: ActivityLog,
+    /// GET /Items?ids=…: the items by id.
+    items_by_id: HashMap<String, serde_json::Value>,
+}
+
+/// The server's activity log: entries in insertion order; answers ordered by Date descending
+/// (no tie-breaker, as the server), `Date >= minDate`, `Skip(startIndex).Take(limit ?? 100)`,
+/// with the count of all matching entries. `arrive_per_page` new entries are inserted after
+/// each page served, as a burst does while the agent pages.
+#[derive(Default)]
+struct ActivityLog {
+    entries: Vec<serde_json::Value>,
+    arrive_per_page: usize,
+    /// (left to arrive, the next id, their Type)
+    arrivals: Option<(usize, i64, String)>,
 }
 
 pub struct FakeJellyfin {
@@ -71,7 +89,10 @@ impl FakeJellyfin {
             ("/Items/Counts", "items-counts.10.9.6.json"),
             ("/Sessions", "sessions.transcoding.10.9.6.json"),
             ("/ScheduledTasks", "scheduled-tasks.10.11.11.json"),
-            ("/System/ActivityLog/Entries", "activity-log.synthetic.json"),
+            (
+                "/System/Configuration/encoding",
+                "encoding-options.synthetic.10.11.json",
+            ),
             ("/Library/VirtualFolders", "virtual-folders.synthetic.json"),
             ("/System/Info/Storage", "system-storage.synthetic.json"),
         ] {
@@ -84,6 +105,8 @@ impl FakeJellyfin {
             requests: Vec::new(),
             violations: Vec::new(),
             generated: None,
+            activity: ActivityLog::default(),
+            items_by_id: HashMap::new(),
         }));
         // Bound here, not picked and released: nothing can take the port in between.
         let listener = TcpListener::bind(("127.0.0.1", 0))
@@ -94,6 +117,7 @@ impl FakeJellyfin {
             state,
             server: None,
         };
+        fake.route(ACTIVITY, super::fixture("activity-log.synthetic.json"));
         fake.serve(listener);
         fake
     }
@@ -108,13 +132,53 @@ impl FakeJellyfin {
         self.state.lock().unwrap().mode = mode;
     }
 
-    /// Serves `body` for `path` from now on.
+    /// Serves `body` for `path` from now on. For the activity log, `body`'s entries become
+    /// the log (served filtered and paged like the server).
     pub fn route(&self, path: &str, body: String) {
-        self.state
-            .lock()
-            .unwrap()
-            .routes
-            .insert(path.to_string(), body);
+        let mut state = self.state.lock().unwrap();
+        if path == ACTIVITY {
+            let page: serde_json::Value = serde_json::from_str(&body).expect("an activity page");
+            let mut entries = page["Items"].as_array().cloned().unwrap_or_default();
+            // The page is newest first; the log is kept in insertion order.
+            entries.reverse();
+            state.activity.entries = entries;
+            return;
+        }
+        state.routes.insert(path.to_string(), body);
+    }
+
+    /// Writes an entry into the activity log now (the server's ActivityManager.CreateAsync).
+    pub fn log_activity(&self, entry: serde_json::Value) {
+        self.state.lock().unwrap().activity.entries.push(entry);
+    }
+
+    /// The activity log's entries, in insertion order.
+    pub fn activity_entries(&self) -> Vec<serde_json::Value> {
+        self.state.lock().unwrap().activity.entries.clone()
+    }
+
+    /// From now on, after each activity page served, `per_page` `kind` entries (of the
+    /// `total` still to come, ids from `first_id`) are written, dated now: a burst that goes
+    /// on while the agent pages.
+    pub fn activity_burst(&self, kind: &str, total: usize, first_id: i64, per_page: usize) {
+        let mut state = self.state.lock().unwrap();
+        state.activity.arrive_per_page = per_page;
+        state.activity.arrivals = Some((total, first_id, kind.to_string()));
+    }
+
+    /// How many entries of the burst are still to arrive.
+    pub fn burst_left(&self) -> usize {
+        let state = self.state.lock().unwrap();
+        state.activity.arrivals.as_ref().map_or(0, |a| a.0)
+    }
+
+    /// Serves `items` (with their "Id") from GET /Items?ids=….
+    pub fn items_by_id(&self, items: &[serde_json::Value]) {
+        let mut state = self.state.lock().unwrap();
+        for item in items {
+            let id = item["Id"].as_str().expect("an item Id").to_string();
+            state.items_by_id.insert(id, item.clone());
+        }
     }
 
     /// Serves `total` generated items (see [`generated_item`]) below library `parent` from
@@ -223,10 +287,13 @@ async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap) -> Respo
         {
             s.violations.push(format!("{path}: api_key in the query"));
         }
+        let query = uri.query().unwrap_or("");
         let body = match (&s.generated, path.as_str()) {
-            (Some((parent, total)), "/Items") => {
-                Some(generated_page(parent, *total, uri.query().unwrap_or("")))
+            (_, "/Items") if query_param(query, "ids").is_some() => {
+                Some(items_by_id(&s.items_by_id, query))
             }
+            (Some((parent, total)), "/Items") => Some(generated_page(parent, *total, query)),
+            (_, ACTIVITY) => Some(activity_page(&mut s.activity, query)),
             _ => s.routes.get(&path).cloned(),
         };
         if let (Some(last), Some(body)) = (s.requests.last_mut(), &body) {
@@ -314,5 +381,92 @@ fn generated_page(parent: &str, total: usize, query: &str) -> String {
         .map(generated_item)
         .collect();
     serde_json::json!({ "Items": items, "TotalRecordCount": total, "StartIndex": start })
+        .to_string()
+}
+
+/// A query parameter, percent-decoded (names compared case-insensitively, as ASP.NET does).
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        k.eq_ignore_ascii_case(name).then(|| {
+            v.replace("%3A", ":")
+                .replace("%3a", ":")
+                .replace("%2C", ",")
+                .replace("%2c", ",")
+                .replace("%2B", "+")
+        })
+    })
+}
+
+/// An activity-log entry as the server serialises ActivityLogEntry (null fields omitted).
+pub fn activity_entry(
+    id: i64,
+    kind: &str,
+    date: &str,
+    user: Option<&str>,
+    item: Option<&str>,
+) -> serde_json::Value {
+    let severity = match kind {
+        "AuthenticationFailed" | "TaskFailed" | "UserLockedOut" => "Error",
+        _ => "Information",
+    };
+    let mut entry = serde_json::json!({
+        "Id": id, "Name": "…", "Type": kind, "Date": date, "Severity": severity,
+        "UserId": user.unwrap_or("00000000000000000000000000000000"),
+    });
+    if let Some(item) = item {
+        entry["ItemId"] = serde_json::json!(item);
+    }
+    entry
+}
+
+/// The date format the server writes (UTC, 7 fraction digits).
+pub fn jellyfin_date(ms: i64) -> String {
+    jellyfin_pusher::jellyfin::date::format_ms(ms)
+}
+
+fn activity_page(log: &mut ActivityLog, query: &str) -> String {
+    let min_date = query_param(query, "minDate");
+    let start: usize = query_param(query, "startIndex")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let limit: usize = query_param(query, "limit")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    // Every date here has the server's fixed format, so text order is time order.
+    let mut matching: Vec<&serde_json::Value> = log
+        .entries
+        .iter()
+        .filter(|e| {
+            min_date
+                .as_deref()
+                .is_none_or(|min| e["Date"].as_str().unwrap_or("") >= min)
+        })
+        .collect();
+    matching.sort_by(|a, b| b["Date"].as_str().cmp(&a["Date"].as_str()));
+    let items: Vec<&serde_json::Value> = matching.iter().skip(start).take(limit).copied().collect();
+    let body = serde_json::json!({ "Items": items, "TotalRecordCount": matching.len(), "StartIndex": start })
+        .to_string();
+    if let Some((left, next_id, kind)) = log.arrivals.as_mut() {
+        let n = log.arrive_per_page.min(*left);
+        for _ in 0..n {
+            log.entries.push(activity_entry(
+                *next_id,
+                kind,
+                &jellyfin_date(now_ms()),
+                None,
+                None,
+            ));
+            *next_id += 1;
+        }
+        *left -= n;
+    }
+    body
+}
+
+fn items_by_id(items: &HashMap<String, serde_json::Value>, query: &str) -> String {
+    let wanted = query_param(query, "ids").unwrap_or_default();
+    let found: Vec<&serde_json::Value> = wanted.split(',').filter_map(|id| items.get(id)).collect();
+    serde_json::json!({ "Items": found, "TotalRecordCount": found.len(), "StartIndex": 0 })
         .to_string()
 }
