@@ -21,6 +21,7 @@ mod activity;
 mod host;
 mod inventory;
 mod library;
+mod playback_reporting;
 pub mod plays_seen;
 mod process;
 mod pusher;
@@ -44,6 +45,7 @@ pub use activity::Activity;
 pub use host::Host;
 pub use inventory::Inventory;
 pub use library::Library;
+pub use playback_reporting::PlaybackReporting;
 pub use plays_seen::PlaysSeen;
 pub use process::Process;
 pub use pusher::Pusher;
@@ -111,8 +113,10 @@ pub fn registry(config: &Config, deps: &Deps) -> Vec<Scheduled> {
                     interval: sessions_interval,
                     geoip: geoip(sessions.geoip_database.as_deref()),
                     seen: seen.clone(),
-                    // One producer per family: with the log folder, the transcode log counts.
+                    // One producer per family: with the log folder, the transcode log counts;
+                    // with the plugin, the plugin tells watch time.
                     count_transcodes: !reads_transcode_log,
+                    count_watch_time: !config.collectors.playback_reporting.enabled,
                 },
             )),
             interval: sessions_interval,
@@ -177,6 +181,21 @@ pub fn registry(config: &Config, deps: &Deps) -> Vec<Scheduled> {
                 StateFile::new(&config.state_dir, "transcode-log.json", deps.persist_state),
             )),
             interval: transcode_log.interval.unwrap_or(fast),
+        });
+    }
+    let plugin = &config.collectors.playback_reporting;
+    if plugin.enabled {
+        out.push(Scheduled {
+            collector: Box::new(PlaybackReporting::new(
+                deps.jellyfin.clone(),
+                deps.privacy.clone(),
+                StateFile::new(
+                    &config.state_dir,
+                    "playback-reporting.json",
+                    deps.persist_state,
+                ),
+            )),
+            interval: plugin.interval.unwrap_or(Duration::from_secs(60)),
         });
     }
     let process = &config.collectors.process;

@@ -131,11 +131,13 @@ pub struct CollectorsConfig {
     pub process: ProcessConfig,
     #[serde(default)]
     pub host: CollectorToggle,
+    #[serde(default)]
+    pub playback_reporting: PlaybackReportingConfig,
 }
 
 impl CollectorsConfig {
     /// (name, toggle) of every collector, for checks that apply to all of them.
-    pub fn intervals(&self) -> [(&'static str, Option<Duration>); 10] {
+    pub fn intervals(&self) -> [(&'static str, Option<Duration>); 11] {
         [
             ("system", self.system.interval),
             ("sessions", self.sessions.interval),
@@ -147,6 +149,7 @@ impl CollectorsConfig {
             ("transcode_log", self.transcode_log.interval),
             ("process", self.process.interval),
             ("host", self.host.interval),
+            ("playback_reporting", self.playback_reporting.interval),
         ]
     }
 }
@@ -168,6 +171,17 @@ impl Default for CollectorToggle {
             interval: None,
         }
     }
+}
+
+/// `[collectors.playback_reporting]`: exact watch time from the Playback Reporting plugin
+/// (jellyfin-plugin-playbackreporting), off by default: only for servers that run the plugin.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaybackReportingConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(with = "humantime_serde", default)]
+    pub interval: Option<Duration>,
 }
 
 /// `[collectors.sessions]`.

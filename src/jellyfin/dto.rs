@@ -245,6 +245,26 @@ pub struct UserPolicy {
     pub is_disabled: Option<bool>,
 }
 
+/// GET /Users again, for the `user` label only: id and name (privacy.user_label decides
+/// which, if any, is exported).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NamedUser {
+    pub id: Option<String>,
+    pub name: Option<String>,
+}
+
+/// POST /user_usage_stats/submit_custom_query of the Playback Reporting plugin
+/// (PlaybackReportingActivityController.CustomQuery): dictionary keys as the plugin spells
+/// them, every cell a string (ActivityRepository.RunCustomQuery), `message` set on an error.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CustomQueryAnswer {
+    pub colums: Option<Vec<String>>,
+    pub results: Option<Vec<Vec<serde_json::Value>>>,
+    pub message: Option<String>,
+}
+
 /// GET /Items/Counts (ItemCounts): the counts the server computes itself.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]

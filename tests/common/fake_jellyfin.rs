@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 pub const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 
 const ACTIVITY: &str = "/System/ActivityLog/Entries";
+const PLUGIN_QUERY: &str = "/user_usage_stats/submit_custom_query";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -52,6 +53,9 @@ struct State {
     activity: ActivityLog,
     /// GET /Items?ids=…: the items by id.
     items_by_id: HashMap<String, serde_json::Value>,
+    /// The Playback Reporting plugin's PlaybackActivity rows (rowid, UserId, PlayDuration);
+    /// None: the plugin is not installed (404).
+    plugin_rows: Option<Vec<(i64, String, i64)>>,
 }
 
 /// The server's activity log: entries in insertion order; answers ordered by Date descending
@@ -107,6 +111,7 @@ impl FakeJellyfin {
             generated: None,
             activity: ActivityLog::default(),
             items_by_id: HashMap::new(),
+            plugin_rows: None,
         }));
         // Bound here, not picked and released: nothing can take the port in between.
         let listener = TcpListener::bind(("127.0.0.1", 0))
@@ -170,6 +175,16 @@ impl FakeJellyfin {
     pub fn burst_left(&self) -> usize {
         let state = self.state.lock().unwrap();
         state.activity.arrivals.as_ref().map_or(0, |a| a.0)
+    }
+
+    /// Installs the Playback Reporting plugin with these PlaybackActivity rows (rowid, UserId,
+    /// PlayDuration seconds), or updates them as the plugin does every 20 s of play.
+    pub fn plugin_rows(&self, rows: &[(i64, &str, i64)]) {
+        self.state.lock().unwrap().plugin_rows = Some(
+            rows.iter()
+                .map(|(id, user, secs)| (*id, user.to_string(), *secs))
+                .collect(),
+        );
     }
 
     /// Serves `items` (with their "Id") from GET /Items?ids=….
@@ -237,8 +252,11 @@ impl FakeJellyfin {
 
     fn serve(&mut self, listener: TcpListener) {
         let state = self.state.clone();
-        let app = Router::new()
-            .fallback(move |uri: Uri, headers: HeaderMap| handle(state.clone(), uri, headers));
+        let app = Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: String| {
+                handle(state.clone(), (method, uri), headers, body)
+            },
+        );
         self.server = Some(tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         }));
@@ -251,7 +269,12 @@ impl Drop for FakeJellyfin {
     }
 }
 
-async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap) -> Response {
+async fn handle(
+    state: Arc<Mutex<State>>,
+    (method, uri): (Method, Uri),
+    headers: HeaderMap,
+    request_body: String,
+) -> Response {
     let (mode, body) = {
         let mut s = state.lock().unwrap();
         let path = uri
@@ -294,6 +317,12 @@ async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap) -> Respo
             }
             (Some((parent, total)), "/Items") => Some(generated_page(parent, *total, query)),
             (_, ACTIVITY) => Some(activity_page(&mut s.activity, query)),
+            // The plugin's route is [HttpPost]: a GET finds nothing.
+            (_, PLUGIN_QUERY) if method != Method::POST => None,
+            (_, PLUGIN_QUERY) => s
+                .plugin_rows
+                .as_ref()
+                .map(|rows| plugin_answer(rows, &request_body)),
             _ => s.routes.get(&path).cloned(),
         };
         if let (Some(last), Some(body)) = (s.requests.last_mut(), &body) {
@@ -468,5 +497,24 @@ fn items_by_id(items: &HashMap<String, serde_json::Value>, query: &str) -> Strin
     let wanted = query_param(query, "ids").unwrap_or_default();
     let found: Vec<&serde_json::Value> = wanted.split(',').filter_map(|id| items.get(id)).collect();
     serde_json::json!({ "Items": found, "TotalRecordCount": found.len(), "StartIndex": 0 })
+        .to_string()
+}
+
+/// POST /user_usage_stats/submit_custom_query as PlaybackReportingActivityController.CustomQuery
+/// answers (ActivityRepository.RunCustomQuery: every cell a string). The fake runs no SQL: it
+/// answers the agent's query, and reports any other as the plugin reports an SQL error.
+fn plugin_answer(rows: &[(i64, String, i64)], body: &str) -> String {
+    let request: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let query = request["CustomQueryString"].as_str().unwrap_or("");
+    if !query.starts_with("SELECT rowid AS RowId, UserId, PlayDuration FROM PlaybackActivity") {
+        return serde_json::json!({ "colums": [], "results": [],
+            "message": format!("Error Running Query</br>unexpected query {query:?}") })
+        .to_string();
+    }
+    let results: Vec<[String; 3]> = rows
+        .iter()
+        .map(|(id, user, secs)| [id.to_string(), user.clone(), secs.to_string()])
+        .collect();
+    serde_json::json!({ "colums": ["RowId", "UserId", "PlayDuration"], "results": results, "message": "" })
         .to_string()
 }

@@ -46,6 +46,8 @@ pub struct SessionsSetup {
     pub seen: PlaysSeen,
     /// False when the transcode log counts transcode starts (one producer per family).
     pub count_transcodes: bool,
+    /// False when the Playback Reporting plugin tells watch time.
+    pub count_watch_time: bool,
 }
 
 impl Sessions {
@@ -53,7 +55,7 @@ impl Sessions {
         Sessions {
             client,
             privacy,
-            tracker: Tracker::new(setup.seen, setup.count_transcodes),
+            tracker: Tracker::new(setup.seen, setup.count_transcodes, setup.count_watch_time),
             path: format!(
                 "/Sessions?activeWithinSeconds={}",
                 setup.active_within.as_secs().max(1)

@@ -54,7 +54,7 @@ fn families(sessions: &[Session], privacy: &Privacy) -> Vec<Family> {
 /// A tracker counting transcode starts, and the sightings it records.
 fn tracker() -> (Tracker, PlaysSeen) {
     let seen = PlaysSeen::new(35_000);
-    (Tracker::new(seen.clone(), true), seen)
+    (Tracker::new(seen.clone(), true, true), seen)
 }
 
 /// One poll `second`s after `t0` (wall clock: second × 1000 ms).
@@ -290,7 +290,7 @@ fn a_restarted_agent_does_not_count_what_was_already_transcoding() {
 #[test]
 fn with_the_transcode_log_the_sessions_collector_does_not_count_transcodes() {
     let privacy = Privacy::with_salt(UserLabel::Name, [0; 16]);
-    let mut tracker = Tracker::new(PlaysSeen::new(1_000), false);
+    let mut tracker = Tracker::new(PlaysSeen::new(1_000), false, true);
     let t0 = Instant::now();
     poll(&mut tracker, &[], t0, 0, &privacy);
     let playing = vec![session(
@@ -385,4 +385,22 @@ fn a_10_11_hardware_transcode_reports_acceleration_speed_lead_and_an_audio_direc
     );
     let t = table(&tracker.families(&privacy));
     expect_transcodes(&t, "vaapi", 1.0);
+}
+
+#[test]
+fn with_the_playback_reporting_plugin_the_sessions_collector_sends_no_watch_time() {
+    let privacy = Privacy::with_salt(UserLabel::Name, [0; 16]);
+    let mut tracker = Tracker::new(PlaysSeen::new(1_000), true, false);
+    let t0 = Instant::now();
+    let playing = vec![session(
+        "s1",
+        Some(("m1", "Movie", "Film")),
+        false,
+        "directplay",
+    )];
+    poll(&mut tracker, &playing, t0, 0, &privacy);
+    poll(&mut tracker, &playing, t0, 15, &privacy);
+    assert!(
+        !table(&tracker.families(&privacy)).contains_key("jellyfin_user_watch_time_seconds_total")
+    );
 }

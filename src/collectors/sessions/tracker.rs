@@ -50,17 +50,18 @@ struct Playing {
 pub struct Tracker {
     /// The last poll's time, and every session seen within FORGET_AFTER.
     previous: Option<(Instant, HashMap<String, Playing>)>,
-    watch_seconds: BTreeMap<String, f64>,
+    /// None: the Playback Reporting plugin tells watch time (one producer per family).
+    watch_seconds: Option<BTreeMap<String, f64>>,
     /// None: the transcode log counts starts (one producer per family).
     transcodes: Option<BTreeMap<String, u64>>,
     seen: PlaysSeen,
 }
 
 impl Tracker {
-    pub fn new(seen: PlaysSeen, count_transcodes: bool) -> Self {
+    pub fn new(seen: PlaysSeen, count_transcodes: bool, count_watch_time: bool) -> Self {
         Tracker {
             previous: None,
-            watch_seconds: BTreeMap::new(),
+            watch_seconds: count_watch_time.then(BTreeMap::new),
             transcodes: count_transcodes
                 .then(|| HW_ACCELS.iter().map(|hw| (hw.to_string(), 0)).collect()),
             seen,
@@ -100,12 +101,13 @@ impl Tracker {
             if before.is_some_and(|p| p.seen == last_poll && !p.paused)
                 && !playing.paused
                 && let Some(user) = privacy.user(s.user_id.as_deref(), s.user_name.as_deref())
+                && let Some(watch_seconds) = &mut self.watch_seconds
             {
                 let credit = now
                     .saturating_duration_since(last_poll)
                     .min(max_gap)
                     .as_secs_f64();
-                *self.watch_seconds.entry(user).or_default() += credit;
+                *watch_seconds.entry(user).or_default() += credit;
             }
             let was_transcoding =
                 before.is_some_and(|p| p.video_transcode && p.item == playing.item);
@@ -134,12 +136,12 @@ impl Tracker {
             }
             out.push(transcodes);
         }
-        if privacy.per_user_series() {
+        if let (true, Some(watch_seconds)) = (privacy.per_user_series(), &self.watch_seconds) {
             let mut watch = Family::counter(
                 "jellyfin_user_watch_time_seconds_total",
                 "Seconds of unpaused playback per user, credited between two polls that both saw it playing (at most two intervals).",
             );
-            for (user, seconds) in &self.watch_seconds {
+            for (user, seconds) in watch_seconds {
                 watch.push(vec![("user", user.clone())], *seconds);
             }
             out.push(watch);
