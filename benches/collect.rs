@@ -6,7 +6,7 @@
 //! Run: `cargo bench --bench collect` (needs victoria-metrics; tests/run.sh installs it).
 //! It prints the figures; it asserts nothing about speed.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::time::Duration;

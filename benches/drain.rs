@@ -10,8 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use jellyfin_pusher::queue::Block;
 use jellyfin_pusher::queue::{Options, Queue, segment};
-use jellyfin_pusher::remote_write::{Block, encode};
+use jellyfin_pusher::remote_write::encode;
 use jellyfin_pusher::sample::{Batch, Family};
 use jellyfin_pusher::stats::RemoteStats;
 

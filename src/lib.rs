@@ -9,7 +9,12 @@
 //! collectors --Batch--> pipeline --Block--> queue (one per remote, on disk) --> sender --> HTTP
 //! ```
 //!
-//! - [`config`]: the TOML file, its defaults and its validation (`--check-config`).
+//! Dependencies point the same way and never back: `queue` <- `remote_write` <- `app`, and
+//! `config` <- `collectors` <- `app`. The queue owns its record type ([`queue::Block`], an
+//! opaque body with its sample count and timestamps); the encoder makes it, the sender sends
+//! it. tests/it/layout.rs checks the direction for every module.
+//!
+//! - [`config`]: the TOML file, its defaults and its validation.
 //! - [`secret`]: secrets read from files; their `Debug` and `Display` never show the value.
 //! - [`jellyfin`]: the HTTP client for the Jellyfin API and the DTOs it decodes.
 //! - [`privacy`]: what a `user` label may say (salted hash by default).
@@ -20,11 +25,12 @@
 //!   saw playing, which the activity collector classifies the server's playback starts with.
 //! - [`exposition`]: renders samples in the Prometheus text format (`--once`).
 //! - [`remote_write`]: encodes a batch into a snappy-compressed WriteRequest (`encode`), and sends
-//!   blocks with the retry/drop rules of the remote-write spec (`sender`).
+//!   blocks with the retry/drop rules of the remote-write spec (`sender`, its schedule in `retry`).
 //! - [`queue`]: the durable per-remote FIFO of compressed blocks (CRC32C-framed records).
 //! - [`state_file`]: small JSON state files (cursors, last results), replaced atomically.
 //! - [`stats`]: the agent's own counters, shared by the stages and reported by the `pusher` collector.
-//! - [`app`]: wires the stages into tasks (`run`), the dry run (`once`) and `--check-config`.
+//! - [`app`]: wires the stages into tasks (`run`), the dry run (`once`) and `--check-config`
+//!   (the file checks, which ask the stages that use each file).
 //! - [`shutdown`], [`logging`]: signal handling and the tracing subscriber.
 //!
 //! `main.rs` only parses the command line and calls into [`app`].

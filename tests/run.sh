@@ -25,10 +25,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root rm -f /usr/sbin/policy-rc.d
 fi
 
+# The first nix-instantiate calls create the Nix store's state (/nix/var/nix); parallel first
+# calls race ("creating symlink … File exists", "db.sqlite is busy"). One call here, before the
+# tests run them in parallel (tests/it/nix.rs guards the same way for a bare `cargo test`).
+nix-instantiate --eval -E 1 >/dev/null
+
 echo "== cargo fmt"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo test"
-# Benches (cargo bench) print figures for the docs; they are not tests.
-cargo test --locked --lib --bins --tests
+# Benches (cargo bench) print figures for the docs; they are not tests. --no-fail-fast: every
+# test runs even after a failure, so one failure never hides the others.
+cargo test --locked --no-fail-fast --lib --bins --tests

@@ -4,7 +4,6 @@
 //! that names the key (`deny_unknown_fields`), so a typo never silently falls back to a default.
 //! Secrets are never in this file: it only names the files that hold them.
 
-mod check;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -13,8 +12,6 @@ use std::time::Duration;
 
 use bytesize::ByteSize;
 use serde::Deserialize;
-
-pub use check::check_files;
 
 /// A configuration error, always naming the file and, where there is one, the key.
 #[derive(Debug, thiserror::Error)]

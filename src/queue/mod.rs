@@ -39,6 +39,7 @@
 //! `jellyfin_pusher_buffer_write_errors_total`. Every later append first moves the memory
 //! blocks to disk, in order, so the queue recovers by itself when space returns.
 
+mod block;
 mod meta;
 pub mod record;
 pub mod segment;
@@ -53,10 +54,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::remote_write::Block;
 use crate::stats::{BufferGauges, DropReason, RemoteStats};
 use record::HEADER_LEN;
 use segment::Segment;
+
+pub use block::Block;
 
 /// Limits of one queue, from the `[buffer]` config table.
 #[derive(Debug, Clone, Copy)]

@@ -17,7 +17,7 @@
 
 use bytes::Bytes;
 
-use crate::remote_write::Block;
+use super::Block;
 
 pub const HEADER_LEN: usize = 36;
 const MAGIC: [u8; 4] = *b"JPB1";

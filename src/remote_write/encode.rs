@@ -5,19 +5,8 @@ use bytes::Bytes;
 use prost::Message;
 
 use super::proto::{Label, Sample, TimeSeries, WriteRequest};
+use crate::queue::Block;
 use crate::sample::Batch;
-
-/// One compressed WriteRequest, ready to send as-is, and what the queue needs to know about it
-/// without decompressing it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Block {
-    /// The snappy-compressed WriteRequest, the exact request body.
-    pub data: Bytes,
-    pub samples: u32,
-    /// Oldest and newest sample timestamps in the block, ms since the epoch.
-    pub min_timestamp_ms: i64,
-    pub max_timestamp_ms: i64,
-}
 
 /// Encodes every sample of `batch` as one series with one sample. Labels are the static ones
 /// from the config plus the sample's own plus `__name__`, sorted by name as the spec requires;

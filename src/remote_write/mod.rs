@@ -1,7 +1,9 @@
 //! Prometheus remote write 1.0: [`encode`] turns a batch into a snappy-compressed WriteRequest
-//! [`Block`] once, and [`sender`] delivers blocks exactly as stored, with the spec's retry rules.
+//! once, as the queue's [`Block`](crate::queue::Block), and [`sender`] delivers blocks exactly
+//! as stored, with the spec's retry rules.
 
 pub mod encode;
+pub mod retry;
 pub mod sender;
 pub mod worker;
 
@@ -10,5 +12,5 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/prometheus.rs"));
 }
 
-pub use encode::{Block, decode, encode, merge};
+pub use encode::{decode, encode, merge};
 pub use sender::{Delivery, Outcome, Sender, classify};

@@ -6,17 +6,18 @@
 //! |---|---|
 //! | 2xx | delivered |
 //! | 400, 409, 415 | rejected: resending the same bytes cannot succeed, so the block is dropped and counted (`reason="rejected"`), and the receiver's message is logged as is |
-//! | anything else (401/403, 404, 429, 5xx, no answer) | retried with exponential backoff and jitter (1 s doubling to 1 min), or after `Retry-After` when the receiver sends one; never given up, so a wrong token or a long outage only delays delivery |
+//! | anything else (401/403, 404, 429, 5xx, no answer) | retried with exponential backoff and jitter (1 s doubling to 1 min), or after `Retry-After` when the receiver sends one (the schedule is in `retry.rs`); never given up, so a wrong token or a long outage only delays delivery |
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::ExponentialBuilder;
 use bytes::Bytes;
 use reqwest::header;
 use tokio_util::sync::CancellationToken;
 
+use super::retry;
 use crate::config::RemoteWriteConfig;
 use crate::secret::{Secret, read_secret_file, redact};
 use crate::stats::RemoteStats;
@@ -65,10 +66,6 @@ pub enum Delivery {
     /// Shutdown came first; the block is still unsent.
     ShutDown,
 }
-
-/// Longest wait a `Retry-After` may ask for; a longer one is clipped so that a
-/// misconfigured receiver cannot park the agent for days.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
 pub struct Sender {
     name: String,
@@ -125,12 +122,7 @@ impl Sender {
             http,
             auth,
             stats,
-            backoff: ExponentialBuilder::default()
-                .with_min_delay(Duration::from_secs(1))
-                .with_max_delay(Duration::from_secs(60))
-                .with_factor(2.0)
-                .with_jitter()
-                .without_max_times(),
+            backoff: retry::backoff(),
         })
     }
 
@@ -194,55 +186,22 @@ impl Sender {
         }
     }
 
-    /// Sends `body` until it is delivered or rejected, `give_up` returns true, or shutdown.
-    /// Failures are logged when they start and when they change, not on every retry.
+    /// Sends `body` until it is delivered or rejected, `give_up` returns true, or shutdown,
+    /// with the retry schedule of [`super::retry`].
     pub async fn deliver(
         &self,
         body: &Bytes,
         shutdown: &CancellationToken,
         give_up: impl Fn() -> bool,
     ) -> Delivery {
-        let mut backoff = self.backoff.build();
-        let mut last_reason: Option<String> = None;
-        loop {
-            if give_up() {
-                return Delivery::GaveUp;
-            }
-            let outcome = tokio::select! {
-                // An attempt in flight at shutdown is abandoned; the block stays queued.
-                _ = shutdown.cancelled() => return Delivery::ShutDown,
-                outcome = self.send_once(body.clone()) => outcome,
-            };
-            match outcome {
-                Outcome::Delivered => {
-                    if last_reason.is_some() {
-                        tracing::info!(remote = %self.name, "remote write delivering again");
-                    }
-                    return Delivery::Delivered;
-                }
-                Outcome::Rejected { status, message } => {
-                    return Delivery::Rejected { status, message };
-                }
-                Outcome::Retry { reason, after } => {
-                    self.stats.retry();
-                    let delay = after
-                        .map(|d| d.min(MAX_RETRY_AFTER))
-                        .or_else(|| backoff.next())
-                        .unwrap_or(Duration::from_secs(60));
-                    if last_reason.as_deref() != Some(reason.as_str()) {
-                        tracing::warn!(remote = %self.name, %reason, retry_in = ?delay,
-                            "remote write failed; the block stays buffered and is retried");
-                        last_reason = Some(reason);
-                    } else {
-                        tracing::debug!(remote = %self.name, retry_in = ?delay, "remote write still failing");
-                    }
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return Delivery::ShutDown,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                }
-            }
-        }
+        let schedule = retry::Schedule {
+            remote: &self.name,
+            backoff: &self.backoff,
+            stats: &self.stats,
+        };
+        schedule
+            .run(shutdown, give_up, || self.send_once(body.clone()))
+            .await
     }
 
     /// Adds the credentials, read from their files now (reqwest marks the header sensitive).

@@ -2,7 +2,7 @@
 //! at most 2.0, the agent speaks the sd_notify protocol (READY, STATUS, WATCHDOG, STOPPING)
 //! on a real notify socket, and it opens no listening socket.
 
-mod common;
+use crate::common;
 
 use std::os::unix::net::UnixDatagram;
 use std::process::Command;

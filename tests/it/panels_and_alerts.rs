@@ -7,7 +7,7 @@
 //! answers, JellyfinDown when the fake Jellyfin stops, and JellyfinPusherNoData when the agent
 //! stops.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;
@@ -57,7 +57,7 @@ fn has_data(result: &[serde_json::Value]) -> bool {
 
 /// The rule file with the durations this test cannot wait for shortened: JellyfinDown's
 /// `for: 5m`, the no-data window of 10 minutes, and the backlog alert's 15 minutes of age held
-/// for 10. Their full-length behaviour is shown by the promtool unit tests (tests/alerts.rs);
+/// for 10. Their full-length behaviour is shown by the promtool unit tests (tests/it/alerts.rs);
 /// here the expressions meet real data.
 fn quick_rules(dir: &Path) -> std::path::PathBuf {
     let mut rules = std::fs::read_to_string(format!("{ROOT}/alerts/jellyfin.yml")).unwrap();

@@ -2,7 +2,7 @@
 //! process with known properties is found by its pid file, and a missing one is reported
 //! once, without numbers about the wrong process.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 

@@ -1,7 +1,7 @@
 //! The disk buffer against a real VictoriaMetrics and real files: outages, SIGKILL at random
 //! moments, damaged data files, a full disk, old and oversized backlogs, two agents.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;

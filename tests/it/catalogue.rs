@@ -3,7 +3,7 @@
 //! VictoriaMetrics. The names are read from the catalogue itself; the few that cannot
 //! appear in this run are listed with the reason.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

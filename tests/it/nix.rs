@@ -3,7 +3,7 @@
 //! agent's own config loader, the unit is compared with config/jellyfin-pusher.service, and
 //! the ingress start script is run against real vmauth and VictoriaMetrics.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,28 @@ use jellyfin_pusher::config::Config;
 use serde_json::Value;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A `nix-instantiate` command, after the store was initialised once: on a fresh machine the
+/// first calls create /nix/var/nix, and parallel first calls race ("creating symlink …
+/// File exists").
+fn nix_instantiate() -> Command {
+    static STORE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let binary = require_binary("nix-instantiate");
+    let ready = STORE.get_or_init(|| {
+        let out = Command::new(&binary)
+            .args(["--eval", "-E", "1"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        match out.status.success() {
+            true => Ok(()),
+            false => Err(String::from_utf8_lossy(&out.stderr).to_string()),
+        }
+    });
+    if let Err(message) = ready {
+        panic!("nix-instantiate could not initialise the Nix store: {message}");
+    }
+    Command::new(binary)
+}
 
 /// nixpkgs' lib: $NIXPKGS_LIB, else the copy in ../shared next to the checkout.
 fn nixpkgs_lib() -> PathBuf {
@@ -35,7 +57,7 @@ fn evaluate(configuration: &str) -> Result<Value, String> {
     let dir = tempfile::tempdir().unwrap();
     let case = dir.path().join("case.nix");
     std::fs::write(&case, format!("{{ ... }}: {{ {configuration} }}")).unwrap();
-    let out = Command::new(require_binary("nix-instantiate"))
+    let out = nix_instantiate()
         .args(["--eval", "--strict", "--json"])
         .arg(Path::new(ROOT).join("nix/tests/eval.nix"))
         .args(["--arg", "lib"])
@@ -67,7 +89,7 @@ const DMZ: &str = r#"
 
 #[test]
 fn the_package_expression_parses_and_builds_from_the_lock_file() {
-    let out = Command::new(require_binary("nix-instantiate"))
+    let out = nix_instantiate()
         .arg("--parse")
         .arg(Path::new(ROOT).join("nix/package.nix"))
         .output()

@@ -1,7 +1,7 @@
 //! The remote-write outcome table, end to end: a proxy in front of a real VictoriaMetrics
 //! answers scripted failures, and the test follows every block through its retries.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

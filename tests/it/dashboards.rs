@@ -1,9 +1,9 @@
 //! The dashboards follow Grafana's conventions (the rules of grafana/dashboard-linter, checked
 //! here so that no Go toolchain is needed) and every target is PromQL that names only metrics
 //! of the catalogue. That the queries return data is shown against a real VictoriaMetrics in
-//! tests/panels_and_alerts.rs.
+//! tests/it/panels_and_alerts.rs.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The activity log end to end: a first start counts nothing of the history, new entries are
 //! counted once by Type and severity, and a restart resumes from the saved cursor.
 
-mod common;
+use crate::common;
 
 use common::agent::AgentDir;
 use common::fake_jellyfin::{FakeJellyfin, activity_entry, jellyfin_date};

@@ -1,7 +1,7 @@
 //! The inventory walk of a generated 100,000-item library: exact aggregates, the requests it
 //! costs the server, and the figures (requests, bytes, peak RSS) printed for the README.
 
-mod common;
+use crate::common;
 
 use common::agent::AgentDir;
 use common::fake_jellyfin::FakeJellyfin;

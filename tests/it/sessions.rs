@@ -3,7 +3,7 @@
 //! server logs the start in its activity log as it does, and the test reads the counters back
 //! from a real VictoriaMetrics.
 
-mod common;
+use crate::common;
 
 use common::agent::AgentDir;
 use common::fake_jellyfin::{FakeJellyfin, activity_entry, jellyfin_date};

@@ -4,7 +4,7 @@
 //! arrives in VictoriaMetrics is each user's growth since the agent first started, exactly,
 //! and the sessions collector's polled estimate is not sent alongside.
 
-mod common;
+use crate::common;
 
 use common::agent::AgentDir;
 use common::fake_jellyfin::FakeJellyfin;

@@ -2,7 +2,7 @@
 //! the agent pushes through it, the same token can neither read nor delete, a wrong token is
 //! refused and the agent keeps the data buffered until the token is fixed.
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -13,7 +13,7 @@ use common::servers::{VictoriaMetrics, start_on_free_port};
 use common::{assert_one_sample_per_request, require_binary, up_timestamps, wait_for};
 
 const TOKEN: &str = "dmz-write-token-0123456789";
-const EXAMPLE: &str = include_str!("../config/vmauth.example.yml");
+const EXAMPLE: &str = include_str!("../../config/vmauth.example.yml");
 
 struct Vmauth {
     port: u16,

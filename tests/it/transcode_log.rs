@@ -2,7 +2,7 @@
 //! the next day's file after rotation) are counted once and arrive in VictoriaMetrics; the
 //! history present at the first start is not counted.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 

@@ -1,7 +1,7 @@
 //! `--once` and `--check-config` against the fake Jellyfin: exact output, promtool's verdict,
 //! and a clear message for each way Jellyfin can fail.
 
-mod common;
+use crate::common;
 
 use common::agent::AgentDir;
 use common::fake_jellyfin::{FakeJellyfin, Mode, TOKEN};

@@ -6,7 +6,7 @@
 //! side (sessions.side-by-side.synthetic.10.11.json). The counters that arrive in a real
 //! VictoriaMetrics must match the truth the fake knows, exactly.
 
-mod common;
+use crate::common;
 
 use common::agent::AgentDir;
 use common::fake_jellyfin::{FakeJellyfin, activity_entry, jellyfin_date};

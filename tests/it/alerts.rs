@@ -1,7 +1,7 @@
 //! The alert rules load in Prometheus and vmalert, and every alert's unit test passes
 //! (alerts/tests/*.test.yml: each alert shown firing and not firing).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

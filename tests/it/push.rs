@@ -2,7 +2,7 @@
 //! Prometheus (strict about the remote-write protocol). What arrived is read back and compared
 //! with what the fake Jellyfin was asked, sample by sample.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,0 +1,99 @@
+//! When a block is sent again: the retry loop of [`super::Sender::deliver`], apart from HTTP so
+//! that its schedule can be shown with paused time.
+//!
+//! A failed attempt waits for the receiver's `Retry-After` when it sent one (clipped to
+//! [`MAX_RETRY_AFTER`]), else for the next step of an exponential backoff with jitter: 1 s
+//! doubling to 1 min, each step up to twice as long by jitter, never given up. A `Retry-After`
+//! wait does not advance the backoff. Shutdown ends an attempt in flight or a wait at once.
+
+use std::future::Future;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use tokio_util::sync::CancellationToken;
+
+use super::{Delivery, Outcome};
+use crate::stats::RemoteStats;
+
+/// Longest wait a `Retry-After` may ask for; a longer one is clipped so that a
+/// misconfigured receiver cannot park the agent for days.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+/// The backoff between attempts that got no `Retry-After`.
+pub fn backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_secs(1))
+        .with_max_delay(Duration::from_secs(60))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+}
+
+/// One remote's retry rules.
+pub struct Schedule<'a> {
+    /// The remote's name, for the log.
+    pub remote: &'a str,
+    pub backoff: &'a ExponentialBuilder,
+    pub stats: &'a RemoteStats,
+}
+
+impl Schedule<'_> {
+    /// Runs `attempt` until it delivers or is rejected, `give_up` returns true, or shutdown.
+    /// Failures are logged when they start and when they change, not on every retry.
+    pub async fn run<F, Fut>(
+        &self,
+        shutdown: &CancellationToken,
+        give_up: impl Fn() -> bool,
+        mut attempt: F,
+    ) -> Delivery
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Outcome>,
+    {
+        let mut backoff = self.backoff.build();
+        let mut last_reason: Option<String> = None;
+        loop {
+            if give_up() {
+                return Delivery::GaveUp;
+            }
+            let outcome = tokio::select! {
+                // An attempt in flight at shutdown is abandoned; the block stays queued.
+                _ = shutdown.cancelled() => return Delivery::ShutDown,
+                outcome = attempt() => outcome,
+            };
+            match outcome {
+                Outcome::Delivered => {
+                    if last_reason.is_some() {
+                        tracing::info!(remote = %self.remote, "remote write delivering again");
+                    }
+                    return Delivery::Delivered;
+                }
+                Outcome::Rejected { status, message } => {
+                    return Delivery::Rejected { status, message };
+                }
+                Outcome::Retry { reason, after } => {
+                    self.stats.retry();
+                    let delay = after
+                        .map(|d| d.min(MAX_RETRY_AFTER))
+                        .or_else(|| backoff.next())
+                        .unwrap_or(Duration::from_secs(60));
+                    if last_reason.as_deref() != Some(reason.as_str()) {
+                        tracing::warn!(remote = %self.remote, %reason, retry_in = ?delay,
+                            "remote write failed; the block stays buffered and is retried");
+                        last_reason = Some(reason);
+                    } else {
+                        tracing::debug!(remote = %self.remote, retry_in = ?delay, "remote write still failing");
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Delivery::ShutDown,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "retry_tests.rs"]
+mod tests;

@@ -1,0 +1,31 @@
+//! The integration tests, one module per subject, in ONE test binary: each test crate is
+//! compiled and linked on its own, so 17 of them cost minutes that one does not. Add a new
+//! subject as a module here (`mod name;` and tests/it/name.rs); shared helpers live in
+//! [`common`].
+//!
+//! Every test shares this process: none may set environment variables, change the working
+//! directory or install signal handlers; each `#[tokio::test]` gets its own runtime.
+
+mod common;
+
+mod activity;
+mod alerts;
+mod buffer;
+mod catalogue;
+mod dashboards;
+mod fixtures_schema;
+mod golden;
+mod ingress;
+mod inventory;
+mod layout;
+mod nix;
+mod once;
+mod panels_and_alerts;
+mod playback;
+mod process;
+mod push;
+mod receiver_errors;
+mod sessions;
+mod systemd;
+mod transcode_log;
+mod watch_time;
