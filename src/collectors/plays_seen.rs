@@ -8,7 +8,9 @@
 //! start entry. Sightings are spans: one per (user, item, play method) seen without a gap longer
 //! than the match window, so a user who plays the same film again tomorrow, or switches from
 //! direct play to transcode, has a span per play. At most [`MAX_SPANS`]; the least recently seen
-//! goes first.
+//! goes first. Sightings are stamped with the agent's clock and compared with the server's
+//! entry dates: the agent runs on the Jellyfin host, so both read the same clock (a skew
+//! larger than the window would turn seen starts into `unknown`, never count them twice).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
