@@ -1,7 +1,8 @@
 //! Playback starts, play methods and transcodes end to end, against a fake Jellyfin that
 //! behaves as the server source says: the server logs one activity entry per playback start
 //! (PlaybackStartLogger.cs) and nothing when a session drops out of GET /Sessions and returns,
-//! when the server restarts, or when the agent restarts; a 0.4 s play is in the activity log
+//! when idle playback is stopped and resumed, when the server restarts, or when the agent
+//! restarts; a 0.4 s play is in the activity log
 //! but never in /Sessions; a remux, an audio-only transcode and a video transcode play side by
 //! side (sessions.side-by-side.synthetic.10.11.json). The counters that arrive in a real
 //! VictoriaMetrics must match the truth the fake knows, exactly.
@@ -57,6 +58,25 @@ fn without_video_transcode() -> String {
     serde_json::to_string(&sessions).unwrap()
 }
 
+/// The side-by-side sessions with the video transcode's session idle: the server stopped its
+/// playback after 5 min without a check-in (SessionManager.CheckForIdlePlayback) and the
+/// session stays, playing nothing.
+fn video_transcode_idle() -> String {
+    let mut sessions: Vec<serde_json::Value> =
+        serde_json::from_str(&fixture("sessions.side-by-side.synthetic.10.11.json")).unwrap();
+    for s in sessions.iter_mut().filter(|s| s["UserId"] == VIDEO.0) {
+        let session = s.as_object_mut().unwrap();
+        session.remove("NowPlayingItem");
+        session.remove("TranscodingInfo");
+        session.insert(
+            "PlayState".into(),
+            serde_json::json!({ "CanSeek": false, "IsPaused": false, "IsMuted": false,
+                                "RepeatMode": "RepeatNone", "PlaybackOrder": "Default" }),
+        );
+    }
+    serde_json::to_string(&sessions).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starts_are_counted_once_each_with_the_play_method_seen_and_transcodes_are_real_ones() {
     let mut jellyfin = FakeJellyfin::start("").await;
@@ -105,6 +125,15 @@ async fn starts_are_counted_once_each_with_the_play_method_seen_and_transcodes_a
     // The video transcode's session drops out of the list for a while and returns.
     jellyfin.route("/Sessions", without_video_transcode());
     cycles(&jellyfin, "/Sessions", 3).await;
+    jellyfin.route(
+        "/Sessions",
+        fixture("sessions.side-by-side.synthetic.10.11.json"),
+    );
+    cycles(&jellyfin, "/Sessions", 2).await;
+
+    // Idle-stop, then the client's next progress report brings the item back: no new start.
+    jellyfin.route("/Sessions", video_transcode_idle());
+    cycles(&jellyfin, "/Sessions", 2).await;
     jellyfin.route(
         "/Sessions",
         fixture("sessions.side-by-side.synthetic.10.11.json"),

@@ -247,7 +247,7 @@ impl Collector for Activity {
             tracing::warn!(error = %e, "cannot save the activity-log cursor");
         }
         self.saved = Some(saved);
-        result?;
+        // Counted is counted, also when a later page failed: the counters go out either way.
         let mut family = Family::counter(
             "jellyfin_activity_events_total",
             "Activity-log entries by Type (unknown types: other) and severity, each counted once.",
@@ -260,6 +260,6 @@ impl Collector for Activity {
         }
         out.push(family);
         out.extend(self.starts.families());
-        Ok(())
+        result
     }
 }
