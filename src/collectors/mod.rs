@@ -7,15 +7,19 @@
 //! |---|---|---|
 //! | `system` | `system.rs` | `collect.interval` |
 //! | `pusher` | `pusher.rs` (the agent's own metrics) | `collect.interval` |
-//! | `sessions` | `sessions/` (snapshot gauges, tracker counters) | `collect.interval` |
+//! | `sessions` | `sessions/` (snapshot gauges, play-method classification, tracker counters) | `collect.interval` |
 //! | `users` | `users.rs` | 5 min |
 //! | `library` | `library.rs` | 5 min |
 //! | `inventory` | `inventory.rs` (paged /Items walk) | 1 h |
 //! | `tasks` | `tasks.rs` (results seen kept in `state_dir/tasks.json`) | 1 min |
-//! | `activity` | `activity.rs` (cursor kept in `state_dir/activity.json`) | 1 min |
+//! | `activity` | `activity/` (entries counted and pending playback starts kept in `state_dir/activity.json`) | 1 min |
+//! | `playback_reporting` | `playback_reporting.rs` (per-play durations kept in `state_dir/playback-reporting.json`) | 1 min, when enabled |
 //! | `transcode_log` | `transcode_log.rs` (offsets kept in `state_dir/transcode-log.json`) | `collect.interval`, when `dir` is set |
 //! | `process` | `process.rs` (Jellyfin's process: `process_*`) | `collect.interval` |
 //! | `host` | `host.rs` (`node_memory_*`, `node_network_*`) | `collect.interval` |
+//!
+//! `plays_seen.rs` is the one piece two collectors share: what `sessions` saw playing, which
+//! `activity` classifies the server's playback starts with.
 
 mod activity;
 mod host;
