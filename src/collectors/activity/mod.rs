@@ -53,6 +53,17 @@ struct Saved {
     date: Option<String>,
 }
 
+impl Saved {
+    /// The cursor of earlier versions (`{"id", "date"}` at the top) moved where it is read.
+    fn migrated(mut self) -> Saved {
+        if self.id != 0 || self.date.is_some() {
+            self.counted.id = self.id;
+            self.counted.date = self.date.take();
+        }
+        self
+    }
+}
+
 pub struct Activity {
     client: Client,
     file: StateFile,
@@ -64,13 +75,7 @@ pub struct Activity {
 impl Activity {
     /// `seen`: the sessions collector's sightings; `top_items`: privacy.top_items.
     pub fn new(client: Client, file: StateFile, seen: PlaysSeen, top_items: usize) -> Self {
-        let saved = file.load::<Saved>().map(|mut saved| {
-            if saved.id != 0 || saved.date.is_some() {
-                saved.counted.id = saved.id;
-                saved.counted.date = saved.date.take();
-            }
-            saved
-        });
+        let saved = file.load::<Saved>().map(Saved::migrated);
         Activity {
             client,
             file,
@@ -261,5 +266,28 @@ impl Collector for Activity {
         out.push(family);
         out.extend(self.starts.families());
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_of_earlier_versions_is_resumed_from() {
+        let old: Saved =
+            serde_json::from_str(r#"{"id":106,"date":"2026-11-25T09:14:03.1234567Z"}"#).unwrap();
+        let saved = old.migrated();
+        assert_eq!(
+            saved.counted.min_date().as_deref(),
+            Some("2026-11-25T09:13:03.1230000Z")
+        );
+        assert_eq!(saved.counted.id, 106);
+        // Written back in the new shape only.
+        let json = serde_json::to_value(&saved).unwrap();
+        assert!(
+            json.get("id").is_none() && json["counted"]["id"] == 106,
+            "{json}"
+        );
     }
 }
