@@ -34,7 +34,7 @@ use types::{playback_start, type_label};
 pub const PAGE: usize = 500;
 /// Rows each page repeats of the previous one (equal dates have no stable order).
 pub const PAGE_OVERLAP: usize = 20;
-/// A safety stop for a server that ignores startIndex: 1,000,000 entries per walk.
+/// A safety stop for a server that ignores startIndex: about 1,000,000 entries per walk.
 pub const MAX_PAGES: usize = 2_100;
 /// Item ids per GET /Items?ids= when naming starts the sessions collector did not see.
 const NAMES_PER_REQUEST: usize = 50;
@@ -128,11 +128,12 @@ impl Activity {
             }
             start += PAGE - PAGE_OVERLAP;
         }
-        tracing::warn!(
-            pages = MAX_PAGES,
-            "activity log walk stopped; the rest follows next cycle"
-        );
-        Ok(())
+        // Treated as a failed page: the next walk starts from the same overlap again, so the
+        // older entries not reached are not skipped (those counted are recognised by id).
+        Err(format!(
+            "/System/ActivityLog/Entries: stopped after {MAX_PAGES} pages of {PAGE} without reaching the end"
+        )
+        .into())
     }
 
     /// Names the settled starts the sessions collector did not see (GET /Items?ids=…); a
