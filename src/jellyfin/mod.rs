@@ -3,8 +3,11 @@
 
 mod client;
 pub mod date;
+mod decode;
 pub mod dto;
 mod error;
 
-pub use client::{ApiStats, Client, EndpointStats};
+pub use client::{ApiStats, Client, ClientError, EndpointStats};
 pub use error::ApiError;
+#[cfg(test)]
+pub(crate) use {decode::decode, error::snippet};

@@ -7,8 +7,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Each top-level module of src/ and the modules it may use.
-const MAY_USE: [(&str, &[&str]); 16] = [
+const MAY_USE: [(&str, &[&str]); 19] = [
+    ("fault", &[]),
     ("sample", &[]),
+    ("error_chain", &[]),
     ("stats", &[]),
     ("secret", &[]),
     ("state_file", &[]),
@@ -16,20 +18,30 @@ const MAY_USE: [(&str, &[&str]); 16] = [
     ("shutdown", &[]),
     ("privacy", &["sample", "state_file"]),
     ("exposition", &["sample"]),
-    ("jellyfin", &["secret", "sample"]),
+    ("jellyfin", &["secret", "sample", "error_chain"]),
     ("config", &["privacy", "secret"]),
     ("queue", &["stats", "state_file"]),
     (
         "remote_write",
-        &["queue", "config", "sample", "secret", "stats"],
+        &[
+            "queue",
+            "config",
+            "fault",
+            "sample",
+            "secret",
+            "stats",
+            "error_chain",
+        ],
     ),
     (
         "collectors",
         &[
             "config",
+            "fault",
             "jellyfin",
             "privacy",
             "sample",
+            "secret",
             "state_file",
             "stats",
         ],
@@ -40,6 +52,7 @@ const MAY_USE: [(&str, &[&str]); 16] = [
             "collectors",
             "config",
             "exposition",
+            "fault",
             "jellyfin",
             "privacy",
             "queue",
@@ -51,6 +64,18 @@ const MAY_USE: [(&str, &[&str]); 16] = [
         ],
     ),
     ("cli", &["logging"]),
+    // Tests only: fuzzes the readers of outside input wherever they are.
+    (
+        "fuzz",
+        &[
+            "config",
+            "jellyfin",
+            "queue",
+            "remote_write",
+            "secret",
+            "stats",
+        ],
+    ),
     ("lib", &[]),
 ];
 
