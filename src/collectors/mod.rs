@@ -152,11 +152,7 @@ pub const COLLECTORS: [(&str, Every, Make); 12] = [
     }),
     ("inventory", Every::Fixed(minutes(60)), |c, d, _| {
         let i = &c.collectors.inventory;
-        Some(Box::new(Inventory::new(
-            d.jellyfin.clone(),
-            i.page_size,
-            i.recent,
-        )))
+        Some(Box::new(Inventory::new(d.jellyfin.clone(), i)))
     }),
     ("tasks", Every::Fixed(minutes(1)), |c, d, _| {
         let state = d.state_file(c, "tasks.json");
@@ -179,7 +175,8 @@ pub const COLLECTORS: [(&str, Every, Make); 12] = [
     }),
     ("process", Every::Cycle, |c, _, _| {
         let process = c.collectors.process.clone();
-        Some(Box::new(Process::new(process, "/proc".into())))
+        let (proc_root, cgroup_root) = ("/proc".into(), "/sys/fs/cgroup".into());
+        Some(Box::new(Process::new(process, proc_root, cgroup_root)))
     }),
     ("host", Every::Cycle, |_, _, _| {
         Some(Box::new(Host::new("/proc".into())))

@@ -110,7 +110,19 @@ impl Client {
         endpoint: &'static str,
         path_and_query: Option<&str>,
     ) -> Result<T, ApiError> {
-        self.request_json(endpoint, path_and_query.unwrap_or(endpoint), None)
+        self.get_json_within(endpoint, path_and_query, self.timeout)
+            .await
+    }
+
+    /// [`Client::get_json`] with its own timeout in place of `jellyfin.timeout`, for a request
+    /// known to be slow on big servers (an inventory page).
+    pub async fn get_json_within<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        path_and_query: Option<&str>,
+        timeout: Duration,
+    ) -> Result<T, ApiError> {
+        self.request_json(endpoint, path_and_query.unwrap_or(endpoint), None, timeout)
             .await
     }
 
@@ -122,7 +134,8 @@ impl Client {
         endpoint: &'static str,
         body: &serde_json::Value,
     ) -> Result<T, ApiError> {
-        self.request_json(endpoint, endpoint, Some(body)).await
+        self.request_json(endpoint, endpoint, Some(body), self.timeout)
+            .await
     }
 
     async fn request_json<T: DeserializeOwned>(
@@ -130,9 +143,10 @@ impl Client {
         endpoint: &'static str,
         path: &str,
         body: Option<&serde_json::Value>,
+        timeout: Duration,
     ) -> Result<T, ApiError> {
         let started = Instant::now();
-        let result = self.request_json_inner(endpoint, path, body).await;
+        let result = self.request_json_inner(endpoint, path, body, timeout).await;
         let code = match &result {
             Ok(_) => "200".to_string(),
             Err(e) => e.code_label(),
@@ -146,6 +160,7 @@ impl Client {
         endpoint: &'static str,
         path: &str,
         body: Option<&serde_json::Value>,
+        timeout: Duration,
     ) -> Result<T, ApiError> {
         let url =
             self.base
@@ -166,9 +181,10 @@ impl Client {
         let mut response = request
             .header(header::AUTHORIZATION, self.auth.clone())
             .header(header::ACCEPT, "application/json")
+            .timeout(timeout)
             .send()
             .await
-            .map_err(|e| self.transport_error(endpoint, e))?;
+            .map_err(|e| self.transport_error(endpoint, e, timeout))?;
         let status = response.status().as_u16();
         let content_type = response
             .headers()
@@ -189,7 +205,7 @@ impl Client {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| self.transport_error(endpoint, e))?
+            .map_err(|e| self.transport_error(endpoint, e, timeout))?
         {
             if (body.len() + chunk.len()) as u64 > self.max_response_size {
                 return Err(ApiError::TooLarge {
@@ -214,11 +230,16 @@ impl Client {
         super::decode::decode(endpoint, &content_type, &body, &[&self.token])
     }
 
-    fn transport_error(&self, endpoint: &'static str, e: reqwest::Error) -> ApiError {
+    fn transport_error(
+        &self,
+        endpoint: &'static str,
+        e: reqwest::Error,
+        timeout: Duration,
+    ) -> ApiError {
         if e.is_timeout() {
             return ApiError::Timeout {
                 endpoint,
-                after: self.timeout,
+                after: timeout,
             };
         }
         // The URL is ours to print (it never holds the token); reqwest's own text repeats it,

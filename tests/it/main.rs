@@ -30,5 +30,6 @@ mod receiver_errors;
 mod sessions;
 mod supervision;
 mod systemd;
+mod task_and_storage;
 mod transcode_log;
 mod watch_time;
