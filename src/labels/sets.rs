@@ -33,9 +33,10 @@ pub const TRANSCODE_REASONS: &[&str] = &[
     "videorotationnotsupported",
 ];
 
-/// HardwareAccelerationType.
-pub const HW_ACCEL: [&str; 8] = [
+/// HardwareAccelerationType, and `unknown` where the server does not say (10.9).
+pub const HW_ACCEL: [&str; 9] = [
     "none",
+    "unknown",
     "amf",
     "qsv",
     "nvenc",
