@@ -3,10 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use super::classify::{
-    PLAY_METHODS, hw_accel, is_video_transcode, lead_seconds, play_method, source_video,
-};
+use super::classify::{hw_accel, is_video_transcode, lead_seconds, play_method, source_video};
 use crate::jellyfin::dto::{EncodingOptions, NowPlaying, Session};
+use crate::labels::PLAY_METHODS;
 use crate::privacy::Privacy;
 use crate::sample::{Family, label_value};
 
