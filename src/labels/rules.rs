@@ -73,7 +73,7 @@ pub const RULES: &[Rule] = &[
     ),
     // The server's closed sets.
     any("reason", Bound::AllowList(TRANSCODE_REASONS)),
-    any("hw_accel", Bound::AllowList(&HW_ACCEL)),
+    any("hw_accel", Bound::AllowList(&HW_ACCEL_LABELS)),
     any("video_codec", Bound::AllowList(VIDEO_CODECS)),
     any("from_codec", Bound::AllowList(VIDEO_CODECS)),
     any("to_codec", Bound::AllowList(VIDEO_CODECS)),

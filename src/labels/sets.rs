@@ -33,8 +33,12 @@ pub const TRANSCODE_REASONS: &[&str] = &[
     "videorotationnotsupported",
 ];
 
-/// HardwareAccelerationType.
-pub const HW_ACCEL: [&str; 8] = [
+/// HardwareAccelerationType (the sessions collector starts a counter at 0 for each).
+pub const HW_ACCEL: [&str; 8] = *HW_ACCEL_LABELS.first_chunk::<8>().unwrap();
+
+/// The `hw_accel` label's values: HardwareAccelerationType, and `unknown`, which the
+/// transcode-log collector writes for a job file that names no acceleration.
+pub const HW_ACCEL_LABELS: [&str; 9] = [
     "none",
     "amf",
     "qsv",
@@ -43,6 +47,7 @@ pub const HW_ACCEL: [&str; 8] = [
     "vaapi",
     "videotoolbox",
     "rkmpp",
+    "unknown",
 ];
 
 /// Video codecs as ffprobe names them (`codec_name`), lower-cased, and `unknown`.
