@@ -26,6 +26,8 @@
 //! - [`collectors`]: one file per collector behind the [`collectors::Collector`] trait, the one
 //!   table of them ([`collectors::COLLECTORS`]: name, default interval, constructor), and the
 //!   runner that adds `collector_success`/`collector_duration_seconds`.
+//!   Collectors share no state but one: [`collectors::PlaysSeen`], what the sessions collector
+//!   saw playing, which the activity collector classifies the server's playback starts with.
 //! - [`exposition`]: renders samples in the Prometheus text format (`--once`).
 //! - [`remote_write`]: encodes a batch into a snappy-compressed WriteRequest (`encode`), and sends
 //!   blocks with the retry/drop rules of the remote-write spec (`sender`, its schedule in `retry`).

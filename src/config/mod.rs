@@ -158,11 +158,13 @@ pub struct CollectorsConfig {
     pub process: ProcessConfig,
     #[serde(default)]
     pub host: CollectorToggle,
+    #[serde(default)]
+    pub playback_reporting: PlaybackReportingConfig,
 }
 
 impl CollectorsConfig {
     /// (name, enabled, interval) of every `[collectors.<name>]` table.
-    pub fn toggles(&self) -> [(&'static str, bool, Option<Duration>); 10] {
+    pub fn toggles(&self) -> [(&'static str, bool, Option<Duration>); 11] {
         [
             ("system", self.system.enabled, self.system.interval),
             ("sessions", self.sessions.enabled, self.sessions.interval),
@@ -178,6 +180,11 @@ impl CollectorsConfig {
             ),
             ("process", self.process.enabled, self.process.interval),
             ("host", self.host.enabled, self.host.interval),
+            (
+                "playback_reporting",
+                self.playback_reporting.enabled,
+                self.playback_reporting.interval,
+            ),
         ]
     }
 }
@@ -199,6 +206,17 @@ impl Default for CollectorToggle {
             interval: None,
         }
     }
+}
+
+/// `[collectors.playback_reporting]`: exact watch time from the Playback Reporting plugin
+/// (jellyfin-plugin-playbackreporting), off by default: only for servers that run the plugin.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaybackReportingConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(with = "humantime_serde", default)]
+    pub interval: Option<Duration>,
 }
 
 /// `[collectors.sessions]`.

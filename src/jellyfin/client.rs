@@ -126,10 +126,31 @@ impl Client {
         path_and_query: Option<&str>,
         timeout: Duration,
     ) -> Result<T, ApiError> {
+        self.request_json(endpoint, path_and_query.unwrap_or(endpoint), None, timeout)
+            .await
+    }
+
+    /// POSTs `body` as JSON to `endpoint` and decodes the JSON answer into `T`: only for
+    /// plugin endpoints that take their query in the body (Playback Reporting's
+    /// submit_custom_query); the server's own API is read with GETs.
+    pub async fn post_json<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        body: &serde_json::Value,
+    ) -> Result<T, ApiError> {
+        self.request_json(endpoint, endpoint, Some(body), self.timeout)
+            .await
+    }
+
+    async fn request_json<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        timeout: Duration,
+    ) -> Result<T, ApiError> {
         let started = Instant::now();
-        let result = self
-            .get_json_inner(endpoint, path_and_query.unwrap_or(endpoint), timeout)
-            .await;
+        let result = self.request_json_inner(endpoint, path, body, timeout).await;
         let code = match &result {
             Ok(_) => "200".to_string(),
             Err(e) => e.code_label(),
@@ -138,10 +159,11 @@ impl Client {
         result
     }
 
-    async fn get_json_inner<T: DeserializeOwned>(
+    async fn request_json_inner<T: DeserializeOwned>(
         &self,
         endpoint: &'static str,
         path: &str,
+        body: Option<&serde_json::Value>,
         timeout: Duration,
     ) -> Result<T, ApiError> {
         let url =
@@ -152,9 +174,15 @@ impl Client {
                     base: self.base.to_string(),
                     reason: format!("cannot build the request URL: {e}"),
                 })?;
-        let mut response = self
-            .http
-            .get(url)
+        let request = match body {
+            None => self.http.get(url),
+            Some(body) => self
+                .http
+                .post(url)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body.to_string()),
+        };
+        let mut response = request
             .header(header::AUTHORIZATION, self.auth.clone())
             .header(header::ACCEPT, "application/json")
             .timeout(timeout)

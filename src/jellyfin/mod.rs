@@ -2,6 +2,7 @@
 //! [`dto`]; [`ApiError`] says what went wrong in words a user can act on, naming the endpoint.
 
 mod client;
+pub mod date;
 mod decode;
 pub mod dto;
 mod error;

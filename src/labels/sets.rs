@@ -33,13 +33,10 @@ pub const TRANSCODE_REASONS: &[&str] = &[
     "videorotationnotsupported",
 ];
 
-/// HardwareAccelerationType (the sessions collector starts a counter at 0 for each).
-pub const HW_ACCEL: [&str; 8] = *HW_ACCEL_LABELS.first_chunk::<8>().unwrap();
-
-/// The `hw_accel` label's values: HardwareAccelerationType, and `unknown`, which the
-/// transcode-log collector writes for a job file that names no acceleration.
-pub const HW_ACCEL_LABELS: [&str; 9] = [
+/// HardwareAccelerationType, and `unknown` where the server does not say (10.9).
+pub const HW_ACCEL: [&str; 9] = [
     "none",
+    "unknown",
     "amf",
     "qsv",
     "nvenc",
@@ -47,7 +44,6 @@ pub const HW_ACCEL_LABELS: [&str; 9] = [
     "vaapi",
     "videotoolbox",
     "rkmpp",
-    "unknown",
 ];
 
 /// Video codecs as ffprobe names them (`codec_name`), lower-cased, and `unknown`.

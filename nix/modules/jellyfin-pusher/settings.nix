@@ -45,6 +45,8 @@ let
       name = opt types.str "Jellyfin's process name (comm).";
     };
     host = { };
+    # Off unless enabled: watch time from the Playback Reporting plugin.
+    playback_reporting = { };
   };
   collectorType = extra: types.submodule { options = toggle // extra; };
 
