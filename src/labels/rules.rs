@@ -3,6 +3,9 @@
 use super::sets::*;
 use super::{Bound, Rule};
 
+/// How many collectors there are (collectors::COLLECTORS).
+const COLLECTORS: usize = 12;
+
 const fn any(label: &'static str, bound: Bound) -> Rule {
     Rule {
         family: None,
@@ -36,8 +39,8 @@ impl Rule {
 pub const RULES: &[Rule] = &[
     // The agent's own words.
     any("endpoint", Bound::Fixed(9)),
-    // The eleven collectors of collectors::COLLECTORS (a test there keeps the count true).
-    any("collector", Bound::Fixed(12)),
+    // The collectors of collectors::COLLECTORS (a test there keeps the count true).
+    any("collector", Bound::Fixed(COLLECTORS)),
     // Which figure the process collector read: `cgroup` or `process_tree`.
     any("source", Bound::Fixed(2)),
     // The supervised tasks: one per collector, the pipeline, one sender per remote (default 1).
