@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::logging::LogFormat;
 
@@ -15,6 +15,7 @@ pub struct Cli {
     #[arg(
         long,
         short,
+        global = true,
         env = "JELLYFIN_PUSHER_CONFIG",
         default_value = "/etc/jellyfin-pusher/config.toml"
     )]
@@ -32,6 +33,28 @@ pub struct Cli {
     pub check_config: bool,
 
     /// Log line format on stderr.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Without a subcommand the agent runs (or does what --once / --check-config ask).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Shows, from the state dir, whether each remote is delivering (backlog, last success,
+    /// last error, drops) and each collector working; works whether the agent runs or not.
+    /// Exits 1 when a remote has not delivered for 5 collection intervals or a collector
+    /// failed 3 runs in a row.
+    Status {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
 }

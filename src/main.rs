@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use jellyfin_pusher::app;
-use jellyfin_pusher::cli::Cli;
+use jellyfin_pusher::cli::{Cli, Command, Format};
 use jellyfin_pusher::config::Config;
 use jellyfin_pusher::{logging, shutdown};
 use tokio_util::sync::CancellationToken;
@@ -21,6 +21,10 @@ fn main() -> ExitCode {
         }
     };
     logging::init(cli.log_format, config.log_level.as_deref());
+
+    if let Some(Command::Status { format }) = cli.command {
+        return status(&config, format);
+    }
 
     if cli.check_config {
         let problems = app::check(&config);
@@ -76,4 +80,33 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// `status`: 0 healthy, 1 unhealthy, 2 when the state dir cannot be read.
+fn status(config: &Config, format: Format) -> ExitCode {
+    let report =
+        match jellyfin_pusher::status::report::gather(config, jellyfin_pusher::sample::now_ms()) {
+            Ok(report) => report,
+            Err(e) => {
+                eprintln!("jellyfin-pusher: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    let text = match format {
+        Format::Text => report.text(),
+        Format::Json => match serde_json::to_string_pretty(&report) {
+            Ok(json) => json + "\n",
+            Err(e) => {
+                eprintln!("jellyfin-pusher: cannot render the report: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    // A closed pipe (`status | head`) is not worth a panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+    if report.healthy() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -92,6 +92,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
         queues.push(queue);
     }
 
+    let started_ms = crate::sample::now_ms();
+    let status_file = Arc::new(crate::state_file::StateFile::new(
+        &config.state_dir,
+        crate::status::FILE,
+        true,
+    ));
+    let status_stop = CancellationToken::new();
+    let status_writer = tokio::spawn(crate::status::keep_written(
+        status_file.clone(),
+        stats.clone(),
+        started_ms,
+        status_stop.clone(),
+    ));
+
     let (batches_tx, batches_rx) = mpsc::channel(64);
     let heartbeat = Arc::new(systemd::Heartbeat::default());
     heartbeat.beat();
@@ -114,6 +128,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
         collectors.spawn(run_scheduled(
             scheduled,
             batches_tx.clone(),
+            stats.clone(),
             shutdown.clone(),
         ));
     }
@@ -152,6 +167,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
         );
         senders_stop.cancel();
         while senders.join_next().await.is_some() {}
+    }
+    status_stop.cancel();
+    let _ = status_writer.await;
+    // The last word on what was delivered, for `status` while the agent is stopped.
+    if let Err(e) = crate::status::write(&status_file, &stats, started_ms) {
+        tracing::warn!(error = %e, "cannot write {}", crate::status::FILE);
     }
     tracing::info!("stopped");
     Ok(())

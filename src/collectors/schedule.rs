@@ -5,15 +5,18 @@ use tokio::time::{MissedTickBehavior, interval};
 use tokio_util::sync::CancellationToken;
 
 use super::{Scheduled, run_once};
-use crate::sample::Batch;
+use crate::sample::{Batch, now_ms};
+use crate::stats::PusherStats;
 
 /// The first run starts at once (every collector reports at start-up); later runs follow the
 /// interval, and a run that overruns delays the next one instead of bunching them up.
 /// A failure is logged when it starts or its message changes, and its end is logged too, so a
 /// Jellyfin outage gives two log lines, not one every cycle.
+/// Every run's outcome is recorded in `health` for `status`.
 pub async fn run_scheduled(
     mut scheduled: Scheduled,
     batches: mpsc::Sender<Batch>,
+    health: std::sync::Arc<PusherStats>,
     shutdown: CancellationToken,
 ) {
     let name = scheduled.collector.name();
@@ -28,7 +31,9 @@ pub async fn run_scheduled(
         // A run in progress at shutdown is finished (it is bounded by jellyfin.timeout), so a
         // cycle that already asked Jellyfin is not lost.
         let (batch, error) = run_once(scheduled.collector.as_mut()).await;
-        match (error.map(|e| e.to_string()), &last_error) {
+        let error = error.map(|e| e.to_string());
+        health.collector_ran(name, error.as_deref(), now_ms());
+        match (error, &last_error) {
             (Some(now), Some(before)) if &now == before => {
                 tracing::debug!(collector = name, error = %now, "collector still failing");
             }
@@ -80,6 +85,7 @@ mod tests {
                 interval: Duration::from_secs(15),
             },
             tx,
+            Default::default(),
             shutdown.clone(),
         ));
         let first = rx.recv().await.unwrap();

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Each top-level module of src/ and the modules it may use.
-const MAY_USE: [(&str, &[&str]); 16] = [
+const MAY_USE: [(&str, &[&str]); 17] = [
     ("sample", &[]),
     ("stats", &[]),
     ("secret", &[]),
@@ -22,6 +22,10 @@ const MAY_USE: [(&str, &[&str]); 16] = [
     (
         "remote_write",
         &["queue", "config", "sample", "secret", "stats"],
+    ),
+    (
+        "status",
+        &["config", "queue", "sample", "state_file", "stats"],
     ),
     (
         "collectors",
@@ -48,6 +52,7 @@ const MAY_USE: [(&str, &[&str]); 16] = [
             "secret",
             "stats",
             "state_file",
+            "status",
         ],
     ),
     ("cli", &["logging"]),

@@ -25,5 +25,6 @@ mod process;
 mod push;
 mod receiver_errors;
 mod sessions;
+mod status;
 mod systemd;
 mod transcode_log;
