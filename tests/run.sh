@@ -2,7 +2,8 @@
 # Runs every check and test of jellyfin-pusher on a Debian machine, installing the real
 # servers and tools the tests start (they are never mocked): VictoriaMetrics, vmagent,
 # vmalert, vmauth (victoria-metrics), Prometheus and promtool (prometheus), nix-instantiate
-# (nix-bin) and systemd-analyze (systemd). Needs root, or sudo, for apt-get and for the
+# (nix-bin), systemd-analyze (systemd), and for the DMZ egress tests tinyproxy, nginx
+# (nginx-light) and openssl (test certificates). Needs root, or sudo, for apt-get and for the
 # full-disk test's tmpfs mount.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
 for pair in victoria-metrics:victoria-metrics vmalert:victoria-metrics vmauth:victoria-metrics \
-            prometheus:prometheus promtool:prometheus nix-instantiate:nix-bin systemd-analyze:systemd; do
+            prometheus:prometheus promtool:prometheus nix-instantiate:nix-bin systemd-analyze:systemd \
+            tinyproxy:tinyproxy nginx:nginx-light openssl:openssl; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

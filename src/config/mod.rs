@@ -74,6 +74,18 @@ pub struct RemoteWriteConfig {
     pub ca_file: Option<PathBuf>,
     #[serde(with = "humantime_serde", default = "default_remote_timeout")]
     pub timeout: Duration,
+    /// An HTTP proxy for this remote only (`http://host:port`; https targets go through it
+    /// with CONNECT). Jellyfin never goes through it. Credentials never go in the URL.
+    pub proxy_url: Option<url::Url>,
+    /// Basic auth for the proxy; the password is read from `proxy_password_file` at start.
+    pub proxy_user: Option<String>,
+    pub proxy_password_file: Option<PathBuf>,
+    /// A client certificate (PEM) and its private key (PEM) for receivers that require one.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// The name the receiver's certificate is checked against (and sent as SNI) when `url`
+    /// names the host otherwise, e.g. by its IP address.
+    pub tls_server_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

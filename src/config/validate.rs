@@ -83,6 +83,7 @@ pub(super) fn validate(c: &Config) -> Result<(), String> {
         if rw.timeout.is_zero() {
             return Err(format!("{key}.timeout must be more than 0s"));
         }
+        check_egress(&key, rw)?;
     }
     let b = &c.buffer;
     if b.max_size.as_u64() < 1024 * 1024 {
@@ -114,6 +115,54 @@ fn check_url(key: &str, url: &url::Url) -> Result<(), String> {
         return Err(format!(
             "{key}: the URL carries credentials; use the *_file keys so that no secret sits in the config"
         ));
+    }
+    Ok(())
+}
+
+/// The proxy and TLS keys of one remote (see `remote_write::transport`).
+fn check_egress(key: &str, rw: &super::RemoteWriteConfig) -> Result<(), String> {
+    if let Some(proxy) = &rw.proxy_url {
+        if !proxy.username().is_empty() || proxy.password().is_some() {
+            return Err(format!(
+                "{key}.proxy_url: the URL carries credentials; use proxy_user and proxy_password_file so that no secret sits in the config"
+            ));
+        }
+        if proxy.scheme() != "http" {
+            return Err(format!(
+                "{key}.proxy_url: scheme must be http (https targets go through it with CONNECT), not {:?}",
+                proxy.scheme()
+            ));
+        }
+        if proxy.host_str().is_none() || proxy.port_or_known_default().is_none() {
+            return Err(format!("{key}.proxy_url: the URL has no host"));
+        }
+        if proxy.path() != "/" || proxy.query().is_some() {
+            return Err(format!(
+                "{key}.proxy_url: a proxy is host and port only (http://host:port), no path"
+            ));
+        }
+    }
+    if rw.proxy_user.is_some() != rw.proxy_password_file.is_some() {
+        return Err(format!(
+            "{key}: proxy_user and proxy_password_file go together"
+        ));
+    }
+    if rw.proxy_user.is_some() && rw.proxy_url.is_none() {
+        return Err(format!("{key}: proxy_user is set but proxy_url is not"));
+    }
+    if rw.tls_cert_file.is_some() != rw.tls_key_file.is_some() {
+        return Err(format!("{key}: tls_cert_file and tls_key_file go together"));
+    }
+    if let Some(name) = &rw.tls_server_name {
+        if !matches!(url::Host::parse(name), Ok(url::Host::Domain(_))) {
+            return Err(format!("{key}.tls_server_name: {name:?} is not a DNS name"));
+        }
+        if rw.proxy_url.is_some() {
+            // The name would be what the proxy is asked to connect to, and it resolves it.
+            return Err(format!(
+                "{key}: tls_server_name cannot be used with proxy_url; put the certificate's name in url, the proxy resolves it"
+            ));
+        }
     }
     Ok(())
 }
@@ -204,6 +253,30 @@ token_file = "/tmp/token"
                 "go together",
             ),
             ("[buffer]\nmax_size = \"1KiB\"\n", "buffer.max_size"),
+            (
+                "[[remote_write]]\nname = \"a\"\nurl = \"https://h/w\"\nproxy_url = \"http://u:p@proxy.invalid:3128\"\n",
+                "proxy_url: the URL carries credentials",
+            ),
+            (
+                "[[remote_write]]\nname = \"a\"\nurl = \"https://h/w\"\nproxy_url = \"socks5://proxy.invalid:1080\"\n",
+                "scheme must be http",
+            ),
+            (
+                "[[remote_write]]\nname = \"a\"\nurl = \"https://h/w\"\nproxy_user = \"u\"\nproxy_password_file = \"/p\"\n",
+                "proxy_user is set but proxy_url is not",
+            ),
+            (
+                "[[remote_write]]\nname = \"a\"\nurl = \"https://h/w\"\ntls_cert_file = \"/c\"\n",
+                "tls_cert_file and tls_key_file go together",
+            ),
+            (
+                "[[remote_write]]\nname = \"a\"\nurl = \"https://127.0.0.1/w\"\ntls_server_name = \"10.0.0.1\"\n",
+                "is not a DNS name",
+            ),
+            (
+                "[[remote_write]]\nname = \"a\"\nurl = \"https://127.0.0.1/w\"\ntls_server_name = \"vm.invalid\"\nproxy_url = \"http://proxy.invalid:3128\"\n",
+                "cannot be used with proxy_url",
+            ),
         ];
         for (extra, expected) in cases {
             let err = load(&format!("{MINIMAL}{extra}")).unwrap_err();
@@ -246,8 +319,17 @@ mod example {
                 "pid_file",
                 "dir",
                 "geoip_database",
+                "tls_cert_file",
+                "tls_key_file",
+                "proxy_url",
+                "proxy_user",
+                "proxy_password_file",
             ][..],
-            &["basic_auth_user", "basic_auth_password_file"],
+            &[
+                "basic_auth_user",
+                "basic_auth_password_file",
+                "tls_server_name",
+            ],
         ] {
             let text = with(keys);
             for key in keys {

@@ -74,6 +74,9 @@ impl Client {
             .user_agent(concat!("jellyfin-pusher/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(timeout)
             .timeout(timeout)
+            // Jellyfin is on this host or next to it: never through a proxy, not even one
+            // named by HTTP_PROXY in the environment (remote_write.proxy_url is per remote).
+            .no_proxy()
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Client {

@@ -5,6 +5,7 @@
 pub mod encode;
 pub mod retry;
 pub mod sender;
+pub mod transport;
 pub mod worker;
 
 /// The generated prompb messages (see proto/remote.proto).

@@ -6,9 +6,9 @@
 //! |---|---|
 //! | 2xx | delivered |
 //! | 400, 409, 415 | rejected: resending the same bytes cannot succeed, so the block is dropped and counted (`reason="rejected"`), and the receiver's message is logged as is |
+//! | 400 from vmauth for an unknown token, or from nginx for a missing or untrusted client certificate | retried like a 401: the fix is a file, not the data |
 //! | anything else (401/403, 404, 429, 5xx, no answer) | retried with exponential backoff and jitter (1 s doubling to 1 min), or after `Retry-After` when the receiver sends one (the schedule is in `retry.rs`); never given up, so a wrong token or a long outage only delays delivery |
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -89,15 +89,11 @@ enum Auth {
 
 impl Sender {
     pub fn new(config: &RemoteWriteConfig, stats: Arc<RemoteStats>) -> Result<Sender, String> {
-        let mut builder = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .user_agent(concat!("jellyfin-pusher/", env!("CARGO_PKG_VERSION")))
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)));
-        if let Some(path) = &config.ca_file {
-            for cert in load_ca_file(path)? {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
+        let (builder, url) = super::transport::apply(builder, config)?;
         let http = builder.build().map_err(|e| {
             format!(
                 "remote_write {:?}: cannot build the HTTP client: {e}",
@@ -118,7 +114,7 @@ impl Sender {
         };
         Ok(Sender {
             name: config.name.clone(),
-            url: config.url.clone(),
+            url,
             http,
             auth,
             stats,
@@ -176,7 +172,10 @@ impl Sender {
             &secret.iter().collect::<Vec<_>>(),
         );
         match class {
-            Class::Rejected if !is_vmauth_unknown_token(status, &message) => {
+            Class::Rejected
+                if !is_vmauth_unknown_token(status, &message)
+                    && !is_client_certificate_refusal(status, &message) =>
+            {
                 Outcome::Rejected { status, message }
             }
             _ => Outcome::Retry {
@@ -243,16 +242,14 @@ fn is_vmauth_unknown_token(status: u16, message: &str) -> bool {
             || message.contains("missing `Authorization` request header"))
 }
 
-/// Reads PEM certificates for `ca_file`.
-pub fn load_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
-    let pem =
-        std::fs::read(path).map_err(|e| format!("cannot read ca_file {}: {e}", path.display()))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem)
-        .map_err(|e| format!("ca_file {} is not PEM certificates: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!("ca_file {} holds no certificate", path.display()));
-    }
-    Ok(certs)
+/// nginx answers a TLS client that sent no certificate, or one it does not trust, with an
+/// HTTP 400 page ("No required SSL certificate was sent", "The SSL certificate error")
+/// instead of failing the handshake. A corrected certificate fixes it, so the block is
+/// retried, not dropped as malformed.
+pub fn is_client_certificate_refusal(status: u16, message: &str) -> bool {
+    status == 400
+        && (message.contains("No required SSL certificate was sent")
+            || message.contains("The SSL certificate error"))
 }
 
 /// `Retry-After` is either delay-seconds or an HTTP date (RFC 9110, 10.2.3).

@@ -13,6 +13,7 @@ mod alerts;
 mod buffer;
 mod catalogue;
 mod dashboards;
+mod egress;
 mod fixtures_schema;
 mod golden;
 mod ingress;

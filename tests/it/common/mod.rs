@@ -5,7 +5,9 @@
 
 pub mod agent;
 pub mod catalogue;
+pub mod certs;
 pub mod dashboards;
+pub mod egress;
 pub mod fake_jellyfin;
 pub mod fault_proxy;
 pub mod host;
