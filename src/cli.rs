@@ -51,6 +51,10 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Sends one real sample (jellyfin_pusher_check, which lands in VictoriaMetrics) to each
+    /// remote and GET /System/Info to Jellyfin, through the agent's own clients, and explains
+    /// every failure with a hint. Exits 1 when anything fails.
+    Check,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -50,6 +50,11 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
+        if let Some(Command::Check) = cli.command {
+            let (report, ok) = app::check_connectivity(&config).await;
+            print!("{report}");
+            return if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        }
         if cli.once {
             return match app::once(&config).await {
                 Ok((text, jellyfin_up)) => {

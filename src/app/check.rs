@@ -46,6 +46,9 @@ fn check_files(c: &Config) -> Vec<String> {
                 "{key}: {name} is set but url is http://, which has no TLS: it is not used"
             ));
         }
+        if let Some(hint) = super::hints::silent_path(&rw.url) {
+            problems.push(format!("{key}: url: {hint}"));
+        }
         // The proxy password, CA, client certificate and key files, as the sender loads them;
         // the message names the remote itself.
         if let Err(e) = crate::remote_write::transport::apply(reqwest::Client::builder(), rw) {

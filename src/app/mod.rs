@@ -1,7 +1,9 @@
-//! Wires the stages together: the long-running agent ([`run`]), the dry run ([`once`]) and
-//! `--check-config` ([`check`]).
+//! Wires the stages together: the long-running agent ([`run`]), the dry run ([`once`]),
+//! `--check-config` ([`check`]) and the `check` subcommand ([`check_connectivity`]).
 
 mod check;
+mod connectivity;
+mod hints;
 mod lock;
 mod once;
 mod pipeline;
@@ -23,6 +25,7 @@ use crate::secret::read_secret_file;
 use crate::stats::PusherStats;
 
 pub use check::check;
+pub use connectivity::{CHECK_METRIC, check_connectivity};
 pub use lock::StateLock;
 pub use once::once;
 

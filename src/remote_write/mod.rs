@@ -14,4 +14,4 @@ pub mod proto {
 }
 
 pub use encode::{decode, encode, merge};
-pub use sender::{Delivery, Outcome, Sender, classify};
+pub use sender::{Delivery, Outcome, Probe, Sender, classify};

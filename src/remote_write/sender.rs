@@ -52,6 +52,17 @@ pub fn classify(status: u16) -> Class {
     }
 }
 
+/// What [`Sender::probe`] got.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probe {
+    /// A credentials file could not be read.
+    NotSent(String),
+    /// No HTTP answer: DNS, connect, TLS, timeout; the whole error chain.
+    NoAnswer(String),
+    /// The receiver's status and, unless 2xx, its message with credentials cut out.
+    Answered { status: u16, message: String },
+}
+
 /// What [`Sender::deliver`] came to after all its retries.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
@@ -126,15 +137,45 @@ impl Sender {
         &self.name
     }
 
-    /// One POST of `body`, counted in `remote_write_requests_total{code}`.
-    pub async fn send_once(&self, body: Bytes) -> Outcome {
-        let request = self
-            .http
+    /// The URL requests go to (`url`, or with `tls_server_name` as its host).
+    pub fn url(&self) -> &url::Url {
+        &self.url
+    }
+
+    fn post(&self, body: Bytes) -> reqwest::RequestBuilder {
+        self.http
             .post(self.url.clone())
             .header(header::CONTENT_ENCODING, "snappy")
             .header(header::CONTENT_TYPE, "application/x-protobuf")
             .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-            .body(body);
+            .body(body)
+    }
+
+    /// One POST of `body` for `check`: the answer as it came, unclassified and uncounted.
+    pub async fn probe(&self, body: Bytes) -> Probe {
+        let (request, secret) = match self.authorize(self.post(body)) {
+            Ok(authorized) => authorized,
+            Err(reason) => return Probe::NotSent(reason),
+        };
+        match request.send().await {
+            Err(e) => Probe::NoAnswer(describe(&e.without_url())),
+            Ok(response) if response.status().is_success() => Probe::Answered {
+                status: response.status().as_u16(),
+                message: String::new(),
+            },
+            Ok(response) => Probe::Answered {
+                status: response.status().as_u16(),
+                message: redact(
+                    &read_message(response).await,
+                    &secret.iter().collect::<Vec<_>>(),
+                ),
+            },
+        }
+    }
+
+    /// One POST of `body`, counted in `remote_write_requests_total{code}`.
+    pub async fn send_once(&self, body: Bytes) -> Outcome {
+        let request = self.post(body);
         let (request, secret) = match self.authorize(request) {
             Ok(authorized) => authorized,
             Err(reason) => {

@@ -12,6 +12,7 @@ mod activity;
 mod alerts;
 mod buffer;
 mod catalogue;
+mod check;
 mod dashboards;
 mod egress;
 mod fixtures_schema;

@@ -12,6 +12,7 @@ pub mod fake_jellyfin;
 pub mod fault_proxy;
 pub mod host;
 pub mod servers;
+pub mod vmauth;
 
 use std::time::{Duration, Instant};
 
