@@ -145,4 +145,50 @@ async fn status_follows_delivery_and_collectors_with_or_without_the_agent() {
     assert!(text.starts_with("agent: not running;"), "{text}");
     assert!(text.contains("remote tiger: NOT DELIVERING"), "{text}");
     assert!(text.contains("collector system: FAILING"), "{text}");
+
+    // Everything back: the next agent drains what the last one left, says so in one line
+    // with the outage's totals, and status is healthy again with an empty backlog.
+    let left = report["remotes"][0]["backlog"]["samples"].as_u64().unwrap();
+    jellyfin.set_mode(Mode::Normal);
+    vm.up().await;
+    let mut agent = dir.start();
+    wait_for(
+        "the outage's totals in the log",
+        Duration::from_secs(30),
+        || async {
+            agent
+                .log()
+                .contains("backlog delivered: the outage lasted")
+                .then_some(())
+        },
+    )
+    .await;
+    let line = agent
+        .log()
+        .lines()
+        .find(|l| l.contains("backlog delivered"))
+        .unwrap()
+        .to_string();
+    let sent: u64 = line
+        .split("; ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no sample count in {line}"));
+    assert!(
+        sent >= left,
+        "{sent} samples drained, {left} were buffered: {line}"
+    );
+    // Blocks come and go every second; the backlog is empty at some point.
+    wait_for(
+        "healthy again with an empty backlog",
+        Duration::from_secs(20),
+        || async {
+            let (code, report) = status(&dir);
+            (code == 0 && report["remotes"][0]["backlog"]["oldest_sample_ms"] == Value::Null)
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(agent.stop().success());
 }
