@@ -11,7 +11,12 @@ use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::load(&cli.config) {
+    // status and check run by hand from a shell, outside the service's environment.
+    let env: jellyfin_pusher::config::Env<'_> = match cli.command {
+        Some(_) => &jellyfin_pusher::config::operator_env,
+        None => &jellyfin_pusher::config::process_env,
+    };
+    let config = match Config::load_with(&cli.config, env) {
         Ok(config) => config,
         Err(e) => {
             logging::init(cli.log_format, None);

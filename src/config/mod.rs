@@ -417,14 +417,30 @@ fn with_default_labels(
     labels.into_iter().collect()
 }
 
+/// For `status` and `check` run by hand next to the service: the folders the plain unit
+/// (config/jellyfin-pusher.service) gives the agent stand in for the variables that only the
+/// service's own environment has, so the same config file works from a root shell.
+pub fn operator_env(key: &str) -> Option<String> {
+    process_env(key).or_else(|| match key {
+        "STATE_DIRECTORY" => Some("/var/lib/jellyfin-pusher".into()),
+        "CREDENTIALS_DIRECTORY" => Some("/run/credentials/jellyfin-pusher.service".into()),
+        _ => None,
+    })
+}
+
 impl Config {
     /// Reads, resolves and validates the config file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, &process_env)
+    }
+
+    /// Like [`Config::load`], with defaults from `env` (see [`operator_env`]).
+    pub fn load_with(path: &Path, env: Env<'_>) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             path: path.to_path_buf(),
             message: format!("cannot read: {e}"),
         })?;
-        Config::from_toml(&text, path, &process_env)
+        Config::from_toml(&text, path, env)
     }
 
     pub fn from_toml(text: &str, path: &Path, env: Env<'_>) -> Result<Config, ConfigError> {

@@ -192,3 +192,26 @@ async fn status_follows_delivery_and_collectors_with_or_without_the_agent() {
     .await;
     assert!(agent.stop().success());
 }
+
+/// Run by hand beside the plain unit, status and check find its folders by themselves.
+#[test]
+fn by_hand_status_uses_the_units_state_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[jellyfin]\nurl = \"http://127.0.0.1:8096\"\n").unwrap();
+    let out = std::process::Command::new(common::agent::BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("status")
+        .env_remove("STATE_DIRECTORY")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("no status.json in /var/lib/jellyfin-pusher:"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
