@@ -48,6 +48,8 @@ pub struct Report {
 pub struct RemoteReport {
     pub name: String,
     pub backlog: Backlog,
+    /// Age of the oldest buffered sample, for scripts that alert on it.
+    pub oldest_sample_age_seconds: Option<u64>,
     pub last_success_ms: Option<i64>,
     pub last_error: Option<LastError>,
     pub samples_sent: u64,
@@ -145,9 +147,13 @@ pub fn judge(
             }
             None => false,
         };
+        let backlog = backlogs.get(&remote.name).copied().unwrap_or_default();
         remotes.push(RemoteReport {
             name: remote.name.clone(),
-            backlog: backlogs.get(&remote.name).copied().unwrap_or_default(),
+            backlog,
+            oldest_sample_age_seconds: backlog
+                .oldest_sample_ms
+                .map(|ms| u64::try_from((now_ms - ms) / 1000).unwrap_or(0)),
             last_success_ms,
             last_error,
             samples_sent,

@@ -136,6 +136,10 @@ async fn status_follows_delivery_and_collectors_with_or_without_the_agent() {
     assert!(backlog["samples"].as_u64().unwrap() > 0, "{backlog}");
     assert!(backlog["bytes"].as_u64().unwrap() > 0, "{backlog}");
     let oldest = backlog["oldest_sample_ms"].as_i64().unwrap();
+    let age = report["remotes"][0]["oldest_sample_age_seconds"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(age, (report["now_ms"].as_i64().unwrap() - oldest) / 1000);
     assert!(
         oldest >= down_ms - 2000 && oldest <= now_ms(),
         "the oldest buffered sample was collected around when VictoriaMetrics went down: {oldest} vs {down_ms}"
