@@ -178,11 +178,7 @@ fn time_until(vm: u16, before: u64, rows: u64, started: Instant) -> Duration {
 
 fn main() {
     let work = tempfile::tempdir().unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let start_ms = now - CYCLES * 15_000 - 60_000;
+    let start_ms = jellyfin_pusher::sample::now_ms() - CYCLES * 15_000 - 60_000;
     let blocks: Vec<Block> = (0..CYCLES).map(|i| cycle(i, start_ms)).collect();
     let samples: u64 = blocks.iter().map(|b| u64::from(b.samples)).sum();
 

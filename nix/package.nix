@@ -1,10 +1,18 @@
 # The jellyfin-pusher package. Usage: pkgs.callPackage ./nix/package.nix { }
 # Building needs no protoc: build.rs compiles proto/ with protox, a pure-Rust compiler.
-{ lib, rustPlatform }:
+#
+# Needs the rustc of Cargo.toml's rust-version (1.89, edition 2024): nixpkgs of NixOS 25.11
+# (rustc 1.91) and 26.05 (1.95) build it; 25.05 (1.86) stops here with a message, before
+# any build starts. lib.fileset needs Nix 2.18 or later to evaluate.
+{ lib, rustPlatform, rustc }:
 
 let
   manifest = lib.importTOML ../Cargo.toml;
+  needs = manifest.package.rust-version;
+  has = rustPlatform.rust.rustc.version or rustc.version;
 in
+assert lib.assertMsg (lib.versionAtLeast has needs)
+  "jellyfin-pusher needs rustc ${needs} or later (edition ${manifest.package.edition}); this nixpkgs has rustc ${has}. Use NixOS 25.11 or later, or a newer rustPlatform (e.g. from an overlay).";
 rustPlatform.buildRustPackage {
   pname = manifest.package.name;
   inherit (manifest.package) version;

@@ -19,8 +19,9 @@
 //! - [`jellyfin`]: the HTTP client for the Jellyfin API and the DTOs it decodes.
 //! - [`privacy`]: what a `user` label may say (salted hash by default).
 //! - [`sample`]: the in-memory sample model (`Family`, `Sample`, `Batch`) shared by every stage.
-//! - [`collectors`]: one file per collector behind the [`collectors::Collector`] trait, the
-//!   explicit registry, and the runner that adds `collector_success`/`collector_duration_seconds`.
+//! - [`collectors`]: one file per collector behind the [`collectors::Collector`] trait, the one
+//!   table of them ([`collectors::COLLECTORS`]: name, default interval, constructor), and the
+//!   runner that adds `collector_success`/`collector_duration_seconds`.
 //! - [`exposition`]: renders samples in the Prometheus text format (`--once`).
 //! - [`remote_write`]: encodes a batch into a snappy-compressed WriteRequest (`encode`), and sends
 //!   blocks with the retry/drop rules of the remote-write spec (`sender`, its schedule in `retry`).
@@ -32,13 +33,18 @@
 //! - [`app`]: wires the stages into tasks (`run`), the dry run (`once`) and `--check-config`
 //!   (the file checks, which ask the stages that use each file).
 //! - [`shutdown`], [`logging`]: signal handling and the tracing subscriber.
+//! - [`error_chain`]: an error and its causes on one line, for messages.
 //!
 //! `main.rs` only parses the command line and calls into [`app`].
+//!
+//! Tests: unit tests next to the code they test; the integration tests are one binary,
+//! `tests/it/` (one module per subject, the shared harness in `tests/it/common/`).
 
 pub mod app;
 pub mod cli;
 pub mod collectors;
 pub mod config;
+pub mod error_chain;
 pub mod exposition;
 pub mod jellyfin;
 pub mod logging;
@@ -54,3 +60,6 @@ pub mod status;
 
 /// The version reported in `User-Agent` and `jellyfin_pusher_build_info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The `User-Agent` of every request the agent makes, to Jellyfin and to receivers.
+pub const USER_AGENT: &str = concat!("jellyfin-pusher/", env!("CARGO_PKG_VERSION"));

@@ -20,8 +20,10 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => {
             logging::init(cli.log_format, None);
-            tracing::error!("{e}");
-            eprintln!("jellyfin-pusher: {e}");
+            for line in e.lines() {
+                tracing::error!("{line}");
+                eprintln!("jellyfin-pusher: {line}");
+            }
             return ExitCode::from(2);
         }
     };

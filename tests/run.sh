@@ -2,18 +2,21 @@
 # Runs every check and test of jellyfin-pusher on a Debian machine, installing the real
 # servers and tools the tests start (they are never mocked): VictoriaMetrics, vmagent,
 # vmalert, vmauth (victoria-metrics), Prometheus and promtool (prometheus), nix-instantiate
-# (nix-bin), systemd-analyze (systemd), and for the DMZ egress tests tinyproxy, nginx
-# (nginx-light) and openssl (test certificates). Needs root, or sudo, for apt-get and for the
-# full-disk test's tmpfs mount.
+# (nix-bin), systemd-analyze and systemd-tmpfiles (systemd), /usr/bin/time (time), openssl
+# (test certificates), and for the DMZ egress tests tinyproxy and nginx (nginx-light). Needs
+# root, or sudo, for apt-get and for the full-disk test's tmpfs mount.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
+# /usr/bin/time (package time, not installed by default) measures peak RSS in tests/it/inventory.rs;
+# by its path, because `time` alone is the shell's keyword.
 for pair in victoria-metrics:victoria-metrics vmalert:victoria-metrics vmauth:victoria-metrics \
             prometheus:prometheus promtool:prometheus nix-instantiate:nix-bin systemd-analyze:systemd \
-            tinyproxy:tinyproxy nginx:nginx-light openssl:openssl; do
+            systemd-tmpfiles:systemd /usr/bin/time:time openssl:openssl \
+            tinyproxy:tinyproxy nginx:nginx-light; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -2,17 +2,32 @@
 # config/jellyfin-pusher.service. Secrets reach it only as systemd credentials (LoadCredential):
 # never in the Nix store, the command line or the environment. No vmagent scrape config is
 # needed: the agent pushes.
-{ config, lib, pkgs, ... }:
+#
+# Runs only when both systemFoundry.monitoringStack.enable (the stack's gate) and
+# jellyfinPusher.enable are set; hosts outside the stack use services.jellyfin-pusher (an
+# alias of the same options) and need no gate.
+#
+# Supported NixOS releases: 25.11 and 26.05 (nix/tests/releases.nix; each is evaluated by
+# tests/it/nix.rs against the option declarations of that release).
+{ config, options, lib, pkgs, ... }:
 
 let
   inherit (lib) mkOption mkEnableOption mkIf types;
   cfg = config.systemFoundry.monitoringStack.jellyfinPusher;
+  stack = config.systemFoundry.monitoringStack;
+  prefix = "systemFoundry.monitoringStack.jellyfinPusher";
+  # Set through the alias: a host outside the stack, where the gate does not apply.
+  viaAlias = options.services.jellyfin-pusher.isDefined;
+  active = cfg.enable && (stack.enable || viaAlias);
   toml = pkgs.formats.toml { };
   credentials = "/run/credentials/jellyfin-pusher.service";
+  jellyfin = config.services.jellyfin;
+  schema = import ./jellyfin-pusher/settings.nix { inherit lib; };
+  access = import ./jellyfin-pusher/access.nix { inherit lib cfg jellyfin; };
+  egress = import ./jellyfin-pusher/egress.nix { inherit lib cfg config; };
 
-  secretPath = types.addCheck types.str (p: lib.hasPrefix "/" p && !lib.hasPrefix builtins.storeDir p) // {
-    description = "absolute path outside the Nix store (a secret must not be world-readable)";
-  };
+  common = import ./common.nix { inherit lib; };
+  inherit (common) secretPath;
 
   remoteWriteType = types.submodule {
     options = {
@@ -22,7 +37,7 @@ let
       };
       url = mkOption {
         type = types.str;
-        example = "https://tiger.example:8427/api/v1/write";
+        example = "https://tiger.example.invalid:8427/api/v1/write";
         description = "Remote-write endpoint (VictoriaMetrics, or vmauth in front of it).";
       };
       bearerTokenFile = mkOption {
@@ -66,17 +81,19 @@ let
       ++ lib.optional (rw.basicAuthPasswordFile != null) "${credentialName rw "password"}:${rw.basicAuthPasswordFile}")
     cfg.remoteWrite;
 
-  # state_dir and jellyfin.token_file are left out: systemd's $STATE_DIRECTORY and
-  # $CREDENTIALS_DIRECTORY provide them.
-  generated = {
-    jellyfin.url = cfg.jellyfinUrl;
-    labels = cfg.labels;
-    collectors = cfg.collectors;
-    remote_write = map remoteWriteSettings cfg.remoteWrite;
-  };
-  configFile = toml.generate "jellyfin-pusher.toml" (lib.recursiveUpdate generated cfg.settings);
+  # state_dir and jellyfin.token_file stay unset: systemd's $STATE_DIRECTORY and
+  # $CREDENTIALS_DIRECTORY provide them. Unset options (null) mean the agent's default.
+  configFile = toml.generate "jellyfin-pusher.toml" (schema.withoutNulls cfg.settings);
+
+  names = map (rw: rw.name) cfg.remoteWrite;
+  duplicateNames = lib.unique (lib.filter (n: lib.count (m: m == n) names > 1) names);
 in
 {
+  imports = [
+    ./monitoring-stack.nix
+    (lib.mkAliasOptionModule [ "services" "jellyfin-pusher" ] [ "systemFoundry" "monitoringStack" "jellyfinPusher" ])
+  ];
+
   options.systemFoundry.monitoringStack.jellyfinPusher = {
     enable = mkEnableOption "jellyfin-pusher, which pushes Jellyfin metrics to VictoriaMetrics";
 
@@ -86,48 +103,92 @@ in
       defaultText = lib.literalExpression "pkgs.callPackage ./nix/package.nix { }";
     };
 
-    jellyfinUrl = mkOption {
-      type = types.str;
-      default = "http://127.0.0.1:8096";
-      description = "Jellyfin's base URL, with any base path.";
-    };
-
     tokenFile = mkOption {
       type = secretPath;
       example = "/run/secrets/jellyfin_api_token";
-      description = "File with a Jellyfin API key; passed to the service as the credential jellyfin-token.";
-    };
-
-    labels = mkOption {
-      type = types.attrsOf types.str;
-      default = { job = "jellyfin"; };
-      example = { job = "jellyfin"; instance = "jellyfin-dmz"; };
-      description = "Static labels on every series.";
-    };
-
-    collectors = mkOption {
-      type = types.attrsOf (types.submodule {
-        options = {
-          enabled = mkOption { type = types.bool; default = true; };
-          interval = mkOption { type = types.nullOr types.str; default = null; example = "30s"; };
-        };
-      });
-      default = { };
-      apply = lib.mapAttrs (_: c: lib.filterAttrs (_: v: v != null) c);
-      example = { system.interval = "15s"; };
-      description = "Per-collector switches ([collectors.<name>] in the config file).";
+      description = ''
+        File with a Jellyfin API key; passed to the service as the credential jellyfin-token.
+        systemd copies it at start: after rotating it, restart the unit (sops-nix:
+        `sops.secrets.<name>.restartUnits = [ "jellyfin-pusher.service" ]`).
+      '';
     };
 
     remoteWrite = mkOption {
       type = types.listOf remoteWriteType;
-      description = "Where to push. Each target gets its own disk buffer.";
+      description = "Where to push. Each target gets its own disk buffer. Token and password files become credentials (restart the unit after rotating them).";
+    };
+
+    jellyfinLogDir = mkOption {
+      type = types.nullOr types.str;
+      default = if jellyfin.enable or false then jellyfin.logDir else null;
+      defaultText = lib.literalExpression "if config.services.jellyfin.enable then config.services.jellyfin.logDir else null";
+      description = ''
+        Jellyfin's log folder: the transcode_log collector reads it
+        (settings.collectors.transcode_log.dir), and the unit is given read access to it as
+        `runAs` describes. null: the collector stays off.
+      '';
+    };
+
+    runAs = mkOption {
+      type = types.enum [ "jellyfin-pusher" "jellyfin" ];
+      default = "jellyfin-pusher";
+      description = ''
+        The user the agent runs as. The nixpkgs Jellyfin module keeps its folders 0700 with
+        UMask=0077, so group membership cannot open them.
+
+        - `jellyfin-pusher` (default, least privilege): its own static system user, given
+          read access to jellyfinLogDir only, by POSIX ACLs from systemd-tmpfiles
+          (traverse-only on Jellyfin's data folder when the logs live inside it; a default
+          ACL makes each new log file readable). It cannot read Jellyfin's database, config
+          or cache, nor signal Jellyfin. The process collector reports CPU, memory, threads
+          and limits but not open files or IO, which the kernel shows only to the same user.
+        - `jellyfin`: Jellyfin's own user, with Jellyfin's data folder replaced by an empty
+          read-only tmpfs except a read-only bind of the log folder, and its cache hidden.
+          Adds process_open_fds and the IO counters, at the cost of sharing Jellyfin's uid
+          (the agent could signal Jellyfin).
+      '';
     };
 
     settings = mkOption {
-      type = toml.type;
+      type = schema.type;
       default = { };
-      example = { collect.interval = "30s"; buffer.max_size = "1GiB"; };
-      description = "Any other config-file keys (see config/jellyfin-pusher.example.toml); merged over the generated ones.";
+      example = { collect.interval = "30s"; buffer.max_size = "1GiB"; collectors.sessions.geoip_database = "/var/lib/GeoIP/GeoLite2-Country.mmdb"; };
+      description = ''
+        The config file (config/jellyfin-pusher.example.toml), typed (RFC 42). Unset (null)
+        keys take the agent's default. state_dir and jellyfin.token_file are systemd's;
+        remote_write is generated from remoteWrite.
+      '';
+    };
+
+    limits = {
+      memoryMax = mkOption {
+        type = types.str;
+        default = "256M";
+        description = "MemoryMax= of the unit: the kernel stops the agent, not Jellyfin, if a peer makes it grow.";
+      };
+      tasksMax = mkOption {
+        type = types.ints.positive;
+        default = 64;
+        description = "TasksMax= of the unit.";
+      };
+    };
+
+    egress = {
+      restrict = mkOption {
+        type = types.bool;
+        default = true;
+        description = "IPAddressDeny=any with IPAddressAllow= for Jellyfin, the receivers, DNS and localhost only.";
+      };
+      allowedAddresses = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [ "192.0.2.10/32" ];
+        description = ''
+          Addresses (CIDR) the agent may reach besides those written as IP literals in
+          settings.jellyfin.url and remoteWrite.*.url: needed for every host name there
+          (systemd filters by address, not by name).
+        '';
+      };
     };
 
     configFile = mkOption {
@@ -138,73 +199,74 @@ in
     };
   };
 
-  config = mkIf cfg.enable {
-    assertions = [
-      {
-        assertion = cfg.remoteWrite != [ ];
-        message = "systemFoundry.monitoringStack.jellyfinPusher.remoteWrite needs at least one target.";
-      }
-      {
-        assertion = lib.all (rw: rw.bearerTokenFile == null || rw.basicAuthUser == null) cfg.remoteWrite;
-        message = "jellyfinPusher.remoteWrite: use bearerTokenFile or basic auth, not both.";
-      }
-      {
-        assertion = lib.all (rw: (rw.basicAuthUser == null) == (rw.basicAuthPasswordFile == null)) cfg.remoteWrite;
-        message = "jellyfinPusher.remoteWrite: basicAuthUser and basicAuthPasswordFile go together.";
-      }
-    ];
-
-    systemd.services.jellyfin-pusher = {
-      description = "jellyfin-pusher: push Jellyfin metrics to VictoriaMetrics";
-      wantedBy = [ "multi-user.target" ];
-      after = [ "network-online.target" "jellyfin.service" ];
-      wants = [ "network-online.target" ];
-      restartTriggers = [ configFile ];
-      # The same unit as config/jellyfin-pusher.service (a test keeps the two in step).
-      serviceConfig = {
-        Type = "notify";
-        NotifyAccess = "main";
-        ExecStart = "${lib.getExe cfg.package} --config ${configFile}";
-        Restart = "always";
-        RestartSec = "5s";
-        WatchdogSec = "2min";
-        TimeoutStartSec = "30s";
-        TimeoutStopSec = "30s";
-        LoadCredential = [ "jellyfin-token:${cfg.tokenFile}" ] ++ remoteCredentials;
-        StateDirectory = "jellyfin-pusher";
-        StateDirectoryMode = "0700";
-        DynamicUser = true;
-        UMask = "0077";
-        CapabilityBoundingSet = "";
-        AmbientCapabilities = "";
-        NoNewPrivileges = true;
-        PrivateUsers = true;
-        PrivateTmp = true;
-        PrivateMounts = true;
-        PrivateDevices = true;
-        DevicePolicy = "closed";
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        ProtectClock = true;
-        ProtectHostname = true;
-        ProtectKernelLogs = true;
-        ProtectKernelModules = true;
-        ProtectKernelTunables = true;
-        ProtectControlGroups = true;
-        ProtectProc = "default";
-        ProcSubset = "all";
-        RestrictAddressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" ];
-        RestrictNamespaces = true;
-        RestrictRealtime = true;
-        RestrictSUIDSGID = true;
-        RemoveIPC = true;
-        LockPersonality = true;
-        MemoryDenyWriteExecute = true;
-        SystemCallArchitectures = "native";
-        SystemCallFilter = [ "@system-service" "~@privileged @resources" ];
-        SystemCallErrorNumber = "EPERM";
-        KeyringMode = "private";
+  config = lib.mkMerge [
+    {
+      warnings = lib.optional (cfg.enable && !stack.enable && !viaAlias)
+        "${prefix}.enable is set but systemFoundry.monitoringStack.enable is not: jellyfin-pusher does not run.";
+    }
+    (mkIf active {
+      systemFoundry.monitoringStack.jellyfinPusher.settings = {
+        remote_write = map remoteWriteSettings cfg.remoteWrite;
+        collectors.transcode_log.dir = mkIf (cfg.jellyfinLogDir != null) (lib.mkDefault cfg.jellyfinLogDir);
       };
-    };
-  };
+
+      assertions = [
+        {
+          assertion = cfg.remoteWrite != [ ];
+          message = "${prefix}.remoteWrite needs at least one target.";
+        }
+        {
+          assertion = duplicateNames == [ ];
+          message = "${prefix}.remoteWrite: the name ${lib.concatStringsSep ", " duplicateNames} is used twice; each target needs its own (it names its queue folder).";
+        }
+        {
+          assertion = lib.all (rw: rw.bearerTokenFile == null || rw.basicAuthUser == null) cfg.remoteWrite;
+          message = "jellyfinPusher.remoteWrite: use bearerTokenFile or basic auth, not both.";
+        }
+        {
+          assertion = lib.all (rw: (rw.basicAuthUser == null) == (rw.basicAuthPasswordFile == null)) cfg.remoteWrite;
+          message = "jellyfinPusher.remoteWrite: basicAuthUser and basicAuthPasswordFile go together.";
+        }
+      ]
+      ++ schema.assertions "${prefix}.settings" cfg.settings
+      ++ access.assertions
+      ++ egress.assertions;
+
+      users = access.users;
+      systemd.tmpfiles.settings = access.tmpfiles;
+
+      systemd.services.jellyfin-pusher = {
+        description = "jellyfin-pusher: push Jellyfin metrics to VictoriaMetrics";
+        wantedBy = [ "multi-user.target" ];
+        after = [ "network-online.target" "jellyfin.service" ];
+        wants = [ "network-online.target" ];
+        restartTriggers = [ configFile ];
+        # The same unit as config/jellyfin-pusher.service (a test keeps the two in step).
+        serviceConfig = {
+          Type = "notify";
+          NotifyAccess = "main";
+          ExecStart = "${lib.getExe cfg.package} --config ${configFile}";
+          Restart = "always";
+          RestartSec = "5s";
+          WatchdogSec = "2min";
+          TimeoutStartSec = "30s";
+          TimeoutStopSec = "30s";
+          LoadCredential = [ "jellyfin-token:${cfg.tokenFile}" ] ++ remoteCredentials;
+          StateDirectory = "jellyfin-pusher";
+          StateDirectoryMode = "0700";
+          # With a static user of this name (users.users above), systemd uses it and keeps
+          # DynamicUser's sandbox.
+          User = access.user;
+          Group = access.group;
+          # The process collector reads Jellyfin's /proc/<pid> entry (see the plain unit).
+          ProtectProc = "default";
+          ProcSubset = "all";
+          RestrictAddressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" ];
+        }
+        // common.sandbox { inherit (cfg.limits) memoryMax tasksMax; }
+        // egress.serviceConfig
+        // access.serviceConfig;
+      };
+    })
+  ];
 }

@@ -1,8 +1,8 @@
 //! One agent per state_dir: two writers on one buffer would corrupt it.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
-use std::path::Path;
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
 
 /// Held for the agent's lifetime; the OS releases the lock when the process ends, even on
 /// SIGKILL, so a stale lock file never blocks a restart.
@@ -11,10 +11,39 @@ pub struct StateLock {
     _file: File,
 }
 
+/// Why the state_dir could not be locked.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("state_dir {}: cannot create: {source}", dir.display())]
+    Create { dir: PathBuf, source: io::Error },
+    #[error("state_dir {}: cannot open {}: {source}", dir.display(), file.display())]
+    Open {
+        dir: PathBuf,
+        file: PathBuf,
+        source: io::Error,
+    },
+    #[error(
+        "state_dir {} is in use by another jellyfin-pusher{}; each agent needs its own state_dir",
+        dir.display(),
+        holder.as_ref().map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+    )]
+    InUse {
+        dir: PathBuf,
+        holder: Option<String>,
+    },
+    #[error("state_dir {}: cannot lock {}: {source}", dir.display(), file.display())]
+    Lock {
+        dir: PathBuf,
+        file: PathBuf,
+        source: io::Error,
+    },
+}
+
 impl StateLock {
-    pub fn acquire(state_dir: &Path) -> Result<StateLock, String> {
+    pub fn acquire(state_dir: &Path) -> Result<StateLock, LockError> {
+        let dir = || state_dir.to_path_buf();
         std::fs::create_dir_all(state_dir)
-            .map_err(|e| format!("state_dir {}: cannot create: {e}", state_dir.display()))?;
+            .map_err(|source| LockError::Create { dir: dir(), source })?;
         let path = state_dir.join("lock");
         let mut file = OpenOptions::new()
             .read(true)
@@ -22,35 +51,25 @@ impl StateLock {
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(|e| {
-                format!(
-                    "state_dir {}: cannot open {}: {e}",
-                    state_dir.display(),
-                    path.display()
-                )
+            .map_err(|source| LockError::Open {
+                dir: dir(),
+                file: path.clone(),
+                source,
             })?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
-                let holder = holder.trim();
-                let holder = if holder.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (pid {holder})")
-                };
-                return Err(format!(
-                    "state_dir {} is in use by another jellyfin-pusher{holder}; each agent needs its own state_dir",
-                    state_dir.display()
-                ));
+                let holder = Some(holder.trim().to_string()).filter(|h| !h.is_empty());
+                return Err(LockError::InUse { dir: dir(), holder });
             }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(format!(
-                    "state_dir {}: cannot lock {}: {e}",
-                    state_dir.display(),
-                    path.display()
-                ));
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(LockError::Lock {
+                    dir: dir(),
+                    file: path,
+                    source,
+                });
             }
         }
         // The pid is only for the error message above; failing to write it is harmless.
@@ -71,6 +90,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = StateLock::acquire(dir.path()).unwrap();
         let err = StateLock::acquire(dir.path()).unwrap_err();
+        assert!(
+            matches!(&err, LockError::InUse { holder: Some(pid), .. } if *pid == std::process::id().to_string()),
+            "{err:?}"
+        );
+        let err = err.to_string();
         assert!(
             err.contains("in use by another jellyfin-pusher")
                 && err.contains(&std::process::id().to_string()),

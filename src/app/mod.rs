@@ -3,6 +3,7 @@
 
 mod check;
 mod connectivity;
+mod files;
 mod hints;
 mod lock;
 mod once;

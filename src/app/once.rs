@@ -5,14 +5,15 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 
 use super::{AppError, jellyfin_client};
-use crate::collectors::{self, Deps, run_once};
+use crate::collectors::{self, Deps, JellyfinDown, run_once};
 use crate::config::Config;
 use crate::exposition;
 use crate::privacy::Privacy;
 use crate::stats::PusherStats;
 
-/// Returns the exposition text and whether Jellyfin answered (false when `jellyfin_up` is 0).
-/// Collector failures are logged on stderr.
+/// Returns the exposition text and whether Jellyfin answered (false when the system collector
+/// failed with [`JellyfinDown`], which it reports as `jellyfin_up 0`). Collector failures are
+/// logged on stderr.
 pub async fn once(config: &Config) -> Result<(String, bool), AppError> {
     let deps = Deps {
         jellyfin: jellyfin_client(config)?,
@@ -30,17 +31,14 @@ pub async fn once(config: &Config) -> Result<(String, bool), AppError> {
         });
     }
     let mut batches = Vec::new();
+    let mut jellyfin_down = false;
     while let Some(joined) = runs.join_next().await {
         let (name, batch, error) = joined?;
         if let Some(error) = error {
+            jellyfin_down |= error.is::<JellyfinDown>();
             tracing::error!(collector = name, %error, "collector failed");
         }
         batches.push(batch);
     }
-    let jellyfin_down = batches
-        .iter()
-        .flat_map(|b| &b.families)
-        .filter(|f| f.name == "jellyfin_up")
-        .any(|f| f.samples.iter().any(|s| s.value == 0.0));
     Ok((exposition::render(&batches, &config.labels), !jellyfin_down))
 }

@@ -1,21 +1,14 @@
 //! Collectors: one file per collector, named after it, behind the one-method [`Collector`]
-//! trait. [`registry`] is the explicit list of them (no registration by side effect), and
-//! [`run_once`] wraps every run with `jellyfin_pusher_collector_success` and
-//! `jellyfin_pusher_collector_duration_seconds`, so one failing collector never blanks the others.
+//! trait. [`COLLECTORS`] is the one list of them, with their default intervals (no
+//! registration by side effect), and [`run_once`] wraps every run with
+//! `jellyfin_pusher_collector_success` and `jellyfin_pusher_collector_duration_seconds`, so one
+//! failing collector never blanks the others.
 //!
-//! | collector | file | interval |
-//! |---|---|---|
-//! | `system` | `system.rs` | `collect.interval` |
-//! | `pusher` | `pusher.rs` (the agent's own metrics) | `collect.interval` |
-//! | `sessions` | `sessions/` (snapshot gauges, tracker counters) | `collect.interval` |
-//! | `users` | `users.rs` | 5 min |
-//! | `library` | `library.rs` | 5 min |
-//! | `inventory` | `inventory.rs` (paged /Items walk) | 1 h |
-//! | `tasks` | `tasks.rs` (results seen kept in `state_dir/tasks.json`) | 1 min |
-//! | `activity` | `activity.rs` (cursor kept in `state_dir/activity.json`) | 1 min |
-//! | `transcode_log` | `transcode_log.rs` (offsets kept in `state_dir/transcode-log.json`) | `collect.interval`, when `dir` is set |
-//! | `process` | `process.rs` (Jellyfin's process: `process_*`) | `collect.interval` |
-//! | `host` | `host.rs` (`node_memory_*`, `node_network_*`) | `collect.interval` |
+//! `sessions/` holds the snapshot gauges and tracker counters; `inventory.rs` is the paged
+//! /Items walk; tasks, activity and transcode_log keep what they have seen in `state_dir`
+//! (the file names are in [`COLLECTORS`]); `process.rs` measures Jellyfin's process
+//! (`process_*`) and `host.rs` the host (`node_memory_*`, `node_network_*`); `pusher.rs` is
+//! the agent's own metrics.
 
 mod activity;
 mod host;
@@ -47,7 +40,7 @@ pub use process::Process;
 pub use pusher::Pusher;
 pub use schedule::run_scheduled;
 pub use sessions::Sessions;
-pub use system::System;
+pub use system::{JellyfinDown, System};
 pub use tasks::Tasks;
 pub use transcode_log::TranscodeLog;
 pub use users::Users;
@@ -81,115 +74,117 @@ pub struct Deps {
     pub persist_state: bool,
 }
 
-/// Every enabled collector, with its interval: the one list of collectors.
+impl Deps {
+    /// A collector's state file in `state_dir`, written only when state persists.
+    fn state_file(&self, config: &Config, name: &str) -> StateFile {
+        StateFile::new(&config.state_dir, name, self.persist_state)
+    }
+}
+
+/// How often a collector runs unless `[collectors.<name>] interval` says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Every {
+    /// Every `collect.interval` (the fast tier).
+    Cycle,
+    Fixed(Duration),
+}
+
+const fn minutes(n: u64) -> Duration {
+    Duration::from_secs(n * 60)
+}
+
+/// Makes a collector from the config and what the agent shares, given the interval it will
+/// run at; None when the config lacks what it needs (transcode_log without `dir`).
+pub type Make = fn(&Config, &Deps, Duration) -> Option<Box<dyn Collector>>;
+
+/// Every collector, in the order they start: name (the `collector` label and the
+/// `[collectors.<name>]` config key), default interval, constructor. Adding a collector means
+/// its file, a row here and its `[collectors.<name>]` table in the config.
+pub const COLLECTORS: [(&str, Every, Make); 11] = [
+    ("system", Every::Cycle, |_, d, _| {
+        Some(Box::new(System::new(d.jellyfin.clone())))
+    }),
+    ("sessions", Every::Cycle, |c, d, every| {
+        let s = &c.collectors.sessions;
+        let geoip = geoip(s.geoip_database.as_deref());
+        let (privacy, top_items) = (d.privacy.clone(), c.privacy.top_items);
+        Some(Box::new(Sessions::new(
+            d.jellyfin.clone(),
+            privacy,
+            s.active_within,
+            every,
+            top_items,
+            geoip,
+        )))
+    }),
+    ("users", Every::Fixed(minutes(5)), |_, d, _| {
+        Some(Box::new(Users::new(d.jellyfin.clone())))
+    }),
+    ("library", Every::Fixed(minutes(5)), |_, d, _| {
+        Some(Box::new(Library::new(d.jellyfin.clone())))
+    }),
+    ("inventory", Every::Fixed(minutes(60)), |c, d, _| {
+        let i = &c.collectors.inventory;
+        Some(Box::new(Inventory::new(
+            d.jellyfin.clone(),
+            i.page_size,
+            i.recent,
+        )))
+    }),
+    ("tasks", Every::Fixed(minutes(1)), |c, d, _| {
+        let state = d.state_file(c, "tasks.json");
+        Some(Box::new(Tasks::new(d.jellyfin.clone(), state)))
+    }),
+    ("activity", Every::Fixed(minutes(1)), |c, d, _| {
+        let state = d.state_file(c, "activity.json");
+        Some(Box::new(Activity::new(d.jellyfin.clone(), state)))
+    }),
+    ("transcode_log", Every::Cycle, |c, d, _| {
+        let dir = c.collectors.transcode_log.dir.clone()?;
+        let state = d.state_file(c, "transcode-log.json");
+        Some(Box::new(TranscodeLog::new(dir, state)))
+    }),
+    ("process", Every::Cycle, |c, _, _| {
+        let process = c.collectors.process.clone();
+        Some(Box::new(Process::new(process, "/proc".into())))
+    }),
+    ("host", Every::Cycle, |_, _, _| {
+        Some(Box::new(Host::new("/proc".into())))
+    }),
+    // The agent's own metrics are not optional (no config table): they are how a backlog is
+    // seen.
+    ("pusher", Every::Cycle, |_, d, _| {
+        Some(Box::new(Pusher::new(d.stats.clone())))
+    }),
+];
+
+/// Every enabled collector of [`COLLECTORS`], with the interval it runs at.
 pub fn registry(config: &Config, deps: &Deps) -> Vec<Scheduled> {
-    let fast = config.collect.interval;
-    let mut out: Vec<Scheduled> = Vec::new();
-    let system = &config.collectors.system;
-    if system.enabled {
-        out.push(Scheduled {
-            collector: Box::new(System::new(deps.jellyfin.clone())),
-            interval: system.interval.unwrap_or(fast),
-        });
-    }
-    let sessions = &config.collectors.sessions;
-    if sessions.enabled {
-        let interval = sessions.interval.unwrap_or(fast);
-        out.push(Scheduled {
-            collector: Box::new(Sessions::new(
-                deps.jellyfin.clone(),
-                deps.privacy.clone(),
-                sessions.active_within,
+    let toggles = config.collectors.toggles();
+    COLLECTORS
+        .iter()
+        .filter_map(|&(name, every, make)| {
+            let (enabled, interval) = toggles
+                .iter()
+                .find(|t| t.0 == name)
+                .map_or((true, None), |t| (t.1, t.2));
+            if !enabled {
+                return None;
+            }
+            let interval = interval.unwrap_or(match every {
+                Every::Cycle => config.collect.interval,
+                Every::Fixed(interval) => interval,
+            });
+            Some(Scheduled {
+                collector: make(config, deps, interval)?,
                 interval,
-                config.privacy.top_items,
-                geoip(sessions.geoip_database.as_deref()),
-            )),
-            interval,
-        });
-    }
-    let slow = Duration::from_secs(300);
-    if config.collectors.users.enabled {
-        out.push(Scheduled {
-            collector: Box::new(Users::new(deps.jellyfin.clone())),
-            interval: config.collectors.users.interval.unwrap_or(slow),
-        });
-    }
-    if config.collectors.library.enabled {
-        out.push(Scheduled {
-            collector: Box::new(Library::new(deps.jellyfin.clone())),
-            interval: config.collectors.library.interval.unwrap_or(slow),
-        });
-    }
-    let inventory = &config.collectors.inventory;
-    if inventory.enabled {
-        out.push(Scheduled {
-            collector: Box::new(Inventory::new(
-                deps.jellyfin.clone(),
-                inventory.page_size,
-                inventory.recent,
-            )),
-            interval: inventory.interval.unwrap_or(Duration::from_secs(3600)),
-        });
-    }
-    if config.collectors.tasks.enabled {
-        out.push(Scheduled {
-            collector: Box::new(Tasks::new(
-                deps.jellyfin.clone(),
-                StateFile::new(&config.state_dir, "tasks.json", deps.persist_state),
-            )),
-            interval: config
-                .collectors
-                .tasks
-                .interval
-                .unwrap_or(Duration::from_secs(60)),
-        });
-    }
-    if config.collectors.activity.enabled {
-        out.push(Scheduled {
-            collector: Box::new(Activity::new(
-                deps.jellyfin.clone(),
-                StateFile::new(&config.state_dir, "activity.json", deps.persist_state),
-            )),
-            interval: config
-                .collectors
-                .activity
-                .interval
-                .unwrap_or(Duration::from_secs(60)),
-        });
-    }
-    let transcode_log = &config.collectors.transcode_log;
-    if let (true, Some(dir)) = (transcode_log.enabled, &transcode_log.dir) {
-        out.push(Scheduled {
-            collector: Box::new(TranscodeLog::new(
-                dir.clone(),
-                StateFile::new(&config.state_dir, "transcode-log.json", deps.persist_state),
-            )),
-            interval: transcode_log.interval.unwrap_or(fast),
-        });
-    }
-    let process = &config.collectors.process;
-    if process.enabled {
-        out.push(Scheduled {
-            collector: Box::new(Process::new(process.clone(), "/proc".into())),
-            interval: process.interval.unwrap_or(fast),
-        });
-    }
-    if config.collectors.host.enabled {
-        out.push(Scheduled {
-            collector: Box::new(Host::new("/proc".into())),
-            interval: config.collectors.host.interval.unwrap_or(fast),
-        });
-    }
-    // The agent's own metrics are not optional: they are how a backlog is seen.
-    out.push(Scheduled {
-        collector: Box::new(Pusher::new(deps.stats.clone())),
-        interval: fast,
-    });
-    out
+            })
+        })
+        .collect()
 }
 
 /// `--check-config`: can the GeoIP database be opened?
-pub fn sessions_geoip_check(path: &std::path::Path) -> Result<(), String> {
+pub fn sessions_geoip_check(path: &std::path::Path) -> Result<(), sessions::geoip::GeoIpError> {
     sessions::geoip::GeoIp::open(path).map(|_| ())
 }
 
@@ -256,6 +251,64 @@ mod tests {
             out.push(Family::gauge("partial", "Pushed before failing.").with(vec![], 0.0));
             Err("boom".into())
         }
+    }
+
+    #[test]
+    fn the_table_and_the_config_name_the_same_collectors() {
+        let table: Vec<&str> = COLLECTORS.iter().map(|row| row.0).collect();
+        let config: Vec<&str> = crate::config::CollectorsConfig::default()
+            .toggles()
+            .iter()
+            .map(|t| t.0)
+            .collect();
+        // pusher is always on and has no config table.
+        assert_eq!(table[..table.len() - 1], config[..]);
+        assert_eq!(table.last(), Some(&"pusher"));
+    }
+
+    #[test]
+    fn the_registry_runs_the_table_at_its_default_intervals_unless_the_config_says_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "t").unwrap();
+        let toml = format!(
+            "state_dir = \"{0}\"\n[jellyfin]\nurl = \"http://jellyfin.invalid/\"\n\
+             token_file = \"{0}/token\"\n[collect]\ninterval = \"20s\"\n\
+             [collectors.tasks]\ninterval = \"2m\"\n[collectors.host]\nenabled = false\n",
+            dir.path().display()
+        );
+        let config = Config::from_toml(&toml, std::path::Path::new("t.toml"), &|_| None).unwrap();
+        let token = crate::secret::read_secret_file(&dir.path().join("token"), "t").unwrap();
+        let deps = Deps {
+            jellyfin: Client::new(
+                config.jellyfin.url.clone(),
+                &token,
+                config.jellyfin.timeout,
+                1,
+            )
+            .unwrap(),
+            stats: Arc::new(PusherStats::new([])),
+            privacy: crate::privacy::Privacy::with_salt(config.privacy.user_label, [0; 16]),
+            persist_state: false,
+        };
+        let running: Vec<(&str, u64)> = registry(&config, &deps)
+            .iter()
+            .map(|s| (s.collector.name(), s.interval.as_secs()))
+            .collect();
+        // transcode_log has no `dir`, host is off; tasks runs at its configured interval.
+        assert_eq!(
+            running,
+            [
+                ("system", 20),
+                ("sessions", 20),
+                ("users", 300),
+                ("library", 300),
+                ("inventory", 3600),
+                ("tasks", 120),
+                ("activity", 60),
+                ("process", 20),
+                ("pusher", 20),
+            ]
+        );
     }
 
     #[tokio::test]

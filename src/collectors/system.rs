@@ -2,13 +2,19 @@
 //! its API answer the agent. One GET /System/Info per cycle.
 
 use super::{CollectError, Collector};
-use crate::jellyfin::Client;
 use crate::jellyfin::dto::SystemInfo;
+use crate::jellyfin::{ApiError, Client};
 use crate::sample::{Family, label_value};
 
 pub struct System {
     client: Client,
 }
+
+/// The system collector's error when GET /System/Info failed, which is what `jellyfin_up 0`
+/// means: `--once` picks its exit code by this type.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct JellyfinDown(#[from] pub ApiError);
 
 impl System {
     pub fn new(client: Client) -> Self {
@@ -58,7 +64,7 @@ impl Collector for System {
         );
         out.push(up.with(vec![], if result.is_ok() { 1.0 } else { 0.0 }));
         out.extend(self.api_families());
-        let info = result?;
+        let info = result.map_err(JellyfinDown)?;
         let text = |v: &Option<String>| label_value(v.as_deref().unwrap_or(""));
         out.push(
             Family::gauge(

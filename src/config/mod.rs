@@ -13,13 +13,38 @@ use std::time::Duration;
 use bytesize::ByteSize;
 use serde::Deserialize;
 
-/// A configuration error, always naming the file and, where there is one, the key.
-#[derive(Debug, thiserror::Error)]
-#[error("config {path}: {message}")]
+/// What is wrong with a configuration: every problem found, each naming the key where there
+/// is one. Displayed as one line per problem, each naming the file.
+#[derive(Debug)]
 pub struct ConfigError {
     pub path: PathBuf,
-    pub message: String,
+    /// Never empty.
+    pub problems: Vec<String>,
 }
+
+impl ConfigError {
+    fn new(path: &Path, problem: String) -> ConfigError {
+        ConfigError {
+            path: path.to_path_buf(),
+            problems: vec![problem],
+        }
+    }
+
+    /// One line per problem: `config <file>: <problem>`.
+    pub fn lines(&self) -> impl Iterator<Item = String> + '_ {
+        self.problems
+            .iter()
+            .map(|p| format!("config {}: {p}", self.path.display()))
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.lines().collect::<Vec<_>>().join("\n"))
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -143,19 +168,23 @@ pub struct CollectorsConfig {
 }
 
 impl CollectorsConfig {
-    /// (name, toggle) of every collector, for checks that apply to all of them.
-    pub fn intervals(&self) -> [(&'static str, Option<Duration>); 10] {
+    /// (name, enabled, interval) of every `[collectors.<name>]` table.
+    pub fn toggles(&self) -> [(&'static str, bool, Option<Duration>); 10] {
         [
-            ("system", self.system.interval),
-            ("sessions", self.sessions.interval),
-            ("users", self.users.interval),
-            ("library", self.library.interval),
-            ("inventory", self.inventory.interval),
-            ("tasks", self.tasks.interval),
-            ("activity", self.activity.interval),
-            ("transcode_log", self.transcode_log.interval),
-            ("process", self.process.interval),
-            ("host", self.host.interval),
+            ("system", self.system.enabled, self.system.interval),
+            ("sessions", self.sessions.enabled, self.sessions.interval),
+            ("users", self.users.enabled, self.users.interval),
+            ("library", self.library.enabled, self.library.interval),
+            ("inventory", self.inventory.enabled, self.inventory.interval),
+            ("tasks", self.tasks.enabled, self.tasks.interval),
+            ("activity", self.activity.enabled, self.activity.interval),
+            (
+                "transcode_log",
+                self.transcode_log.enabled,
+                self.transcode_log.interval,
+            ),
+            ("process", self.process.enabled, self.process.interval),
+            ("host", self.host.enabled, self.host.interval),
         ]
     }
 }
@@ -436,18 +465,13 @@ impl Config {
 
     /// Like [`Config::load`], with defaults from `env` (see [`operator_env`]).
     pub fn load_with(path: &Path, env: Env<'_>) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            path: path.to_path_buf(),
-            message: format!("cannot read: {e}"),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(path, format!("cannot read: {e}")))?;
         Config::from_toml(&text, path, env)
     }
 
     pub fn from_toml(text: &str, path: &Path, env: Env<'_>) -> Result<Config, ConfigError> {
-        let err = |message: String| ConfigError {
-            path: path.to_path_buf(),
-            message,
-        };
+        let err = |message: String| ConfigError::new(path, message);
         let raw: RawConfig = toml::from_str(text).map_err(|e| err(e.to_string()))?;
 
         let state_dir = match raw.state_dir {
@@ -499,7 +523,13 @@ impl Config {
             collectors: raw.collectors,
             privacy: raw.privacy,
         };
-        validate::validate(&config).map_err(err)?;
+        let problems = validate::validate(&config);
+        if !problems.is_empty() {
+            return Err(ConfigError {
+                path: path.to_path_buf(),
+                problems,
+            });
+        }
         Ok(config)
     }
 

@@ -5,26 +5,29 @@ use std::time::Duration;
 
 use super::Config;
 
-pub(super) fn validate(c: &Config) -> Result<(), String> {
-    check_url("jellyfin.url", &c.jellyfin.url)?;
+/// Every problem of `c`, one message each (empty when there is none): `--check-config`
+/// promises them all at once, not one per run.
+pub(super) fn validate(c: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    check_url("jellyfin.url", &c.jellyfin.url, &mut problems);
     if !(1..=10_000).contains(&c.collectors.inventory.page_size) {
-        return Err("collectors.inventory.page_size must be 1 to 10000".into());
+        problems.push("collectors.inventory.page_size must be 1 to 10000".into());
     }
     if c.collectors.sessions.active_within < Duration::from_secs(1) {
-        return Err("collectors.sessions.active_within must be at least 1s".into());
+        problems.push("collectors.sessions.active_within must be at least 1s".into());
     }
     if c.jellyfin.timeout.is_zero() {
-        return Err("jellyfin.timeout must be more than 0s".into());
+        problems.push("jellyfin.timeout must be more than 0s".into());
     }
     if c.jellyfin.max_response_size < 1024 {
-        return Err("jellyfin.max_response_size must be at least 1KiB".into());
+        problems.push("jellyfin.max_response_size must be at least 1KiB".into());
     }
     if c.collect.interval < Duration::from_secs(1) {
-        return Err("collect.interval must be at least 1s".into());
+        problems.push("collect.interval must be at least 1s".into());
     }
-    for (name, interval) in c.collectors.intervals() {
+    for (name, _, interval) in c.collectors.toggles() {
         if interval.is_some_and(|i| i < Duration::from_secs(1)) {
-            return Err(format!("collectors.{name}.interval must be at least 1s"));
+            problems.push(format!("collectors.{name}.interval must be at least 1s"));
         }
     }
     if let Some(level) = c
@@ -32,18 +35,18 @@ pub(super) fn validate(c: &Config) -> Result<(), String> {
         .as_deref()
         .filter(|l| tracing_subscriber::EnvFilter::try_new(l).is_err())
     {
-        return Err(format!(
+        problems.push(format!(
             "log_level {level:?} is not a level or RUST_LOG-style filter"
         ));
     }
     for (name, value) in &c.labels {
         if !is_label_name(name) || name.starts_with("__") {
-            return Err(format!(
+            problems.push(format!(
                 "labels.{name}: not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"
             ));
         }
         if value.is_empty() {
-            return Err(format!(
+            problems.push(format!(
                 "labels.{name}: the value is empty (an empty label is no label)"
             ));
         }
@@ -58,113 +61,110 @@ pub(super) fn validate(c: &Config) -> Result<(), String> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !name_ok {
-            return Err(format!(
+            problems.push(format!(
                 "{key}: name must be 1-64 characters of [A-Za-z0-9_-]"
             ));
         }
         if !names.insert(rw.name.as_str()) {
-            return Err(format!(
+            problems.push(format!(
                 "{key}: the name is used twice; each target needs its own"
             ));
         }
-        check_url(&format!("{key}.url"), &rw.url)?;
+        check_url(&format!("{key}.url"), &rw.url, &mut problems);
         if rw.bearer_token_file.is_some()
             && (rw.basic_auth_user.is_some() || rw.basic_auth_password_file.is_some())
         {
-            return Err(format!(
+            problems.push(format!(
                 "{key}: set bearer_token_file or basic auth, not both"
             ));
         }
         if rw.basic_auth_user.is_some() != rw.basic_auth_password_file.is_some() {
-            return Err(format!(
+            problems.push(format!(
                 "{key}: basic_auth_user and basic_auth_password_file go together"
             ));
         }
         if rw.timeout.is_zero() {
-            return Err(format!("{key}.timeout must be more than 0s"));
+            problems.push(format!("{key}.timeout must be more than 0s"));
         }
-        check_egress(&key, rw)?;
+        check_egress(&key, rw, &mut problems);
     }
     let b = &c.buffer;
     if b.max_size.as_u64() < 1024 * 1024 {
-        return Err("buffer.max_size must be at least 1MiB".into());
+        problems.push("buffer.max_size must be at least 1MiB".into());
     }
     if b.segment_size.as_u64() < 64 * 1024 || b.segment_size > b.max_size {
-        return Err(
-            "buffer.segment_size must be at least 64KiB and at most buffer.max_size".into(),
-        );
+        problems
+            .push("buffer.segment_size must be at least 64KiB and at most buffer.max_size".into());
     }
     if b.max_age < Duration::from_secs(60) {
-        return Err("buffer.max_age must be at least 1m".into());
+        problems.push("buffer.max_age must be at least 1m".into());
     }
-    Ok(())
+    problems
 }
 
-fn check_url(key: &str, url: &url::Url) -> Result<(), String> {
+fn check_url(key: &str, url: &url::Url, problems: &mut Vec<String>) {
     if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(format!(
+        problems.push(format!(
             "{key}: scheme must be http or https, not {:?}",
             url.scheme()
         ));
     }
     if url.host_str().is_none() {
-        return Err(format!("{key}: the URL has no host"));
+        problems.push(format!("{key}: the URL has no host"));
     }
     if !url.username().is_empty() || url.password().is_some() {
         // A password in a URL ends up in logs and process listings; auth belongs in files.
-        return Err(format!(
+        problems.push(format!(
             "{key}: the URL carries credentials; use the *_file keys so that no secret sits in the config"
         ));
     }
-    Ok(())
 }
 
 /// The proxy and TLS keys of one remote (see `remote_write::transport`).
-fn check_egress(key: &str, rw: &super::RemoteWriteConfig) -> Result<(), String> {
+fn check_egress(key: &str, rw: &super::RemoteWriteConfig, problems: &mut Vec<String>) {
     if let Some(proxy) = &rw.proxy_url {
         if !proxy.username().is_empty() || proxy.password().is_some() {
-            return Err(format!(
+            problems.push(format!(
                 "{key}.proxy_url: the URL carries credentials; use proxy_user and proxy_password_file so that no secret sits in the config"
             ));
         }
         if proxy.scheme() != "http" {
-            return Err(format!(
+            problems.push(format!(
                 "{key}.proxy_url: scheme must be http (https targets go through it with CONNECT), not {:?}",
                 proxy.scheme()
             ));
         }
         if proxy.host_str().is_none() || proxy.port_or_known_default().is_none() {
-            return Err(format!("{key}.proxy_url: the URL has no host"));
+            problems.push(format!("{key}.proxy_url: the URL has no host"));
         }
         if proxy.path() != "/" || proxy.query().is_some() {
-            return Err(format!(
+            problems.push(format!(
                 "{key}.proxy_url: a proxy is host and port only (http://host:port), no path"
             ));
         }
     }
     if rw.proxy_user.is_some() != rw.proxy_password_file.is_some() {
-        return Err(format!(
+        problems.push(format!(
             "{key}: proxy_user and proxy_password_file go together"
         ));
     }
     if rw.proxy_user.is_some() && rw.proxy_url.is_none() {
-        return Err(format!("{key}: proxy_user is set but proxy_url is not"));
+        problems.push(format!("{key}: proxy_user is set but proxy_url is not"));
     }
     if rw.tls_cert_file.is_some() != rw.tls_key_file.is_some() {
-        return Err(format!("{key}: tls_cert_file and tls_key_file go together"));
+        problems.push(format!("{key}: tls_cert_file and tls_key_file go together"));
     }
     if let Some(name) = &rw.tls_server_name {
         if !matches!(url::Host::parse(name), Ok(url::Host::Domain(_))) {
-            return Err(format!("{key}.tls_server_name: {name:?} is not a DNS name"));
+            problems.push(format!("{key}.tls_server_name: {name:?} is not a DNS name"));
         }
         if rw.proxy_url.is_some() {
             // The name would be what the proxy is asked to connect to, and it resolves it.
-            return Err(format!(
+            problems.push(format!(
                 "{key}: tls_server_name cannot be used with proxy_url; put the certificate's name in url, the proxy resolves it"
             ));
         }
     }
-    Ok(())
 }
 
 fn is_label_name(name: &str) -> bool {
@@ -282,6 +282,57 @@ token_file = "/tmp/token"
             let err = load(&format!("{MINIMAL}{extra}")).unwrap_err();
             assert!(err.contains(expected), "{extra:?} gave {err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod every_problem {
+    use std::path::Path;
+
+    use super::super::Config;
+
+    #[test]
+    fn a_config_with_several_problems_gets_them_all_one_line_each() {
+        let text = r#"
+state_dir = "/tmp/x"
+log_level = "loud=!"
+[jellyfin]
+url = "ftp://u:p@h/"
+token_file = "/tmp/token"
+timeout = "0s"
+[collect]
+interval = "10ms"
+[collectors.tasks]
+interval = "100ms"
+[labels]
+__bad = "1"
+[[remote_write]]
+name = "a b"
+url = "http://h/w"
+basic_auth_user = "u"
+[buffer]
+max_age = "10s"
+"#;
+        let err = Config::from_toml(text, Path::new("several.toml"), &|_| None).unwrap_err();
+        assert_eq!(
+            err.problems,
+            [
+                "jellyfin.url: scheme must be http or https, not \"ftp\"",
+                "jellyfin.url: the URL carries credentials; use the *_file keys so that no secret sits in the config",
+                "jellyfin.timeout must be more than 0s",
+                "collect.interval must be at least 1s",
+                "collectors.tasks.interval must be at least 1s",
+                "log_level \"loud=!\" is not a level or RUST_LOG-style filter",
+                "labels.__bad: not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)",
+                "remote_write[0] (name \"a b\"): name must be 1-64 characters of [A-Za-z0-9_-]",
+                "remote_write[0] (name \"a b\"): basic_auth_user and basic_auth_password_file go together",
+                "buffer.max_age must be at least 1m",
+            ]
+        );
+        let lines: Vec<String> = err.lines().collect();
+        assert_eq!(lines.len(), err.problems.len());
+        assert!(lines.iter().all(|l| l.starts_with("config several.toml: ")));
+        assert_eq!(err.to_string(), lines.join("\n"));
     }
 }
 

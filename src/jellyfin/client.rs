@@ -6,7 +6,17 @@ use reqwest::header::{self, HeaderValue};
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, snippet};
+use crate::error_chain::error_chain;
 use crate::secret::Secret;
+
+/// Why the Jellyfin client could not be made (the message never holds the token).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the Jellyfin token holds characters not allowed in a header")]
+    TokenNotHeaderSafe,
+    #[error("cannot build the HTTP client: {0}")]
+    Build(reqwest::Error),
+}
 
 /// What the agent did to one endpoint: the catalogue's `jellyfin_api_response_seconds` and
 /// `jellyfin_api_requests_total` are read from here by the system collector.
@@ -64,21 +74,19 @@ impl Client {
         token: &Secret,
         timeout: Duration,
         max_response_size: u64,
-    ) -> Result<Client, String> {
+    ) -> Result<Client, ClientError> {
         let mut auth = HeaderValue::from_str(&format!("MediaBrowser Token=\"{}\"", token.expose()))
-            .map_err(|_| {
-                "the Jellyfin token holds characters not allowed in a header".to_string()
-            })?;
+            .map_err(|_| ClientError::TokenNotHeaderSafe)?;
         auth.set_sensitive(true);
         let http = reqwest::Client::builder()
-            .user_agent(concat!("jellyfin-pusher/", env!("CARGO_PKG_VERSION")))
+            .user_agent(crate::USER_AGENT)
             .connect_timeout(timeout)
             .timeout(timeout)
             // Jellyfin is on this host or next to it: never through a proxy, not even one
             // named by HTTP_PROXY in the environment (remote_write.proxy_url is per remote).
             .no_proxy()
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(ClientError::Build)?;
         Ok(Client {
             http,
             base,
@@ -209,18 +217,10 @@ impl Client {
         }
         // The URL is ours to print (it never holds the token); reqwest's own text repeats it,
         // so it is stripped, and the causes ("connection refused") are appended.
-        let e = e.without_url();
-        let mut reason = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(cause) = source {
-            reason.push_str(": ");
-            reason.push_str(&cause.to_string());
-            source = cause.source();
-        }
         ApiError::Unreachable {
             endpoint,
             base: self.base.to_string(),
-            reason,
+            reason: error_chain(&e.without_url()),
         }
     }
 }

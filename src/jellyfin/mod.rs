@@ -5,5 +5,5 @@ mod client;
 pub mod dto;
 mod error;
 
-pub use client::{ApiStats, Client, EndpointStats};
+pub use client::{ApiStats, Client, ClientError, EndpointStats};
 pub use error::ApiError;

@@ -66,28 +66,31 @@ fn compress(raw: &[u8]) -> Bytes {
     )
 }
 
+/// A stored block that is not what the encoder makes.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not a snappy block: {0}")]
+    Snappy(#[from] snap::Error),
+    #[error("not a WriteRequest: {0}")]
+    Protobuf(#[from] prost::DecodeError),
+}
+
 /// One request body carrying several blocks, in order. A WriteRequest is a repeated field,
 /// so concatenated encodings decode as one request holding every series of every block:
 /// merging costs a decompression and one compression, no protobuf decoding.
-pub fn merge<'a>(blocks: impl IntoIterator<Item = &'a Block>) -> Result<Bytes, String> {
+pub fn merge<'a>(blocks: impl IntoIterator<Item = &'a Block>) -> Result<Bytes, DecodeError> {
     let mut raw = Vec::new();
     let mut decoder = snap::raw::Decoder::new();
     for block in blocks {
-        raw.extend(
-            decoder
-                .decompress_vec(&block.data)
-                .map_err(|e| format!("not a snappy block: {e}"))?,
-        );
+        raw.extend(decoder.decompress_vec(&block.data)?);
     }
     Ok(compress(&raw))
 }
 
 /// Decompresses and decodes a block body (tests, and merging blocks while draining).
-pub fn decode(data: &[u8]) -> Result<WriteRequest, String> {
-    let raw = snap::raw::Decoder::new()
-        .decompress_vec(data)
-        .map_err(|e| format!("not a snappy block: {e}"))?;
-    WriteRequest::decode(raw.as_slice()).map_err(|e| format!("not a WriteRequest: {e}"))
+pub fn decode(data: &[u8]) -> Result<WriteRequest, DecodeError> {
+    let raw = snap::raw::Decoder::new().decompress_vec(data)?;
+    Ok(WriteRequest::decode(raw.as_slice())?)
 }
 
 #[cfg(test)]

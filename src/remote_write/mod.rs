@@ -14,5 +14,5 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/prometheus.rs"));
 }
 
-pub use encode::{decode, encode, merge};
+pub use encode::{DecodeError, decode, encode, merge};
 pub use sender::{Delivery, Outcome, Probe, Sender, classify};

@@ -9,6 +9,7 @@
 //! | 400 from vmauth for an unknown token, or from nginx for a missing or untrusted client certificate | retried like a 401: the fix is a file, not the data |
 //! | anything else (401/403, 404, 429, 5xx, no answer) | retried with exponential backoff and jitter (1 s doubling to 1 min), or after `Retry-After` when the receiver sends one (the schedule is in `retry.rs`); never given up, so a wrong token or a long outage only delays delivery |
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -19,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::retry;
 use crate::config::RemoteWriteConfig;
+use crate::error_chain::error_chain;
 use crate::secret::{Secret, read_secret_file, redact};
 use crate::stats::RemoteStats;
 
@@ -99,17 +101,15 @@ enum Auth {
 }
 
 impl Sender {
-    pub fn new(config: &RemoteWriteConfig, stats: Arc<RemoteStats>) -> Result<Sender, String> {
+    pub fn new(config: &RemoteWriteConfig, stats: Arc<RemoteStats>) -> Result<Sender, SenderError> {
         let builder = reqwest::Client::builder()
-            .user_agent(concat!("jellyfin-pusher/", env!("CARGO_PKG_VERSION")))
+            .user_agent(crate::USER_AGENT)
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)));
         let (builder, url) = super::transport::apply(builder, config)?;
-        let http = builder.build().map_err(|e| {
-            format!(
-                "remote_write {:?}: cannot build the HTTP client: {e}",
-                config.name
-            )
+        let http = builder.build().map_err(|source| SenderError::Client {
+            remote: config.name.clone(),
+            source,
         })?;
         let auth = match (
             &config.bearer_token_file,
@@ -158,7 +158,7 @@ impl Sender {
             Err(reason) => return Probe::NotSent(reason),
         };
         match request.send().await {
-            Err(e) => Probe::NoAnswer(describe(&e.without_url())),
+            Err(e) => Probe::NoAnswer(error_chain(&e.without_url())),
             Ok(response) if response.status().is_success() => Probe::Answered {
                 status: response.status().as_u16(),
                 message: String::new(),
@@ -191,7 +191,7 @@ impl Sender {
             Err(e) => {
                 self.stats.request("error");
                 return Outcome::Retry {
-                    reason: describe(&e.without_url()),
+                    reason: error_chain(&e.without_url()),
                     after: None,
                 };
             }
@@ -293,6 +293,54 @@ pub fn is_client_certificate_refusal(status: u16, message: &str) -> bool {
             || message.contains("The SSL certificate error"))
 }
 
+/// Reads PEM certificates for `ca_file`.
+pub fn load_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, CaFileError> {
+    let path_buf = || path.to_path_buf();
+    let pem = std::fs::read(path).map_err(|source| CaFileError::Read {
+        path: path_buf(),
+        source,
+    })?;
+    let certs =
+        reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| CaFileError::NotPem {
+            path: path_buf(),
+            source,
+        })?;
+    if certs.is_empty() {
+        return Err(CaFileError::Empty { path: path_buf() });
+    }
+    Ok(certs)
+}
+
+/// A `ca_file` that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CaFileError {
+    #[error("cannot read ca_file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("ca_file {} is not PEM certificates: {source}", path.display())]
+    NotPem {
+        path: PathBuf,
+        source: reqwest::Error,
+    },
+    #[error("ca_file {} holds no certificate", path.display())]
+    Empty { path: PathBuf },
+}
+
+/// Why a remote's sender could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SenderError {
+    /// Its proxy or TLS settings (a CA, certificate, key or proxy password file).
+    #[error(transparent)]
+    Transport(#[from] super::transport::TransportError),
+    #[error("remote_write {remote:?}: cannot build the HTTP client: {source}")]
+    Client {
+        remote: String,
+        source: reqwest::Error,
+    },
+}
+
 /// `Retry-After` is either delay-seconds or an HTTP date (RFC 9110, 10.2.3).
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
@@ -315,19 +363,8 @@ async fn read_message(response: reqwest::Response) -> String {
                 line
             }
         }
-        Err(e) => format!("(body unreadable: {})", describe(&e)),
+        Err(e) => format!("(body unreadable: {})", error_chain(&e)),
     }
-}
-
-fn describe(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -16,40 +16,54 @@ use std::path::Path;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
+use super::sender::{CaFileError, load_ca_file};
 use crate::config::RemoteWriteConfig;
 use crate::secret::read_secret_file;
+
+/// A remote's proxy or TLS settings that cannot be used; names the remote.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("remote_write {remote:?}: {source}")]
+    CaFile { remote: String, source: CaFileError },
+    #[error("remote_write {remote:?}: {message}")]
+    Setting { remote: String, message: String },
+}
 
 /// Applies the remote's proxy and TLS settings to `builder`; returns it with the URL to send
 /// to (`url`, or with `tls_server_name` as its host).
 pub fn apply(
     mut builder: reqwest::ClientBuilder,
     config: &RemoteWriteConfig,
-) -> Result<(reqwest::ClientBuilder, url::Url), String> {
-    let key = format!("remote_write {:?}", config.name);
+) -> Result<(reqwest::ClientBuilder, url::Url), TransportError> {
+    let setting = |message: String| TransportError::Setting {
+        remote: config.name.clone(),
+        message,
+    };
     builder = match &config.proxy_url {
-        Some(proxy_url) => {
-            builder.proxy(proxy(config, proxy_url).map_err(|e| format!("{key}: {e}"))?)
-        }
+        Some(proxy_url) => builder.proxy(proxy(config, proxy_url).map_err(setting)?),
         None => builder.no_proxy(),
     };
     if let Some(path) = &config.ca_file {
-        for cert in load_ca_file(path).map_err(|e| format!("{key}: {e}"))? {
+        let certs = load_ca_file(path).map_err(|source| TransportError::CaFile {
+            remote: config.name.clone(),
+            source,
+        })?;
+        for cert in certs {
             builder = builder.add_root_certificate(cert);
         }
     }
     if let (Some(cert), Some(key_file)) = (&config.tls_cert_file, &config.tls_key_file) {
-        builder =
-            builder.identity(load_identity(cert, key_file).map_err(|e| format!("{key}: {e}"))?);
+        builder = builder.identity(load_identity(cert, key_file).map_err(setting)?);
     }
     let mut url = config.url.clone();
     if let Some(name) = &config.tls_server_name {
         let host = match config.url.host() {
             Some(url::Host::Ipv6(ip)) => ip.to_string(),
             Some(host) => host.to_string(),
-            None => return Err(format!("{key}: url has no host")),
+            None => return Err(setting("url has no host".into())),
         };
         url.set_host(Some(name))
-            .map_err(|e| format!("{key}.tls_server_name: {e}"))?;
+            .map_err(|e| setting(format!("tls_server_name: {e}")))?;
         builder = builder.dns_resolver(std::sync::Arc::new(ConnectTo {
             name: name.to_ascii_lowercase(),
             host,
@@ -67,18 +81,6 @@ fn proxy(config: &RemoteWriteConfig, url: &url::Url) -> Result<reqwest::Proxy, S
         proxy = proxy.basic_auth(user, password.expose());
     }
     Ok(proxy)
-}
-
-/// Reads PEM certificates for `ca_file`.
-pub fn load_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
-    let pem =
-        std::fs::read(path).map_err(|e| format!("cannot read ca_file {}: {e}", path.display()))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem)
-        .map_err(|e| format!("ca_file {} is not PEM certificates: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!("ca_file {} holds no certificate", path.display()));
-    }
-    Ok(certs)
 }
 
 /// Reads the client certificate and its key (both PEM).

@@ -7,8 +7,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Each top-level module of src/ and the modules it may use.
-const MAY_USE: [(&str, &[&str]); 17] = [
+const MAY_USE: [(&str, &[&str]); 18] = [
     ("sample", &[]),
+    ("error_chain", &[]),
     ("stats", &[]),
     ("secret", &[]),
     ("state_file", &[]),
@@ -16,12 +17,19 @@ const MAY_USE: [(&str, &[&str]); 17] = [
     ("shutdown", &[]),
     ("privacy", &["sample", "state_file"]),
     ("exposition", &["sample"]),
-    ("jellyfin", &["secret", "sample"]),
+    ("jellyfin", &["secret", "sample", "error_chain"]),
     ("config", &["privacy", "secret"]),
     ("queue", &["stats", "state_file"]),
     (
         "remote_write",
-        &["queue", "config", "sample", "secret", "stats"],
+        &[
+            "queue",
+            "config",
+            "sample",
+            "secret",
+            "stats",
+            "error_chain",
+        ],
     ),
     (
         "status",
@@ -34,6 +42,7 @@ const MAY_USE: [(&str, &[&str]); 17] = [
             "jellyfin",
             "privacy",
             "sample",
+            "secret",
             "state_file",
             "stats",
         ],

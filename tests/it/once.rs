@@ -253,6 +253,27 @@ async fn check_config_lists_every_problem_and_passes_a_good_config() {
         stderr.contains("config.toml") && stderr.contains("unknown field `tokn_file`"),
         "{stderr}"
     );
+
+    // Every validation problem at once, one line each.
+    std::fs::write(
+        dir.config(),
+        "state_dir = \"/tmp/x\"\n[jellyfin]\nurl = \"http://x\"\ntoken_file = \"/t\"\n\
+         timeout = \"0s\"\n[collect]\ninterval = \"10ms\"\n",
+    )
+    .unwrap();
+    let out = dir.run(&["--check-config"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    for problem in [
+        "jellyfin.timeout must be more than 0s",
+        "collect.interval must be at least 1s",
+    ] {
+        let line = format!(
+            "jellyfin-pusher: config {}: {problem}",
+            dir.config().display()
+        );
+        assert!(stderr.lines().any(|l| l == line), "{line:?} in:\n{stderr}");
+    }
 }
 
 #[test]

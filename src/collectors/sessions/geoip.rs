@@ -15,10 +15,20 @@ pub struct GeoIp {
     reader: Reader<Vec<u8>>,
 }
 
+/// The database named by `geoip_database` cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("geoip_database {}: {source}", path.display())]
+pub struct GeoIpError {
+    path: std::path::PathBuf,
+    source: maxminddb::MaxMindDbError,
+}
+
 impl GeoIp {
-    pub fn open(path: &Path) -> Result<GeoIp, String> {
-        let reader = Reader::open_readfile(path)
-            .map_err(|e| format!("geoip_database {}: {e}", path.display()))?;
+    pub fn open(path: &Path) -> Result<GeoIp, GeoIpError> {
+        let reader = Reader::open_readfile(path).map_err(|source| GeoIpError {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Ok(GeoIp { reader })
     }
 
@@ -96,7 +106,8 @@ mod tests {
     fn a_missing_database_is_named() {
         let err = GeoIp::open(Path::new("/nonexistent/country.mmdb"))
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(
             err.contains("geoip_database /nonexistent/country.mmdb"),
             "{err}"

@@ -13,6 +13,8 @@ use axum::response::Response;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use super::now_ms;
+
 pub const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,13 +54,6 @@ pub struct FakeJellyfin {
     pub port: u16,
     state: Arc<Mutex<State>>,
     server: Option<JoinHandle<()>>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 impl FakeJellyfin {

@@ -95,12 +95,8 @@ pub async fn up_timestamps(vm: &servers::VictoriaMetrics) -> Vec<i64> {
     all
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
+/// The agent's own clock reading (ms since the epoch), for comparing with its timestamps.
+pub use jellyfin_pusher::sample::now_ms;
 
 /// The value of the first exposition line that starts with `series` (name and labels).
 pub fn sample_value(stdout: &str, series: &str) -> Option<f64> {

@@ -141,10 +141,7 @@ impl VictoriaMetrics {
 /// the last `range_s` seconds in 5 s steps (as Grafana sends them). Panics on anything but
 /// a success answer, with the server's error text.
 pub async fn query(base_url: &str, expr: &str, range_s: Option<u64>) -> Vec<serde_json::Value> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
+    let now = u64::try_from(super::now_ms() / 1000).expect("clock after 1970");
     let request = reqwest::Client::new();
     let request = match range_s {
         None => request
