@@ -25,11 +25,22 @@ pub struct Backlog {
 /// Reads the backlog of the queue in `dir`; an empty backlog when the folder does not exist
 /// (the agent has not run yet).
 pub fn backlog(dir: &Path) -> io::Result<Backlog> {
-    let segments = match segment::list(dir) {
-        Ok(segments) => segments,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Backlog::default()),
-        Err(e) => return Err(e),
-    };
+    if !dir.exists() {
+        return Ok(Backlog::default());
+    }
+    // The running agent deletes a sent segment at any moment, possibly between the listing
+    // and a read: that only means the listing is stale, so read again.
+    let mut attempts = 0;
+    loop {
+        match read(dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 => attempts += 1,
+            result => return result,
+        }
+    }
+}
+
+fn read(dir: &Path) -> io::Result<Backlog> {
+    let segments = segment::list(dir)?;
     let first = segments.first().map_or(0, |s| s.start);
     let end = segments.last().map_or(0, segment::Segment::end);
     let read_offset = meta::load(dir)
@@ -43,12 +54,7 @@ pub fn backlog(dir: &Path) -> io::Result<Backlog> {
     };
     for seg in segments.iter().filter(|s| s.end() > read_offset) {
         let from = read_offset.saturating_sub(seg.start);
-        let file = match File::open(segment::path(dir, seg.start)) {
-            Ok(file) => file,
-            // The agent deleted it after sending it, between the listing and now.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
+        let file = File::open(segment::path(dir, seg.start))?;
         let scan = segment::scan(&file, seg.len, from)?;
         backlog.blocks += scan.records + scan.damaged_stretches;
         backlog.samples += scan.samples;
