@@ -34,6 +34,9 @@
 //!   (the file checks, which ask the stages that use each file).
 //! - [`shutdown`], [`logging`]: signal handling and the tracing subscriber.
 //! - [`error_chain`]: an error and its causes on one line, for messages.
+//! - [`fault`]: the debug-build-only seam that makes a task panic, for the supervision tests
+//!   (`app::supervise` restarts collectors, the pipeline and senders).
+//! - `fuzz` (tests only): property-based fuzzing of every reader of outside input.
 //!
 //! `main.rs` only parses the command line and calls into [`app`].
 //!
@@ -46,6 +49,9 @@ pub mod collectors;
 pub mod config;
 pub mod error_chain;
 pub mod exposition;
+pub mod fault;
+#[cfg(test)]
+mod fuzz;
 pub mod jellyfin;
 pub mod logging;
 pub mod privacy;

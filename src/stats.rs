@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 /// Why samples were given up; the `reason` label of `jellyfin_pusher_samples_dropped_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -58,6 +58,11 @@ pub struct RemoteStats {
     last_success_ms: AtomicI64,
     last_error: Mutex<Option<LastError>>,
     buffer: Mutex<BufferGauges>,
+    /// The sender's promise of progress, read by the systemd watchdog (see `sender_stuck`).
+    sender_running: AtomicBool,
+    /// Ms by which the sender's current attempt or backoff wait must be over; 0 while it
+    /// waits for blocks (idle is healthy).
+    sender_deadline_ms: AtomicI64,
 }
 
 /// The latest failure of a remote or a collector, as `status` shows it. The message is
@@ -141,6 +146,46 @@ impl RemoteStats {
     pub fn buffer(&self) -> BufferGauges {
         *lock(&self.buffer)
     }
+
+    /// Marks the sender task running until the guard is dropped, which also happens when the
+    /// task panics (unwinding drops it), so a dead sender is seen at once.
+    pub fn sender_running(self: &std::sync::Arc<Self>) -> SenderRunning {
+        self.sender_deadline_ms.store(0, Ordering::Relaxed);
+        self.sender_running.store(true, Ordering::Relaxed);
+        SenderRunning(self.clone())
+    }
+    /// The sender starts something that must be over by `deadline_ms` (an attempt, a wait).
+    pub fn sender_busy_until(&self, deadline_ms: i64) {
+        self.sender_deadline_ms
+            .store(deadline_ms, Ordering::Relaxed);
+    }
+    /// The sender waits for blocks: nothing to be late for.
+    pub fn sender_idle(&self) {
+        self.sender_deadline_ms.store(0, Ordering::Relaxed);
+    }
+    /// Why the sender is stuck at `now_ms`, or None: its task is not running (it died and
+    /// waits for its restart), or it overran the deadline it set itself.
+    pub fn sender_stuck(&self, now_ms: i64) -> Option<String> {
+        if !self.sender_running.load(Ordering::Relaxed) {
+            return Some("its task is not running".into());
+        }
+        let deadline = self.sender_deadline_ms.load(Ordering::Relaxed);
+        (deadline != 0 && now_ms > deadline).then(|| {
+            format!(
+                "its attempt or backoff wait should have ended {} ms ago",
+                now_ms - deadline
+            )
+        })
+    }
+}
+
+/// See [`RemoteStats::sender_running`].
+pub struct SenderRunning(std::sync::Arc<RemoteStats>);
+
+impl Drop for SenderRunning {
+    fn drop(&mut self) {
+        self.0.sender_running.store(false, Ordering::Relaxed);
+    }
 }
 
 /// Everything the agent counts about itself.
@@ -149,6 +194,8 @@ pub struct PusherStats {
     samples_collected: AtomicU64,
     remotes: BTreeMap<String, std::sync::Arc<RemoteStats>>,
     collectors: Mutex<BTreeMap<String, CollectorHealth>>,
+    /// Restarts of each supervised task (`jellyfin_pusher_task_restarts_total{task}`).
+    task_restarts: Mutex<BTreeMap<String, u64>>,
 }
 
 impl PusherStats {
@@ -160,7 +207,22 @@ impl PusherStats {
                 .map(|n| (n.to_string(), Default::default()))
                 .collect(),
             collectors: Mutex::default(),
+            task_restarts: Mutex::default(),
         }
+    }
+    /// Gives a supervised task its restart counter at 0, so the series exists before the first.
+    pub fn register_task(&self, task: &str) {
+        lock(&self.task_restarts)
+            .entry(task.to_string())
+            .or_default();
+    }
+    pub fn task_restarted(&self, task: &str) {
+        *lock(&self.task_restarts)
+            .entry(task.to_string())
+            .or_default() += 1;
+    }
+    pub fn task_restarts(&self) -> BTreeMap<String, u64> {
+        lock(&self.task_restarts).clone()
     }
     /// Records the outcome of one collector run (`error` already says what failed).
     pub fn collector_ran(&self, name: &str, error: Option<&str>, at_ms: i64) {

@@ -8,15 +8,16 @@ mod hints;
 mod lock;
 mod once;
 mod pipeline;
+pub mod supervise;
 pub mod systemd;
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::collectors::{self, Deps, run_scheduled};
+use crate::collectors::{self, Deps, Scheduled, run_scheduled};
 use crate::config::Config;
 use crate::jellyfin::Client;
 use crate::privacy::Privacy;
@@ -29,9 +30,22 @@ pub use check::check;
 pub use connectivity::{CHECK_METRIC, check_connectivity};
 pub use lock::StateLock;
 pub use once::once;
+use supervise::{Task, supervise};
 
 /// How long a shutdown waits for the senders to deliver what is queued.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A collector built anew for a restart, from the config: its saved state is read again from
+/// `state_dir`. (The registry builds every collector; this only runs after a failure.)
+fn rebuild(config: &Config, deps: &Deps, name: &str) -> Option<Scheduled> {
+    let found = collectors::registry(config, deps)
+        .into_iter()
+        .find(|s| s.collector.name() == name);
+    if found.is_none() {
+        tracing::error!(collector = name, "cannot rebuild the collector");
+    }
+    found
+}
 
 /// Errors that stop the agent before it runs; the message is for a human.
 pub type AppError = Box<dyn std::error::Error + Send + Sync>;
@@ -83,16 +97,38 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
             options,
             remote_stats.clone(),
         )?);
-        let sender = Sender::new(remote, remote_stats.clone())?;
+        let mut first = Some(Sender::new(remote, remote_stats.clone())?);
         let backlog = queue.gauges();
         tracing::info!(remote = %remote.name, blocks = backlog.blocks, bytes = backlog.bytes, "buffer opened");
-        senders.spawn(worker::run(
+        let task = Task {
+            name: format!("sender:{}", remote.name),
+            stats: stats.clone(),
+            // After `senders_drain` a sender ends once its queue is empty: that end is expected.
+            stop: Some(senders_drain.clone()),
+        };
+        let (remote, queue_, drain, stop) = (
+            remote.clone(),
             queue.clone(),
-            sender,
-            remote_stats,
             senders_drain.clone(),
             senders_stop.clone(),
-        ));
+        );
+        senders.spawn(supervise(task, move || {
+            // A restart builds the sender anew; the queue (and the unacknowledged block in
+            // it) is the same.
+            let sender = match first.take() {
+                Some(sender) => sender,
+                None => Sender::new(&remote, remote_stats.clone())
+                    .inspect_err(|e| tracing::error!(remote = %remote.name, error = %e, "cannot rebuild the sender"))
+                    .ok()?,
+            };
+            Some(worker::run(
+                queue_.clone(),
+                sender,
+                remote_stats.clone(),
+                drain.clone(),
+                stop.clone(),
+            ))
+        }));
         queues.push(queue);
     }
 
@@ -113,12 +149,27 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
     let (batches_tx, batches_rx) = mpsc::channel(64);
     let heartbeat = Arc::new(systemd::Heartbeat::default());
     heartbeat.beat();
-    let pipeline = tokio::spawn(pipeline::run(
-        batches_rx,
-        queues,
-        config.labels.clone(),
-        stats.clone(),
-        heartbeat.clone(),
+    // The receiver outlives a pipeline task that panics, so its restart takes over the channel.
+    let batches_rx = Arc::new(Mutex::new(batches_rx));
+    let pipeline = tokio::spawn(supervise(
+        Task {
+            name: "pipeline".into(),
+            stats: stats.clone(),
+            stop: None, // it ends when the collectors have all stopped
+        },
+        {
+            let (stats, heartbeat, labels) =
+                (stats.clone(), heartbeat.clone(), config.labels.clone());
+            move || {
+                Some(pipeline::run(
+                    batches_rx.clone(),
+                    queues.clone(),
+                    labels.clone(),
+                    stats.clone(),
+                    heartbeat.clone(),
+                ))
+            }
+        },
     ));
     let deps = Deps {
         jellyfin: client,
@@ -128,13 +179,31 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
         persist_state: true,
     };
     let mut collectors = JoinSet::new();
+    let config = Arc::new(config);
     for scheduled in collectors::registry(&config, &deps) {
-        collectors.spawn(run_scheduled(
-            scheduled,
+        let name = scheduled.collector.name();
+        let task = Task {
+            name: format!("collector:{name}"),
+            stats: stats.clone(),
+            stop: Some(shutdown.clone()),
+        };
+        let (config, deps, batches, health, shutdown) = (
+            config.clone(),
+            deps.clone(),
             batches_tx.clone(),
             stats.clone(),
             shutdown.clone(),
-        ));
+        );
+        let mut first = Some(scheduled);
+        collectors.spawn(supervise(task, move || {
+            let scheduled = first.take().or_else(|| rebuild(&config, &deps, name))?;
+            Some(run_scheduled(
+                scheduled,
+                batches.clone(),
+                health.clone(),
+                shutdown.clone(),
+            ))
+        }));
     }
     drop(batches_tx);
     tracing::info!(

@@ -21,6 +21,8 @@ mod sessions;
 mod system;
 mod tasks;
 mod transcode_log;
+#[cfg(test)]
+mod transcode_log_fuzz;
 mod users;
 
 use std::sync::Arc;

@@ -98,7 +98,15 @@ impl Collector for Pusher {
                 last_success.push(label(), remote.last_success_ms() as f64 / 1000.0);
             }
         }
+        let mut restarts = Family::counter(
+            "jellyfin_pusher_task_restarts_total",
+            "Restarts of a collector, the pipeline or a sender after it panicked or ended unexpectedly.",
+        );
+        for (task, count) in self.stats.task_restarts() {
+            restarts.push(vec![("task", task)], count as f64);
+        }
         out.extend([
+            restarts,
             requests,
             sent,
             retries,

@@ -28,6 +28,7 @@ pub async fn run_scheduled(
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
+        crate::fault::point(format_args!("collector:{name}"));
         // A run in progress at shutdown is finished (it is bounded by jellyfin.timeout), so a
         // cycle that already asked Jellyfin is not lost.
         let (batch, error) = run_once(scheduled.collector.as_mut()).await;

@@ -188,24 +188,7 @@ impl Client {
                 });
             }
         }
-        let looks_like_json = content_type.contains("json")
-            || body
-                .iter()
-                .find(|b| !b.is_ascii_whitespace())
-                .is_some_and(|b| *b == b'{' || *b == b'[');
-        if !looks_like_json {
-            return Err(ApiError::NotJson {
-                endpoint,
-                content_type,
-                snippet: snippet(&body, &[&self.token]),
-            });
-        }
-        let de = &mut serde_json::Deserializer::from_slice(&body);
-        serde_path_to_error::deserialize(de).map_err(|e| ApiError::Decode {
-            endpoint,
-            field: e.path().to_string(),
-            reason: e.inner().to_string(),
-        })
+        super::decode::decode(endpoint, &content_type, &body, &[&self.token])
     }
 
     fn transport_error(&self, endpoint: &'static str, e: reqwest::Error) -> ApiError {

@@ -2,8 +2,11 @@
 //! [`dto`]; [`ApiError`] says what went wrong in words a user can act on, naming the endpoint.
 
 mod client;
+mod decode;
 pub mod dto;
 mod error;
 
 pub use client::{ApiStats, Client, ClientError, EndpointStats};
 pub use error::ApiError;
+#[cfg(test)]
+pub(crate) use {decode::decode, error::snippet};

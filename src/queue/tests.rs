@@ -1,15 +1,14 @@
 //! Queue tests on real files in a temporary folder.
 
-use std::collections::VecDeque;
 use std::os::unix::fs::FileExt;
 
 use bytes::Bytes;
 
 use super::*;
 
-const NOW: i64 = 1_800_000_000_000;
+pub(super) const NOW: i64 = 1_800_000_000_000;
 
-fn opts() -> Options {
+pub(super) fn opts() -> Options {
     Options {
         max_size: 1024 * 1024,
         max_age: Duration::from_secs(3600),
@@ -18,7 +17,7 @@ fn opts() -> Options {
     }
 }
 
-fn block(n: u32) -> Block {
+pub(super) fn block(n: u32) -> Block {
     Block {
         data: Bytes::from(format!("block number {n:04} ").repeat(3)),
         samples: n,
@@ -33,7 +32,7 @@ fn open(dir: &Path, opts: Options) -> (Queue, Arc<RemoteStats>) {
 }
 
 /// Peeks and acks everything, returning the sample counts (our block ids) in order.
-fn drain(queue: &Queue) -> Vec<u32> {
+pub(super) fn drain(queue: &Queue) -> Vec<u32> {
     let mut out = Vec::new();
     while let Some(p) = queue.peek(NOW).unwrap() {
         out.push(p.block.samples);
@@ -233,48 +232,7 @@ fn a_block_dropped_for_space_while_in_flight_is_not_acknowledged_twice() {
     );
 }
 
-/// A random sequence of appends, acks, discards and restarts against a VecDeque model.
-#[test]
-fn model_check_against_a_vecdeque() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut next = || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
-    let (mut queue, _) = open(dir.path(), opts());
-    let mut model: VecDeque<u32> = VecDeque::new();
-    let mut n = 0;
-    for _ in 0..3000 {
-        match next() % 10 {
-            0..=4 => {
-                n += 1;
-                queue.append(block(n));
-                model.push_back(n);
-            }
-            5..=7 => {
-                let got = queue.peek(NOW).unwrap();
-                assert_eq!(
-                    got.as_ref().map(|p| p.block.samples),
-                    model.front().copied()
-                );
-                if let Some(p) = got {
-                    queue.ack(&p);
-                    model.pop_front();
-                }
-            }
-            8 => {
-                queue.sync();
-                drop(queue);
-                queue = open(dir.path(), opts()).0;
-            }
-            _ => assert_eq!(queue.gauges().blocks, model.len() as u64),
-        }
-    }
-    assert_eq!(drain(&queue), Vec::from(model));
-}
+// The model test (appends, acks, restarts and crashes against a VecDeque) is in torn_tests.rs.
 
 #[test]
 fn a_smaller_max_size_on_reopen_drops_the_oldest_at_once() {

@@ -36,6 +36,9 @@ pub struct Schedule<'a> {
     pub remote: &'a str,
     pub backoff: &'a ExponentialBuilder,
     pub stats: &'a RemoteStats,
+    /// The remote's per-attempt timeout: with the waits, it sets the deadlines by which the
+    /// systemd watchdog calls this sender stuck (`RemoteStats::sender_stuck`).
+    pub timeout: Duration,
 }
 
 impl Schedule<'_> {
@@ -57,6 +60,7 @@ impl Schedule<'_> {
             if give_up() {
                 return Delivery::GaveUp;
             }
+            self.stats.sender_busy_until(deadline(self.timeout));
             let outcome = tokio::select! {
                 // An attempt in flight at shutdown is abandoned; the block stays queued.
                 _ = shutdown.cancelled() => return Delivery::ShutDown,
@@ -88,6 +92,7 @@ impl Schedule<'_> {
                     } else {
                         tracing::debug!(remote = %self.remote, retry_in = ?delay, "remote write still failing");
                     }
+                    self.stats.sender_busy_until(deadline(delay));
                     tokio::select! {
                         _ = shutdown.cancelled() => return Delivery::ShutDown,
                         _ = tokio::time::sleep(delay) => {}
@@ -96,6 +101,12 @@ impl Schedule<'_> {
             }
         }
     }
+}
+
+/// When something that takes at most `limit` is late (see `worker::STUCK_SLACK_MS`).
+fn deadline(limit: Duration) -> i64 {
+    let limit = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX / 2);
+    crate::sample::now_ms().saturating_add(limit.saturating_add(super::worker::STUCK_SLACK_MS))
 }
 
 #[cfg(test)]

@@ -54,6 +54,7 @@ impl Remote {
             remote: "tiger",
             backoff: &self.backoff,
             stats: &self.stats,
+            timeout: Duration::from_secs(30),
         }
     }
 }

@@ -87,6 +87,7 @@ pub struct Sender {
     auth: Auth,
     stats: Arc<RemoteStats>,
     backoff: ExponentialBuilder,
+    timeout: Duration,
 }
 
 enum Auth {
@@ -130,6 +131,7 @@ impl Sender {
             auth,
             stats,
             backoff: retry::backoff(),
+            timeout: config.timeout,
         })
     }
 
@@ -238,6 +240,7 @@ impl Sender {
             remote: &self.name,
             backoff: &self.backoff,
             stats: &self.stats,
+            timeout: self.timeout,
         };
         schedule
             .run(shutdown, give_up, || self.send_once(body.clone()))

@@ -27,6 +27,9 @@ pub const MAX_BATCH_BLOCKS: usize = 256;
 /// At most this many compressed bytes of blocks in one request (the merged body is about the
 /// same size; receivers accept far more, e.g. VictoriaMetrics 32 MiB).
 pub const MAX_BATCH_BYTES: usize = 1 << 20;
+/// How late a sender may be past its own deadline (an attempt's timeout, a backoff wait's
+/// length) before the watchdog calls it stuck: room for a busy scheduler and a slow disk.
+pub const STUCK_SLACK_MS: i64 = 10_000;
 
 pub async fn run(
     queue: Arc<Queue>,
@@ -35,6 +38,8 @@ pub async fn run(
     draining: CancellationToken,
     stop: CancellationToken,
 ) {
+    // Seen by the systemd watchdog; dropped when this task ends, panics included.
+    let _running = stats.sender_running();
     let progress = Mutex::new(Progress::new(progress::PERIOD, queue.gauges()));
     let worker = Worker {
         queue,
@@ -55,6 +60,7 @@ pub async fn run(
         let batch = match head {
             Ok(Ok(batch)) if !batch.is_empty() => batch,
             Ok(Ok(_)) => {
+                worker.stats.sender_idle();
                 worker.emptied();
                 worker.sync().await;
                 if draining.is_cancelled() {
@@ -68,6 +74,9 @@ pub async fn run(
             }
             Ok(Err(e)) => {
                 tracing::error!(remote = worker.sender.name(), error = %e, "cannot read the buffer; trying again in 5s");
+                worker
+                    .stats
+                    .sender_busy_until(now_ms() + 5_000 + STUCK_SLACK_MS);
                 tokio::select! {
                     _ = worker.stop.cancelled() => break,
                     _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
@@ -78,6 +87,7 @@ pub async fn run(
                 continue;
             }
         };
+        crate::fault::point(format_args!("sender:{}", worker.sender.name()));
         let finished = match batch.as_slice() {
             [one] => worker.deliver_one(one).await,
             many => worker.deliver_many(many).await,

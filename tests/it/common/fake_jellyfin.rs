@@ -59,6 +59,13 @@ pub struct FakeJellyfin {
 impl FakeJellyfin {
     /// Starts on a free port, serving below `base_path` ("" or "/jellyfin").
     pub async fn start(base_path: &str) -> FakeJellyfin {
+        // Bound here, not picked and released: nothing can take the port in between.
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind fake jellyfin");
+        FakeJellyfin::start_on(base_path, listener)
+    }
+
+    /// Starts on `listener`, bound by the caller (inside a network namespace, for one).
+    pub fn start_on(base_path: &str, listener: std::net::TcpListener) -> FakeJellyfin {
         let mut routes = HashMap::new();
         for (path, file) in [
             ("/System/Info", "system-info.10.11.11.json"),
@@ -80,10 +87,8 @@ impl FakeJellyfin {
             violations: Vec::new(),
             generated: None,
         }));
-        // Bound here, not picked and released: nothing can take the port in between.
-        let listener = TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .expect("bind fake jellyfin");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let listener = TcpListener::from_std(listener).expect("tokio listener");
         let mut fake = FakeJellyfin {
             port: listener.local_addr().expect("local addr").port(),
             state,
