@@ -43,17 +43,23 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Shows, from the state dir, whether each remote is delivering (backlog, last success,
-    /// last error, drops) and each collector working; works whether the agent runs or not.
-    /// Exits 1 when a remote has not delivered for 5 collection intervals or a collector
-    /// failed 3 runs in a row.
+    /// Is it delivering? Backlog, last success and last error per remote and collector.
+    ///
+    /// Reads the state dir, whether the agent runs or not: per remote the backlog (blocks,
+    /// bytes, samples, oldest sample), last success, last error with the receiver's message,
+    /// samples dropped by reason; per collector its last success and last error. Exits 1
+    /// when a remote has not delivered for 5 collection intervals, a collector failed 3 runs
+    /// in a row, or the agent never ran; 2 when the state dir cannot be read.
     Status {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Can it reach everything? One real write to each remote, GET /System/Info to Jellyfin.
+    ///
     /// Sends one real sample (jellyfin_pusher_check, which lands in VictoriaMetrics) to each
-    /// remote and GET /System/Info to Jellyfin, through the agent's own clients, and explains
-    /// every failure with a hint. Exits 1 when anything fails.
+    /// remote and GET /System/Info to Jellyfin, through the agent's own clients (proxy,
+    /// certificates, tokens), and explains every failure with a hint. Exits 1 when anything
+    /// fails.
     Check,
 }
 
