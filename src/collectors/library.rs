@@ -97,6 +97,11 @@ fn space(folders: &[&FolderStorage]) -> (f64, f64) {
         .fold((0.0, 0.0), |acc, (f, u)| (acc.0 + f, acc.1 + u))
 }
 
+/// A space the server measured: present and not its "cannot measure" -1 (or any negative).
+fn measured(bytes: Option<f64>) -> bool {
+    bytes.is_some_and(|b| b >= 0.0)
+}
+
 pub fn storage(storage: &SystemStorage) -> [Family; 2] {
     let mut free = Family::gauge(
         "jellyfin_storage_free_bytes",
@@ -107,10 +112,18 @@ pub fn storage(storage: &SystemStorage) -> [Family; 2] {
         "Used space where Jellyfin keeps libraries and its own folders.",
     );
     let mut push = |location: String, kind: &str, folders: &[&FolderStorage]| {
+        // A folder the server could not measure (StorageHelper.GetFreeSpaceOf answers -1 for
+        // both when DriveInfo throws: an unmounted share, no permission) is left out; a
+        // location with no measurable folder has no series at all, never a negative one.
+        let folders: Vec<&FolderStorage> = folders
+            .iter()
+            .copied()
+            .filter(|f| measured(f.free_space) && measured(f.used_space))
+            .collect();
         if folders.is_empty() {
             return;
         }
-        let (f, u) = space(folders);
+        let (f, u) = space(&folders);
         free.push(
             vec![("location", location.clone()), ("kind", kind.into())],
             f,
@@ -310,6 +323,29 @@ mod tests {
                 ("library=Muziek,collection_type=music".to_string(), 1.0)
             ]
         );
+    }
+
+    #[test]
+    fn folders_the_server_cannot_measure_are_left_out_never_negative() {
+        let text = include_str!(
+            "../../tests/fixtures/jellyfin/system-storage.unmeasurable.synthetic.json"
+        );
+        let [free, used] = storage(&serde_json::from_str(text).unwrap());
+        // Series keeps its measured folder; Muziek (only an unreachable share) and the log
+        // folder (-1) have no series at all.
+        assert_eq!(
+            table(&free),
+            [
+                ("location=Films,kind=library".to_string(), 1.5e12),
+                ("location=Series,kind=library".to_string(), 1.5e12),
+                ("location=transcode,kind=transcode".to_string(), 7e9),
+                ("location=cache,kind=cache".to_string(), 4e10),
+                ("location=data,kind=data".to_string(), 4e10),
+                ("location=metadata,kind=metadata".to_string(), 4e10),
+            ]
+        );
+        assert_eq!(used.samples.len(), 6);
+        assert!(used.samples.iter().all(|s| s.value >= 0.0));
     }
 
     #[test]

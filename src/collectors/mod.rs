@@ -13,6 +13,7 @@
 mod activity;
 mod host;
 mod inventory;
+mod leave_family;
 mod library;
 mod process;
 mod pusher;
@@ -110,14 +111,21 @@ pub const COLLECTORS: [(&str, Every, Make); 11] = [
         let s = &c.collectors.sessions;
         let geoip = geoip(s.geoip_database.as_deref());
         let (privacy, top_items) = (d.privacy.clone(), c.privacy.top_items);
-        Some(Box::new(Sessions::new(
+        let sessions: Box<dyn Collector> = Box::new(Sessions::new(
             d.jellyfin.clone(),
             privacy,
             s.active_within,
             every,
             top_items,
             geoip,
-        )))
+        ));
+        let log = &c.collectors.transcode_log;
+        if !(log.enabled && log.dir.is_some()) {
+            return Some(sessions);
+        }
+        // Transcode starts then come from the log folder, with the failures: one producer.
+        let family = "jellyfin_transcode_total";
+        Some(Box::new(leave_family::LeaveFamily::new(sessions, family)))
     }),
     ("users", Every::Fixed(minutes(5)), |_, d, _| {
         Some(Box::new(Users::new(d.jellyfin.clone())))
@@ -127,11 +135,7 @@ pub const COLLECTORS: [(&str, Every, Make); 11] = [
     }),
     ("inventory", Every::Fixed(minutes(60)), |c, d, _| {
         let i = &c.collectors.inventory;
-        Some(Box::new(Inventory::new(
-            d.jellyfin.clone(),
-            i.page_size,
-            i.recent,
-        )))
+        Some(Box::new(Inventory::new(d.jellyfin.clone(), i)))
     }),
     ("tasks", Every::Fixed(minutes(1)), |c, d, _| {
         let state = d.state_file(c, "tasks.json");
@@ -148,7 +152,8 @@ pub const COLLECTORS: [(&str, Every, Make); 11] = [
     }),
     ("process", Every::Cycle, |c, _, _| {
         let process = c.collectors.process.clone();
-        Some(Box::new(Process::new(process, "/proc".into())))
+        let (proc_root, cgroup_root) = ("/proc".into(), "/sys/fs/cgroup".into());
+        Some(Box::new(Process::new(process, proc_root, cgroup_root)))
     }),
     ("host", Every::Cycle, |_, _, _| {
         Some(Box::new(Host::new("/proc".into())))

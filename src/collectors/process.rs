@@ -7,6 +7,15 @@
 //! collector fails with a message saying so (logged once per incident) and reports nothing,
 //! rather than numbers about the wrong process. Entries that need ptrace rights (fd/, io)
 //! are left out when they are not readable; the rest is world-readable.
+//!
+//! CPU, resident memory and I/O include the ffmpeg jobs Jellyfin starts (software
+//! transcoding is Jellyfin's load too): from its systemd unit's cgroup where visible
+//! ([`cgroup`]), else summed over its process tree ([`tree`]); the `source` label of those
+//! series says which (`cgroup` or `process_tree`). Threads, file descriptors, virtual memory
+//! and the start time are the main process's own.
+
+mod cgroup;
+mod tree;
 
 use std::path::{Path, PathBuf};
 
@@ -17,11 +26,79 @@ use crate::sample::Family;
 pub struct Process {
     config: ProcessConfig,
     proc_root: PathBuf,
+    cgroup_root: PathBuf,
+}
+
+const CGROUP: &str = "cgroup";
+const PROCESS_TREE: &str = "process_tree";
+
+/// CPU seconds, resident bytes and I/O bytes of Jellyfin with its children, each with the
+/// source it came from.
+struct WithChildren {
+    cpu: (f64, &'static str),
+    memory: (f64, &'static str),
+    io: Option<((f64, f64), &'static str)>,
 }
 
 impl Process {
-    pub fn new(config: ProcessConfig, proc_root: PathBuf) -> Self {
-        Process { config, proc_root }
+    pub fn new(config: ProcessConfig, proc_root: PathBuf, cgroup_root: PathBuf) -> Self {
+        Process {
+            config,
+            proc_root,
+            cgroup_root,
+        }
+    }
+
+    /// From the unit's cgroup what it shows, the rest summed over the process tree.
+    fn with_children(&self, pid: u32) -> WithChildren {
+        let dir = std::fs::read_to_string(self.proc_root.join(format!("{pid}/cgroup")))
+            .ok()
+            .and_then(|text| cgroup::unit_dir(&self.cgroup_root, &text));
+        let read = |name: &str| {
+            dir.as_ref()
+                .and_then(|d| std::fs::read_to_string(d.join(name)).ok())
+        };
+        let members = tree::members(&self.proc_root, pid);
+        let ticks = sysconf(libc::_SC_CLK_TCK);
+        let page = sysconf(libc::_SC_PAGESIZE);
+        let cpu = match read("cpu.stat").as_deref().and_then(cgroup::cpu_seconds) {
+            Some(seconds) => (seconds, CGROUP),
+            None => (
+                members.iter().map(|m| m.1.cpu_ticks).sum::<u64>() as f64 / ticks,
+                PROCESS_TREE,
+            ),
+        };
+        let memory = match read("memory.current")
+            .zip(read("memory.stat"))
+            .and_then(|(current, stat)| cgroup::working_set_bytes(&current, &stat))
+        {
+            Some(bytes) => (bytes, CGROUP),
+            None => (
+                members.iter().map(|m| m.1.rss_pages).sum::<u64>() as f64 * page,
+                PROCESS_TREE,
+            ),
+        };
+        let io = match read("io.stat") {
+            Some(text) => Some((cgroup::io_bytes(&text), CGROUP)),
+            None => {
+                // The main process's must be readable; children we may not read are skipped.
+                let io = |pid: u32| {
+                    std::fs::read_to_string(self.proc_root.join(format!("{pid}/io")))
+                        .ok()
+                        .as_deref()
+                        .and_then(parse_io)
+                };
+                io(pid).map(|own| {
+                    let children = members
+                        .iter()
+                        .filter(|m| m.0 != pid)
+                        .filter_map(|m| io(m.0))
+                        .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+                    ((own.0 + children.0, own.1 + children.1), PROCESS_TREE)
+                })
+            }
+        };
+        WithChildren { cpu, memory, io }
     }
 
     fn find(&self) -> Result<u32, String> {
@@ -147,20 +224,23 @@ impl Collector for Process {
         let stat = parse_stat(&stat_text)
             .ok_or_else(|| format!("process {pid}: unexpected /proc/{pid}/stat"))?;
         let ticks = sysconf(libc::_SC_CLK_TCK);
-        let page = sysconf(libc::_SC_PAGESIZE);
         let gauge = |name, help, value| Family::gauge(name, help).with(vec![], value);
+        let all = self.with_children(pid);
+        let source = |s: &'static str| vec![("source", s.to_string())];
         out.push(
             Family::counter(
                 "process_cpu_seconds_total",
-                "Jellyfin's CPU time (user + system).",
+                "CPU time (user + system) of Jellyfin with its ffmpeg children; source: the unit's cgroup or the process tree.",
             )
-            .with(vec![], (stat.utime_ticks + stat.stime_ticks) as f64 / ticks),
+            .with(source(all.cpu.1), all.cpu.0),
         );
-        out.push(gauge(
-            "process_resident_memory_bytes",
-            "Jellyfin's resident memory.",
-            stat.rss_pages as f64 * page,
-        ));
+        out.push(
+            Family::gauge(
+                "process_resident_memory_bytes",
+                "Memory of Jellyfin with its ffmpeg children: the cgroup's working set, or the tree's summed RSS.",
+            )
+            .with(source(all.memory.1), all.memory.0),
+        );
         out.push(gauge(
             "process_virtual_memory_bytes",
             "Jellyfin's virtual memory.",
@@ -195,20 +275,20 @@ impl Collector for Process {
                 fds.count() as f64,
             ));
         }
-        if let Some((read_bytes, write_bytes)) = read("io").ok().as_deref().and_then(parse_io) {
+        if let Some(((read_bytes, write_bytes), from)) = all.io {
             out.push(
                 Family::counter(
                     "process_io_read_bytes_total",
-                    "Bytes Jellyfin read from storage.",
+                    "Bytes Jellyfin and its ffmpeg children read from storage.",
                 )
-                .with(vec![], read_bytes),
+                .with(source(from), read_bytes),
             );
             out.push(
                 Family::counter(
                     "process_io_write_bytes_total",
-                    "Bytes Jellyfin wrote to storage.",
+                    "Bytes Jellyfin and its ffmpeg children wrote to storage.",
                 )
-                .with(vec![], write_bytes),
+                .with(source(from), write_bytes),
             );
         }
         Ok(())
@@ -251,5 +331,56 @@ mod tests {
             parse_btime("cpu  1 2 3\nbtime 1764000000\nprocesses 5\n"),
             Some(1_764_000_000.0)
         );
+    }
+
+    #[tokio::test]
+    async fn the_units_cgroup_wins_where_visible() {
+        let proc = tempfile::tempdir().unwrap();
+        let cgroups = tempfile::tempdir().unwrap();
+        let jellyfin = proc.path().join("100");
+        std::fs::create_dir_all(&jellyfin).unwrap();
+        std::fs::write(
+            jellyfin.join("stat"),
+            "100 (jellyfin) S 1 100 100 0 -1 0 0 0 0 0 500 100 0 0 20 0 40 0 700 9000000 5000 0",
+        )
+        .unwrap();
+        std::fs::write(
+            jellyfin.join("cgroup"),
+            "0::/system.slice/jellyfin.service\n",
+        )
+        .unwrap();
+        let unit = cgroups.path().join("system.slice/jellyfin.service");
+        std::fs::create_dir_all(&unit).unwrap();
+        for (name, text) in [
+            ("cgroup.procs", "100\n4242\n"),
+            ("cpu.stat", "usage_usec 987654321\nuser_usec 900000000\n"),
+            ("memory.current", "2000000000\n"),
+            ("memory.stat", "anon 1200000000\ninactive_file 500000000\n"),
+        ] {
+            std::fs::write(unit.join(name), text).unwrap();
+        }
+        let config = ProcessConfig {
+            pid_file: None,
+            unit: Some("jellyfin.service".into()),
+            name: "no-such-name".into(),
+            ..ProcessConfig::default()
+        };
+        let mut collector = Process::new(config, proc.path().into(), cgroups.path().into());
+        let mut out = Vec::new();
+        collector.collect(&mut out).await.unwrap();
+        let get = |name: &str| {
+            let f = out.iter().find(|f| f.name == name).unwrap();
+            (f.samples[0].labels.clone(), f.samples[0].value)
+        };
+        let cgroup = vec![("source", "cgroup".to_string())];
+        assert_eq!(
+            get("process_cpu_seconds_total"),
+            (cgroup.clone(), 987.654321)
+        );
+        assert_eq!(get("process_resident_memory_bytes"), (cgroup, 1.5e9));
+        // No io.stat (I/O accounting off) and no /proc/100/io: no I/O series.
+        assert!(!out.iter().any(|f| f.name == "process_io_read_bytes_total"));
+        // Threads stay the main process's own.
+        assert_eq!(get("process_threads").1, 40.0);
     }
 }

@@ -47,6 +47,22 @@ impl System {
     }
 }
 
+/// The identity labels the server gave. A field it did not send or sent empty is left out
+/// (10.8 fills ProductName from the assembly's FileVersionInfo, null when the build has
+/// none): remote write 1.0 forbids empty label values.
+pub fn info_labels(info: &SystemInfo) -> Vec<(&'static str, String)> {
+    [
+        ("version", &info.version),
+        ("product_name", &info.product_name),
+        ("server_name", &info.server_name),
+        ("server_id", &info.id),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name, label_value(value.as_deref().unwrap_or(""))))
+    .filter(|(_, value)| !value.is_empty())
+    .collect()
+}
+
 #[async_trait::async_trait]
 impl Collector for System {
     fn name(&self) -> &'static str {
@@ -65,21 +81,12 @@ impl Collector for System {
         out.push(up.with(vec![], if result.is_ok() { 1.0 } else { 0.0 }));
         out.extend(self.api_families());
         let info = result.map_err(JellyfinDown)?;
-        let text = |v: &Option<String>| label_value(v.as_deref().unwrap_or(""));
         out.push(
             Family::gauge(
                 "jellyfin_info",
                 "Jellyfin server identity; the value is always 1.",
             )
-            .with(
-                vec![
-                    ("version", text(&info.version)),
-                    ("product_name", text(&info.product_name)),
-                    ("server_name", text(&info.server_name)),
-                    ("server_id", text(&info.id)),
-                ],
-                1.0,
-            ),
+            .with(info_labels(&info), 1.0),
         );
         if let Some(pending) = info.has_pending_restart {
             out.push(
@@ -91,5 +98,42 @@ impl Collector for System {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_without_product_name_gets_no_empty_label() {
+        // 10.8.13 fills ProductName from FileVersionInfo of the entry assembly
+        // (ApplicationHost.GetSystemInfo), which is null when the build carries none: the
+        // field is then omitted (null fields are not serialised) or empty.
+        let old: SystemInfo = serde_json::from_str(
+            r#"{"ServerName":"nas","Version":"10.8.13","ProductName":"","Id":"4d8b5b3c0e8a4c2f9d1e6a7b8c9d0e1f","HasPendingRestart":false}"#,
+        )
+        .unwrap();
+        let labels = info_labels(&old);
+        assert!(
+            labels
+                .iter()
+                .all(|(name, value)| *name != "product_name" && !value.is_empty())
+        );
+        assert!(labels.iter().any(|(name, _)| *name == "version"));
+        let new: SystemInfo = serde_json::from_str(include_str!(
+            "../../tests/fixtures/jellyfin/system-info.10.11.11.json"
+        ))
+        .unwrap();
+        assert_eq!(
+            info_labels(&new)
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>(),
+            ["version", "product_name", "server_name", "server_id"]
+        );
+        let blank: SystemInfo =
+            serde_json::from_str(r#"{"Version":"10.8.13","ServerName":"  "}"#).unwrap();
+        assert_eq!(info_labels(&blank), [("version", "10.8.13".to_string())]);
     }
 }

@@ -2,6 +2,11 @@
 //! One GET /ScheduledTasks. Failures are counted once per result, recognised by its end time,
 //! and the results already seen are kept in `state_dir/tasks.json`, so a restart neither
 //! recounts old failures nor misses new ones; a first start counts from now.
+//!
+//! Only `Failed` is a failure. Jellyfin writes `Aborted` when it shuts down while the task
+//! runs (`ScheduledTaskWorker.Dispose`, 10.9 to 12.0): the task did not fail, the server
+//! stopped, so a restart during a library scan must not raise the scan alert. Aborted stays
+//! visible as its own value of `jellyfin_scheduled_task_last_status`.
 
 use std::collections::BTreeMap;
 
@@ -64,7 +69,7 @@ pub fn observe(seen: Option<Seen>, tasks: &[ScheduledTask]) -> Seen {
         if seen.last_end.get(key) == Some(&end) {
             continue;
         }
-        let failed = matches!(result.status.as_deref(), Some("Failed" | "Aborted"));
+        let failed = result.status.as_deref() == Some("Failed");
         let failures = seen.failures.entry(key.to_string()).or_default();
         if failed && !first {
             *failures += 1;
@@ -97,7 +102,7 @@ pub fn families(tasks: &[ScheduledTask], seen: &Seen) -> Vec<Family> {
     );
     let mut failures = Family::counter(
         "jellyfin_scheduled_task_failures_total",
-        "Runs that ended Failed or Aborted, each counted once (counting starts with the agent's first start).",
+        "Runs that ended Failed, each counted once (Aborted, the server stopping during the run, is not a failure; counting starts with the agent's first start).",
     );
     let mut scan = Family::gauge(
         "jellyfin_library_scan_duration_seconds",
@@ -105,7 +110,7 @@ pub fn families(tasks: &[ScheduledTask], seen: &Seen) -> Vec<Family> {
     );
     let mut scan_failures = Family::counter(
         "jellyfin_library_scan_failures_total",
-        "Library scans (task RefreshLibrary) that failed or were aborted.",
+        "Library scans (task RefreshLibrary) that failed (Aborted, the server stopping during the scan, is not counted).",
     );
     for task in tasks {
         let Some(key) = task.key.as_deref() else {
@@ -281,29 +286,31 @@ mod tests {
         let seen = observe(Some(seen), std::slice::from_ref(&failed));
         file().save(&seen).unwrap();
         assert_eq!(seen.failures[LIBRARY_SCAN], 1);
-        // After a restart: the same result is not recounted; an aborted run counts.
+        // After a restart: the same result is not recounted. Then the server stops during a
+        // scan (Aborted, not a failure), and the next scan fails (counted).
         let seen = observe(file().load(), &[failed]);
         assert_eq!(seen.failures[LIBRARY_SCAN], 1);
-        let seen = observe(
-            Some(seen),
-            &[with_result(LIBRARY_SCAN, "Aborted", "2026-01-03T00:01:00Z")],
+        let aborted = with_result(LIBRARY_SCAN, "Aborted", "2026-01-03T00:01:00Z");
+        let seen = observe(Some(seen), std::slice::from_ref(&aborted));
+        let f = families(std::slice::from_ref(&aborted), &seen);
+        assert_eq!(
+            value(&f, "jellyfin_library_scan_failures_total", &[]),
+            Some(1.0),
+            "Aborted is not a failure"
         );
-        let seen = observe(
-            Some(seen),
-            &[with_result(
-                LIBRARY_SCAN,
-                "Completed",
-                "2026-01-04T00:01:00Z",
-            )],
-        );
-        let f = families(
-            &[with_result(
-                LIBRARY_SCAN,
-                "Completed",
-                "2026-01-04T00:01:00Z",
-            )],
-            &seen,
-        );
+        let status = |f: &[Family], s: &str| {
+            value(
+                f,
+                "jellyfin_scheduled_task_last_status",
+                &[("task", LIBRARY_SCAN), ("status", s)],
+            )
+        };
+        assert_eq!(status(&f, "aborted"), Some(1.0), "Aborted stays visible");
+        assert_eq!(status(&f, "failed"), Some(0.0));
+        let failed_again = with_result(LIBRARY_SCAN, "Failed", "2026-01-04T00:01:00Z");
+        let seen = observe(Some(seen), std::slice::from_ref(&failed_again));
+        let f = families(&[failed_again], &seen);
+        assert_eq!(status(&f, "failed"), Some(1.0));
         assert_eq!(
             value(&f, "jellyfin_library_scan_failures_total", &[]),
             Some(2.0)

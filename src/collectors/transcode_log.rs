@@ -1,68 +1,207 @@
-//! `transcode_log`: ffmpeg runs that Jellyfin logged as failed, read from its server log.
+//! `transcode_log`: ffmpeg jobs started and failed, read from Jellyfin's log folder.
 //!
-//! Jellyfin's TranscodeManager logs `FFmpeg exited with code {N}` at error level when a
-//! transcode's ffmpeg exits non-zero (and at information level for 0). Its server log rolls
-//! daily (`log_YYYYMMDD.log`). The collector reads only what was appended since its last
-//! look: per file, the offset after the last complete line, kept in
-//! `state_dir/transcode-log.json`, so restarts neither recount nor miss lines. A new file
-//! (rotation) is read from its start; a file shorter than its offset was replaced and is
-//! read from its start too. A first start only records the current ends: history is not
-//! counted.
+//! Two sources, both written by `TranscodeManager`, so the failure rate divides like by like:
+//! - starts: one per-job file per ffmpeg start, named by kind ([`job_files`]); each video
+//!   transcode counts once in `jellyfin_transcode_total{hw_accel}`;
+//! - failures: the server log's exit events ([`server_log`]), each failed job once, not the
+//!   exits the server caused by stopping ffmpeg itself.
+//!
+//! The server log rolls daily (`log_YYYYMMDD.log`). Only what was appended since the last look
+//! is read: per file, the offset after the last complete line. A new file (rotation) is read
+//! from its start; a file shorter than its offset was replaced and is read from its start
+//! too. A line longer than the read window (16 MiB) is skipped to its end, logged, and
+//! counting goes on after it. Offsets, the job files already counted and the stops not yet
+//! matched are kept in `state_dir/transcode-log.json`, so restarts neither recount nor miss.
+//! A first start only records what is there: history is not counted.
 
-use std::collections::BTreeMap;
+mod job_files;
+mod server_log;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
 
 use super::{CollectError, Collector};
 use crate::sample::Family;
 use crate::state_file::StateFile;
+use job_files::{HEAD_BYTES, Kind};
+pub(crate) use server_log::{Exits, scan};
 
-const MARKER: &str = "FFmpeg exited with code ";
-/// At most this much is read per file per cycle, so a huge backlog is spread over cycles.
-const MAX_READ: u64 = 16 << 20;
+/// At most this much is read per server-log file per cycle, so a huge backlog is spread over
+/// cycles; a line longer than this is skipped.
+const WINDOW: u64 = 16 << 20;
+/// A job file whose command line is still unreadable after this long is counted as `unknown`.
+const COMMAND_LINE_GRACE: Duration = Duration::from_secs(60);
+
+/// What survives a restart.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Saved {
+    /// Per server-log file: the offset read up to.
+    offsets: BTreeMap<String, u64>,
+    /// Server-log files whose offset sits inside an overlong line being skipped.
+    #[serde(default)]
+    skipping: BTreeSet<String>,
+    #[serde(default)]
+    exits: Exits,
+    /// Job files already counted (or present at the first start); None: not known yet (an
+    /// older state file), so the files present are recorded, not counted.
+    #[serde(default)]
+    jobs: Option<BTreeSet<String>>,
+}
+
+/// The state file as this version writes it, or as the one before (offsets only).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Stored {
+    Now(Saved),
+    Offsets(BTreeMap<String, u64>),
+}
 
 pub struct TranscodeLog {
     dir: PathBuf,
     file: StateFile,
-    offsets: Option<BTreeMap<String, u64>>,
+    saved: Option<Saved>,
+    window: u64,
     failures: u64,
+    starts: BTreeMap<String, u64>,
+}
+
+/// The folder's entries: server logs (oldest first, the date in the name sorts) and job files.
+struct Listing {
+    server_logs: Vec<(String, u64)>,
+    /// (name, kind, last modified)
+    jobs: Vec<(String, Kind, Option<SystemTime>)>,
 }
 
 impl TranscodeLog {
     pub fn new(dir: PathBuf, file: StateFile) -> Self {
-        let offsets = file.load();
+        let saved = file.load::<Stored>().map(|stored| match stored {
+            Stored::Now(saved) => saved,
+            Stored::Offsets(offsets) => Saved {
+                offsets,
+                ..Saved::default()
+            },
+        });
         TranscodeLog {
             dir,
             file,
-            offsets,
+            saved,
+            window: WINDOW,
             failures: 0,
+            starts: job_files::hw_accels()
+                .map(|hw| (hw.to_string(), 0))
+                .collect(),
         }
     }
 
-    /// The server logs in the folder, oldest first (the date in the name sorts).
-    fn logs(&self) -> std::io::Result<Vec<(String, u64)>> {
-        let mut logs = Vec::new();
+    fn list(&self) -> std::io::Result<Listing> {
+        let mut listing = Listing {
+            server_logs: Vec::new(),
+            jobs: Vec::new(),
+        };
         for entry in std::fs::read_dir(&self.dir)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().to_string();
             if name.starts_with("log_") && name.ends_with(".log") {
-                logs.push((name, entry.metadata()?.len()));
+                listing.server_logs.push((name, entry.metadata()?.len()));
+            } else if let Some(kind) = job_files::kind(&name) {
+                let modified = entry.metadata().ok().and_then(|m| m.modified().ok());
+                listing.jobs.push((name, kind, modified));
             }
         }
-        logs.sort();
-        Ok(logs)
+        listing.server_logs.sort();
+        listing.jobs.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(listing)
     }
-}
 
-/// Failures in `text` (complete lines only) and how many bytes those lines take.
-pub fn scan(text: &[u8]) -> (u64, usize) {
-    let complete = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    let failures = String::from_utf8_lossy(&text[..complete])
-        .lines()
-        .filter_map(|line| line.split(MARKER).nth(1))
-        .filter(|rest| rest.trim().parse::<i64>().is_ok_and(|code| code != 0))
-        .count() as u64;
-    (failures, complete)
+    /// Reads one window of a server log from `start`; returns the new offset.
+    fn read_server_log(
+        &mut self,
+        name: &str,
+        start: u64,
+        len: u64,
+        skipping: &mut bool,
+        exits: &mut Exits,
+    ) -> std::io::Result<u64> {
+        let mut file = std::fs::File::open(self.dir.join(name))?;
+        file.seek(SeekFrom::Start(start))?;
+        let mut text = Vec::new();
+        file.take((len - start).min(self.window))
+            .read_to_end(&mut text)?;
+        let mut from = 0;
+        if *skipping {
+            match text.iter().position(|b| *b == b'\n') {
+                Some(end) => {
+                    from = end + 1;
+                    *skipping = false;
+                }
+                None => return Ok(start + text.len() as u64),
+            }
+        }
+        let (failures, complete) = scan(&text[from..], exits);
+        self.failures += failures;
+        let mut used = from + complete;
+        if complete == 0 && from == 0 && text.len() as u64 == self.window {
+            // One line fills the whole window: skip it to its end, whatever it holds.
+            tracing::warn!(
+                file = %self.dir.join(name).display(),
+                offset = start,
+                bytes = self.window,
+                "a server-log line longer than the read window is skipped"
+            );
+            *skipping = true;
+            used = text.len();
+        }
+        Ok(start + used as u64)
+    }
+
+    /// Counts the video transcodes among job files not seen before; returns the names to keep.
+    fn count_jobs(
+        &mut self,
+        jobs: &[(String, Kind, Option<SystemTime>)],
+        known: Option<&BTreeSet<String>>,
+    ) -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        for (name, kind, modified) in jobs {
+            let Some(known) = known else {
+                seen.insert(name.clone()); // first sight: recorded, not counted
+                continue;
+            };
+            if known.contains(name) || *kind != Kind::Transcode {
+                seen.insert(name.clone());
+                continue;
+            }
+            let head = self.read_head(name);
+            let hw = match head.as_deref().and_then(job_files::command_line) {
+                Some(command) => job_files::video_hw_accel(&command),
+                None => {
+                    let old = modified
+                        .and_then(|m| m.elapsed().ok())
+                        .is_some_and(|age| age > COMMAND_LINE_GRACE);
+                    let full = head.as_ref().is_some_and(|h| h.len() as u64 >= HEAD_BYTES);
+                    if !(old || full) {
+                        continue; // still being written: next cycle
+                    }
+                    Some("unknown")
+                }
+            };
+            if let Some(hw) = hw {
+                *self.starts.entry(hw.to_string()).or_default() += 1;
+            }
+            seen.insert(name.clone());
+        }
+        seen
+    }
+
+    fn read_head(&self, name: &str) -> Option<Vec<u8>> {
+        let file = std::fs::File::open(self.dir.join(name)).ok()?;
+        let mut head = Vec::new();
+        file.take(HEAD_BYTES).read_to_end(&mut head).ok()?;
+        Some(head)
+    }
 }
 
 #[async_trait::async_trait]
@@ -72,108 +211,62 @@ impl Collector for TranscodeLog {
     }
 
     async fn collect(&mut self, out: &mut Vec<Family>) -> Result<(), CollectError> {
-        let logs = self
-            .logs()
+        let listing = self
+            .list()
             .map_err(|e| format!("transcode log folder {}: {e}", self.dir.display()))?;
-        let first_start = self.offsets.is_none();
-        let known = self.offsets.take().unwrap_or_default();
-        let mut offsets = BTreeMap::new();
-        for (name, len) in logs {
-            let start = match known.get(&name) {
-                _ if first_start => len,
-                Some(offset) if *offset <= len => *offset,
+        let first_start = self.saved.is_none();
+        let known = self.saved.take().unwrap_or_default();
+        let mut now = Saved::default();
+        let mut exits = known.exits.clone();
+        for (name, len) in &listing.server_logs {
+            let start = match known.offsets.get(name) {
+                _ if first_start => *len,
+                Some(offset) if offset <= len => *offset,
                 _ => 0, // new since the last look (rotation), or replaced
             };
+            let mut skipping = !first_start && start > 0 && known.skipping.contains(name);
             let mut offset = start;
-            if len > start {
-                let mut file = std::fs::File::open(self.dir.join(&name))?;
-                file.seek(SeekFrom::Start(start))?;
-                let mut text = Vec::new();
-                file.take((len - start).min(MAX_READ))
-                    .read_to_end(&mut text)?;
-                let (failures, used) = scan(&text);
-                self.failures += failures;
-                offset += used as u64;
+            if *len > start {
+                offset = self
+                    .read_server_log(name, start, *len, &mut skipping, &mut exits)
+                    .map_err(|e| format!("{}: {e}", self.dir.join(name).display()))?;
             }
-            offsets.insert(name, offset);
+            now.offsets.insert(name.clone(), offset);
+            if skipping {
+                now.skipping.insert(name.clone());
+            }
         }
-        if (offsets != known || first_start)
-            && let Err(e) = self.file.save(&offsets)
+        now.exits = exits;
+        let known_jobs = if first_start {
+            None
+        } else {
+            known.jobs.as_ref()
+        };
+        now.jobs = Some(self.count_jobs(&listing.jobs, known_jobs));
+        if (now != known || first_start)
+            && let Err(e) = self.file.save(&now)
         {
-            tracing::warn!(error = %e, "cannot save the transcode-log offsets");
+            tracing::warn!(error = %e, "cannot save the transcode-log state");
         }
-        self.offsets = Some(offsets);
+        self.saved = Some(now);
         out.push(
             Family::counter(
                 "jellyfin_transcode_failures_total",
-                "ffmpeg runs Jellyfin logged as exiting non-zero (FFmpeg exited with code N).",
+                "ffmpeg jobs that failed (FFmpeg exited with code N, N != 0, in Jellyfin's server log), each once; exits after the server stopped the job are not failures.",
             )
             .with(vec![], self.failures as f64),
         );
+        let mut starts = Family::counter(
+            "jellyfin_transcode_total",
+            "Video transcodes started, from Jellyfin's per-job FFmpeg.Transcode-*.log files, by the acceleration the ffmpeg command line uses.",
+        );
+        for (hw, n) in &self.starts {
+            starts.push(vec![("hw_accel", hw.clone())], *n as f64);
+        }
+        out.push(starts);
         Ok(())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::io::Write;
-
-    use super::*;
-
-    const FAILED: &str = "[2026-11-25 09:14:03.123 +00:00] [ERR] [42] MediaBrowser.MediaEncoding.Transcoding.TranscodeManager: FFmpeg exited with code 1\n";
-    const OK: &str = "[2026-11-25 09:15:00.000 +00:00] [INF] [43] MediaBrowser.MediaEncoding.Transcoding.TranscodeManager: FFmpeg exited with code 0\n";
-    const OTHER: &str = "[2026-11-25 09:15:01.000 +00:00] [INF] [7] Emby.Server.Implementations.Session.SessionManager: Playback stopped\n";
-
-    fn append(dir: &std::path::Path, name: &str, text: &str) {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join(name))
-            .unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-    }
-
-    async fn count(collector: &mut TranscodeLog) -> f64 {
-        let mut out = Vec::new();
-        collector.collect(&mut out).await.unwrap();
-        out[0].samples[0].value
-    }
-
-    #[test]
-    fn counts_non_zero_exits_on_complete_lines_only() {
-        let text = format!("{FAILED}{OK}{OTHER}{FAILED}[2026-11-25] [ERR] FFmpeg exited with co");
-        let (failures, used) = scan(text.as_bytes());
-        assert_eq!(failures, 2);
-        assert_eq!(used, FAILED.len() * 2 + OK.len() + OTHER.len());
-    }
-
-    #[tokio::test]
-    async fn history_is_skipped_appends_rotation_and_restarts_are_counted_once() {
-        let logs = tempfile::tempdir().unwrap();
-        let state = tempfile::tempdir().unwrap();
-        let new = || {
-            TranscodeLog::new(
-                logs.path().into(),
-                StateFile::new(state.path(), "transcode-log.json", true),
-            )
-        };
-        append(logs.path(), "log_20261124.log", &FAILED.repeat(5));
-        let mut c = new();
-        assert_eq!(count(&mut c).await, 0.0, "history is not counted");
-        append(logs.path(), "log_20261124.log", &format!("{FAILED}{OK}"));
-        // A line being written is not counted until it is complete.
-        append(logs.path(), "log_20261124.log", &FAILED[..40]);
-        assert_eq!(count(&mut c).await, 1.0);
-        append(logs.path(), "log_20261124.log", &FAILED[40..]);
-        append(logs.path(), "log_20261125.log", &format!("{OTHER}{FAILED}")); // rotation
-        assert_eq!(count(&mut c).await, 3.0);
-        // Restart: nothing is counted again; the counter starts over from what is new.
-        let mut c = new();
-        assert_eq!(count(&mut c).await, 0.0);
-        append(logs.path(), "log_20261125.log", FAILED);
-        assert_eq!(count(&mut c).await, 1.0);
-        // A replaced (shorter) file is read from its start.
-        std::fs::write(logs.path().join("log_20261125.log"), FAILED).unwrap();
-        assert_eq!(count(&mut c).await, 2.0);
-    }
-}
+mod tests;

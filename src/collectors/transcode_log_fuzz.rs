@@ -1,9 +1,10 @@
 //! Fuzzing of the transcode-log line parser ([`super::transcode_log::scan`]) over arbitrary
-//! bytes and over log text built from real line shapes.
+//! bytes and over log text built from real line shapes (no server stop among them, so every
+//! non-zero exit event is a failure).
 
 use proptest::prelude::*;
 
-use super::transcode_log::scan;
+use super::transcode_log::{Exits, scan};
 
 /// Lines as Jellyfin writes them, and damaged ones.
 fn line() -> impl Strategy<Value = (String, bool)> {
@@ -28,7 +29,7 @@ proptest! {
     fn arbitrary_bytes_never_panic_and_only_complete_lines_are_taken(
         text in prop::collection::vec(any::<u8>(), 0..512),
     ) {
-        let (failures, complete) = scan(&text);
+        let (failures, complete) = scan(&text, &mut Exits::default());
         prop_assert!(complete <= text.len());
         prop_assert!(complete == 0 || text[complete - 1] == b'\n');
         prop_assert!(!text[complete..].contains(&b'\n'), "every complete line is taken");
@@ -48,6 +49,6 @@ proptest! {
         let complete_len = text.len();
         text.push_str(&torn); // an unfinished last line is left for the next cycle
         let expected = lines.iter().filter(|(_, failed)| *failed).count() as u64;
-        prop_assert_eq!(scan(text.as_bytes()), (expected, complete_len));
+        prop_assert_eq!(scan(text.as_bytes(), &mut Exits::default()), (expected, complete_len));
     }
 }

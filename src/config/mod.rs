@@ -250,6 +250,14 @@ pub struct InventoryConfig {
     /// Items per GET /Items request.
     #[serde(default = "default_page_size")]
     pub page_size: u64,
+    /// How long one GET /Items page may take (in place of `jellyfin.timeout`): pages ask for
+    /// MediaSources, which big or slow (10.11) servers take seconds to build.
+    #[serde(with = "humantime_serde", default = "default_page_timeout")]
+    pub page_timeout: Duration,
+    /// A page that times out is asked again with half as many items, down to this many (or
+    /// page_size, if smaller).
+    #[serde(default = "default_min_page_size")]
+    pub min_page_size: u64,
     /// How many of the newest items per library `jellyfin_library_recently_added` shows.
     #[serde(default = "default_recent")]
     pub recent: usize,
@@ -261,6 +269,8 @@ impl Default for InventoryConfig {
             enabled: true,
             interval: None,
             page_size: default_page_size(),
+            page_timeout: default_page_timeout(),
+            min_page_size: default_min_page_size(),
             recent: default_recent(),
         }
     }
@@ -268,6 +278,14 @@ impl Default for InventoryConfig {
 
 fn default_page_size() -> u64 {
     500
+}
+
+fn default_page_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_min_page_size() -> u64 {
+    25
 }
 
 fn default_recent() -> usize {

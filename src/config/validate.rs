@@ -13,6 +13,13 @@ pub(super) fn validate(c: &Config) -> Vec<String> {
     if !(1..=10_000).contains(&c.collectors.inventory.page_size) {
         problems.push("collectors.inventory.page_size must be 1 to 10000".into());
     }
+    let inventory = &c.collectors.inventory;
+    if inventory.min_page_size == 0 {
+        problems.push("collectors.inventory.min_page_size must be at least 1".into());
+    }
+    if inventory.page_timeout.is_zero() {
+        problems.push("collectors.inventory.page_timeout must be more than 0s".into());
+    }
     if c.collectors.sessions.active_within < Duration::from_secs(1) {
         problems.push("collectors.sessions.active_within must be at least 1s".into());
     }

@@ -113,9 +113,21 @@ impl Client {
         endpoint: &'static str,
         path_and_query: Option<&str>,
     ) -> Result<T, ApiError> {
+        self.get_json_within(endpoint, path_and_query, self.timeout)
+            .await
+    }
+
+    /// [`Client::get_json`] with its own timeout in place of `jellyfin.timeout`, for a request
+    /// known to be slow on big servers (an inventory page).
+    pub async fn get_json_within<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        path_and_query: Option<&str>,
+        timeout: Duration,
+    ) -> Result<T, ApiError> {
         let started = Instant::now();
         let result = self
-            .get_json_inner(endpoint, path_and_query.unwrap_or(endpoint))
+            .get_json_inner(endpoint, path_and_query.unwrap_or(endpoint), timeout)
             .await;
         let code = match &result {
             Ok(_) => "200".to_string(),
@@ -129,6 +141,7 @@ impl Client {
         &self,
         endpoint: &'static str,
         path: &str,
+        timeout: Duration,
     ) -> Result<T, ApiError> {
         let url =
             self.base
@@ -143,9 +156,10 @@ impl Client {
             .get(url)
             .header(header::AUTHORIZATION, self.auth.clone())
             .header(header::ACCEPT, "application/json")
+            .timeout(timeout)
             .send()
             .await
-            .map_err(|e| self.transport_error(endpoint, e))?;
+            .map_err(|e| self.transport_error(endpoint, e, timeout))?;
         let status = response.status().as_u16();
         let content_type = response
             .headers()
@@ -166,7 +180,7 @@ impl Client {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| self.transport_error(endpoint, e))?
+            .map_err(|e| self.transport_error(endpoint, e, timeout))?
         {
             if (body.len() + chunk.len()) as u64 > self.max_response_size {
                 return Err(ApiError::TooLarge {
@@ -191,11 +205,16 @@ impl Client {
         super::decode::decode(endpoint, &content_type, &body, &[&self.token])
     }
 
-    fn transport_error(&self, endpoint: &'static str, e: reqwest::Error) -> ApiError {
+    fn transport_error(
+        &self,
+        endpoint: &'static str,
+        e: reqwest::Error,
+        timeout: Duration,
+    ) -> ApiError {
         if e.is_timeout() {
             return ApiError::Timeout {
                 endpoint,
-                after: self.timeout,
+                after: timeout,
             };
         }
         // The URL is ours to print (it never holds the token); reqwest's own text repeats it,

@@ -153,6 +153,10 @@ pub struct ItemPage {
 #[serde(rename_all = "PascalCase", default)]
 pub struct Item {
     pub name: Option<String>,
+    pub id: Option<String>,
+    /// Episodes: the series they belong to, and their number in the season.
+    pub series_id: Option<String>,
+    pub index_number: Option<i64>,
     #[serde(rename = "Type")]
     pub kind: Option<String>,
     /// 100-ns ticks (int64 in the schema).
@@ -166,6 +170,8 @@ pub struct Item {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ItemMediaSource {
+    /// The id of the version (item) this source is: linked alternate versions list each other.
+    pub id: Option<String>,
     pub size: Option<f64>,
     pub media_streams: Option<Vec<MediaStream>>,
 }

@@ -144,10 +144,45 @@ fn the_synthetic_activity_log_matches_the_openapi_schema() {
     );
 }
 
+/// A per-job ffmpeg log starts with the job's MediaSourceInfo as one line of JSON
+/// (TranscodeManager.StartFfMpeg serialises `state.MediaSource`).
+#[test]
+fn the_synthetic_ffmpeg_job_log_starts_with_a_valid_media_source() {
+    let text = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/jellyfin/ffmpeg-job.transcode.synthetic.log",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let first = text.lines().next().unwrap();
+    let value: Value = serde_json::from_str(first).unwrap();
+    let doc = openapi();
+    let schema = serde_json::json!({ "$ref": "#/components/schemas/MediaSourceInfo" });
+    let mut errors = Vec::new();
+    validate(&doc, &schema, &value, "$", &mut errors);
+    assert_eq!(errors, Vec::<String>::new());
+    assert_eq!(text.lines().nth(1), Some(""), "a blank line follows");
+    assert!(text.lines().nth(2).unwrap().contains(" -codec:v:0 "));
+}
+
+#[test]
+fn the_synthetic_inventory_library_matches_the_openapi_schema() {
+    assert_eq!(
+        check("BaseItemDtoQueryResult", "items.inventory.synthetic.json"),
+        Vec::<String>::new()
+    );
+}
+
 #[test]
 fn the_synthetic_storage_and_virtual_folders_match_the_openapi_schema() {
     assert_eq!(
         check("SystemStorageDto", "system-storage.synthetic.json"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        check(
+            "SystemStorageDto",
+            "system-storage.unmeasurable.synthetic.json"
+        ),
         Vec::<String>::new()
     );
     // The endpoint answers an array of VirtualFolderInfo.

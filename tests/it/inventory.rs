@@ -20,6 +20,7 @@ async fn a_100k_item_library_is_walked_page_by_page_with_exact_aggregates() {
         "15s",
         "[collectors.inventory]\npage_size = 500\n",
     );
+    let started = std::time::Instant::now();
     let out = tokio::task::block_in_place(|| {
         std::process::Command::new("/usr/bin/time")
             .args(["-f", "peak-rss-kib=%M"])
@@ -30,6 +31,7 @@ async fn a_100k_item_library_is_walked_page_by_page_with_exact_aggregates() {
             .output()
             .unwrap()
     });
+    let took = started.elapsed();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -115,10 +117,9 @@ async fn a_100k_item_library_is_walked_page_by_page_with_exact_aggregates() {
         .collect();
     assert_eq!(starts, (0..ITEMS).step_by(500).collect::<Vec<_>>());
     assert!(pages.iter().all(|r| {
-        r.query
-            .as_deref()
-            .unwrap()
-            .contains("EnableImages=false&EnableUserData=false")
+        let q = r.query.as_deref().unwrap();
+        q.contains("EnableImages=false&EnableUserData=false")
+            && q.contains("&IsMissing=false&SortBy=DateCreated,SortName&SortOrder=Ascending&")
     }));
     let bytes: usize = pages.iter().map(|r| r.bytes).sum();
     let rss = stderr
@@ -126,8 +127,167 @@ async fn a_100k_item_library_is_walked_page_by_page_with_exact_aggregates() {
         .find_map(|l| l.strip_prefix("peak-rss-kib="))
         .unwrap_or("?");
     eprintln!(
-        "FIGURE inventory walk of {ITEMS} items: {} requests, {:.1} MiB fetched, --once peak RSS {rss} KiB",
+        "FIGURE inventory walk of {ITEMS} items: {} requests, {:.1} MiB fetched, {:.1} s (--once, debug build, fake server), peak RSS {rss} KiB",
         pages.len(),
-        bytes as f64 / 1048576.0
+        bytes as f64 / 1048576.0,
+        took.as_secs_f64()
     );
+}
+
+const SERIES: &str = "a656b907eb3a73532e40e44b968d0225";
+const MUZIEK: &str = "7e64e319657a9516ec78490da03edccb";
+
+/// The StartIndex and Limit of a GET /Items request.
+fn page_of(r: &common::fake_jellyfin::Request) -> (usize, usize) {
+    let q = r.query.as_deref().unwrap_or("");
+    let get = |name: &str| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    (get("StartIndex"), get("Limit"))
+}
+
+fn pages_of(jellyfin: &FakeJellyfin, library: &str) -> Vec<(usize, usize)> {
+    jellyfin
+        .requests_to("/Items")
+        .iter()
+        .filter(|r| r.query.as_deref().unwrap_or("").contains(library))
+        .map(page_of)
+        .collect()
+}
+
+/// The newest value of each series of `selector`, by the value of `label`.
+async fn latest(
+    vm: &common::servers::VictoriaMetrics,
+    selector: &str,
+    label: &str,
+) -> std::collections::BTreeMap<String, f64> {
+    vm.export(selector)
+        .await
+        .iter()
+        .map(|s| {
+            let newest = (0..s.timestamps.len())
+                .max_by_key(|i| s.timestamps[*i])
+                .unwrap();
+            (s.metric[label].clone(), s.values[newest])
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_page_a_failing_library_and_jellyfins_meanings() {
+    let jellyfin = FakeJellyfin::start("").await;
+    let vm = common::servers::VictoriaMetrics::start().await;
+    // Films: 1,000 items at 4 ms each: a 500-item page takes 2 s (over the 1.8 s page
+    // timeout), a 250-item page 1 s.
+    jellyfin.generate_items(FILMS, 1000);
+    jellyfin.slow_items(FILMS, std::time::Duration::from_millis(4));
+    // Series: the hand-made library (virtual episode, merged versions, episodes known by
+    // their series), as the server's source says it answers.
+    let fixture: serde_json::Value =
+        serde_json::from_str(&common::fixture("items.inventory.synthetic.json")).unwrap();
+    jellyfin.serve_items(SERIES, fixture["Items"].as_array().unwrap().clone());
+    // Muziek: 1,200 items whose third page fails in the first cycle.
+    jellyfin.generate_items(MUZIEK, 1200);
+    jellyfin.fail_items(MUZIEK, Some(1000));
+    let extra = "[collectors.inventory]\ninterval = \"1s\"\npage_size = 500\npage_timeout = \"1800ms\"\n\
+                 [collectors.library]\nenabled = false\n";
+    let dir = AgentDir::pushing(&jellyfin, &vm, extra);
+    let mut agent = dir.start();
+    let muziek_pages = |n: usize| {
+        let jellyfin = &jellyfin;
+        common::wait_for(
+            "Muziek pages",
+            std::time::Duration::from_secs(90),
+            move || {
+                let seen = pages_of(jellyfin, MUZIEK).len();
+                async move { (seen >= n).then_some(()) }
+            },
+        )
+    };
+    muziek_pages(3).await; // 0, 500 and the failing 1000
+    jellyfin.fail_items(MUZIEK, None);
+    muziek_pages(4).await; // the walk resumes at 1000
+    // From now on Muziek fails altogether: its last complete walk stands.
+    jellyfin.fail_items(MUZIEK, Some(0));
+    muziek_pages(6).await; // two more failing cycles
+    let n = jellyfin.requests_to("/Library/VirtualFolders").len();
+    jellyfin
+        .wait_for_requests("/Library/VirtualFolders", n + 1)
+        .await;
+    assert!(agent.stop().success());
+    vm.settle().await;
+
+    // The slow page was asked again at half size; later cycles keep that size.
+    let films = pages_of(&jellyfin, FILMS);
+    assert_eq!(
+        films[..5],
+        [(0, 500), (0, 250), (250, 250), (500, 250), (750, 250)]
+    );
+    assert!(
+        films[5..].iter().all(|(_, limit)| *limit == 250),
+        "{films:?}"
+    );
+    // Muziek resumed at the page that failed, not from the start.
+    assert_eq!(
+        pages_of(&jellyfin, MUZIEK)[..4],
+        [(0, 500), (500, 500), (1000, 500), (1000, 500)]
+    );
+
+    let items = |library: &str| {
+        format!("{{__name__=\"jellyfin_library_inventory_items\",library=\"{library}\"}}")
+    };
+    let want = |pairs: &[(&str, f64)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    assert_eq!(
+        latest(&vm, &items("Films"), "type").await,
+        want(&[("episode", 750.0), ("movie", 250.0)])
+    );
+    assert_eq!(
+        latest(&vm, &items("Muziek"), "type").await,
+        want(&[("episode", 900.0), ("movie", 300.0)]),
+        "the last complete walk is still reported while the library fails"
+    );
+    // The Series fixture: the virtual episode is not asked for, the two versions of Big
+    // Buck Bunny are one movie whose files count once, episodes known through their
+    // series do not miss metadata; the series without ids, its episode and the movie
+    // without ids do.
+    assert_eq!(
+        latest(&vm, &items("Series"), "type").await,
+        want(&[("episode", 3.0), ("movie", 2.0), ("series", 2.0)])
+    );
+    let one = |name: &str| format!("{{__name__=\"{name}\",library=\"Series\"}}");
+    assert_eq!(
+        latest(&vm, &one("jellyfin_library_size_bytes"), "library").await["Series"],
+        3.0 * 5e8 + 4e9 + 2e9 + 1e9
+    );
+    assert_eq!(
+        latest(
+            &vm,
+            &one("jellyfin_library_missing_metadata_items"),
+            "library"
+        )
+        .await["Series"],
+        3.0
+    );
+    // Muziek's last series are as new as the others': reported every cycle.
+    let newest = |library: &str| {
+        let vm = &vm;
+        let selector =
+            format!("{{__name__=\"jellyfin_library_size_bytes\",library=\"{library}\"}}");
+        async move {
+            *vm.export(&selector).await[0]
+                .timestamps
+                .iter()
+                .max()
+                .unwrap()
+        }
+    };
+    assert_eq!(newest("Muziek").await, newest("Films").await);
 }

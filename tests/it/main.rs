@@ -32,4 +32,5 @@ mod sessions;
 mod status;
 mod supervision;
 mod systemd;
+mod task_and_storage;
 mod transcode_log;

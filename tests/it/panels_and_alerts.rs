@@ -150,6 +150,7 @@ async fn every_panel_shows_data_from_victoriametrics_and_prometheus_and_the_aler
             (201, "AuthenticationFailed", "Error"),
         ]),
     );
+    host.failing_transcode();
     // Enough cycles after the change for every rate window to hold several samples.
     let n = jellyfin.requests_to("/System/Info").len();
     jellyfin.wait_for_requests("/System/Info", n + 10).await;

@@ -30,6 +30,8 @@ let
     library = { };
     inventory = {
       page_size = opt (types.ints.between 1 10000) "Items per GET /Items request.";
+      page_timeout = opt duration "How long one GET /Items page may take (in place of jellyfin.timeout).";
+      min_page_size = opt types.ints.positive "A page that times out is asked again with half as many items, down to this many.";
       recent = opt types.ints.unsigned "Newest items per library in jellyfin_library_recently_added.";
     };
     tasks = { };

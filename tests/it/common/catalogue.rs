@@ -25,7 +25,8 @@ pub fn catalogue() -> BTreeSet<String> {
         let first = line.split('|').nth(1).unwrap_or("");
         for name in first
             .split([',', '/'])
-            .map(|n| n.split('{').next().unwrap_or("").trim())
+            // A name may be followed by its labels or a note in parentheses.
+            .map(|n| n.split(['{', '(']).next().unwrap_or("").trim())
             .filter(|n| is_name(n))
         {
             names.insert(name.to_string());

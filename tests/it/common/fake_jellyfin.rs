@@ -46,8 +46,21 @@ struct State {
     requests: Vec<Request>,
     /// Header problems seen (legacy auth headers, api_key in the query, a wrong token).
     violations: Vec<String>,
-    /// GET /Items serves this many generated items below this ParentId, paged.
-    generated: Option<(String, usize)>,
+    /// GET /Items: the items below each ParentId, paged; other parents are empty.
+    libraries: HashMap<String, ItemsLibrary>,
+}
+
+/// The items of one library as GET /Items serves them.
+#[derive(Default)]
+struct ItemsLibrary {
+    /// Generated items 0..n (see [`generated_item`]), or these fixed ones.
+    generated: usize,
+    fixed: Vec<serde_json::Value>,
+    /// How long the server takes per item asked for (Fields=MediaSources reads every item's
+    /// streams: the cost grows with Limit).
+    per_item: Duration,
+    /// Pages starting at or after this index answer 500.
+    fail_from: Option<usize>,
 }
 
 pub struct FakeJellyfin {
@@ -85,7 +98,7 @@ impl FakeJellyfin {
             routes,
             requests: Vec::new(),
             violations: Vec::new(),
-            generated: None,
+            libraries: HashMap::new(),
         }));
         listener.set_nonblocking(true).expect("non-blocking");
         let listener = TcpListener::from_std(listener).expect("tokio listener");
@@ -120,7 +133,28 @@ impl FakeJellyfin {
     /// Serves `total` generated items (see [`generated_item`]) below library `parent` from
     /// GET /Items, paged by StartIndex and Limit like the server; other parents are empty.
     pub fn generate_items(&self, parent: &str, total: usize) {
-        self.state.lock().unwrap().generated = Some((parent.to_string(), total));
+        self.library(parent, |l| l.generated = total);
+    }
+
+    /// Serves these items (BaseItemDto values) below library `parent`, paged, without the
+    /// virtual ones (`LocationType: Virtual`) when the request says `IsMissing=false`.
+    pub fn serve_items(&self, parent: &str, items: Vec<serde_json::Value>) {
+        self.library(parent, |l| l.fixed = items);
+    }
+
+    /// Makes GET /Items of library `parent` take `per_item` for every item asked for.
+    pub fn slow_items(&self, parent: &str, per_item: Duration) {
+        self.library(parent, |l| l.per_item = per_item);
+    }
+
+    /// Makes pages of library `parent` from `start` on answer 500 (None: all answer).
+    pub fn fail_items(&self, parent: &str, start: Option<usize>) {
+        self.library(parent, |l| l.fail_from = start);
+    }
+
+    fn library(&self, parent: &str, change: impl FnOnce(&mut ItemsLibrary)) {
+        let mut s = self.state.lock().unwrap();
+        change(s.libraries.entry(parent.to_string()).or_default());
     }
 
     /// Answers 404 for `path` from now on, as a server that lacks the endpoint.
@@ -188,7 +222,7 @@ impl Drop for FakeJellyfin {
 }
 
 async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap) -> Response {
-    let (mode, body) = {
+    let (mode, body, delay) = {
         let mut s = state.lock().unwrap();
         let path = uri
             .path()
@@ -223,17 +257,18 @@ async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap) -> Respo
         {
             s.violations.push(format!("{path}: api_key in the query"));
         }
-        let body = match (&s.generated, path.as_str()) {
-            (Some((parent, total)), "/Items") => {
-                Some(generated_page(parent, *total, uri.query().unwrap_or("")))
+        let (body, delay) = match path.as_str() {
+            "/Items" if !s.libraries.is_empty() => {
+                items_page(&s.libraries, uri.query().unwrap_or(""))
             }
-            _ => s.routes.get(&path).cloned(),
+            _ => (Some(s.routes.get(&path).cloned()), Duration::ZERO),
         };
-        if let (Some(last), Some(body)) = (s.requests.last_mut(), &body) {
+        if let (Some(last), Some(Some(body))) = (s.requests.last_mut(), &body) {
             last.bytes = body.len();
         }
-        (s.mode, body)
+        (s.mode, body, delay)
     };
+    tokio::time::sleep(delay).await;
     let respond = |status: StatusCode, content_type: &str, body: String| {
         Response::builder()
             .status(status)
@@ -256,8 +291,14 @@ async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap) -> Respo
         ),
         Mode::Unauthorized => respond(StatusCode::UNAUTHORIZED, "text/plain", String::new()),
         Mode::Normal => match body {
-            Some(body) => respond(StatusCode::OK, "application/json; charset=utf-8", body),
-            None => respond(StatusCode::NOT_FOUND, "text/plain", String::new()),
+            Some(Some(body)) => respond(StatusCode::OK, "application/json; charset=utf-8", body),
+            Some(None) => respond(StatusCode::NOT_FOUND, "text/plain", String::new()),
+            // What ExceptionMiddleware answers outside the Development environment.
+            None => respond(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                "Error processing request.".into(),
+            ),
         },
     }
 }
@@ -295,7 +336,11 @@ pub fn generated_item(i: usize) -> serde_json::Value {
     })
 }
 
-fn generated_page(parent: &str, total: usize, query: &str) -> String {
+/// One page of GET /Items (None: the library's pages fail) and how long it takes.
+fn items_page(
+    libraries: &HashMap<String, ItemsLibrary>,
+    query: &str,
+) -> (Option<Option<String>>, Duration) {
     let param = |name: &str| {
         query
             .split('&')
@@ -305,14 +350,30 @@ fn generated_page(parent: &str, total: usize, query: &str) -> String {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let limit: usize = param("Limit").and_then(|v| v.parse().ok()).unwrap_or(100);
-    let total = if param("ParentId") == Some(parent) {
-        total
-    } else {
-        0
-    };
-    let items: Vec<serde_json::Value> = (start..total.min(start + limit))
-        .map(generated_item)
+    let empty = ItemsLibrary::default();
+    let library = param("ParentId")
+        .and_then(|p| libraries.get(p))
+        .unwrap_or(&empty);
+    let delay = library.per_item * limit as u32;
+    if library.fail_from.is_some_and(|from| start >= from) {
+        return (None, delay);
+    }
+    // BaseItemRepository: IsMissing=false keeps IsVirtualItem == false only.
+    let real_only = param("IsMissing") == Some("false");
+    let fixed: Vec<&serde_json::Value> = library
+        .fixed
+        .iter()
+        .filter(|i| !(real_only && i["LocationType"] == "Virtual"))
         .collect();
-    serde_json::json!({ "Items": items, "TotalRecordCount": total, "StartIndex": start })
-        .to_string()
+    let total = library.generated + fixed.len();
+    let items: Vec<serde_json::Value> = (start..total.min(start + limit))
+        .map(|i| match fixed.get(i) {
+            Some(item) => (*item).clone(),
+            None => generated_item(i - fixed.len()),
+        })
+        .collect();
+    let body =
+        serde_json::json!({ "Items": items, "TotalRecordCount": total, "StartIndex": start })
+            .to_string();
+    (Some(Some(body)), delay)
 }

@@ -23,6 +23,28 @@ impl JellyfinHost {
         JellyfinHost { dir, stand_in }
     }
 
+    /// Jellyfin starts a video transcode (its per-job ffmpeg log, as in
+    /// fixtures/jellyfin/ffmpeg-job.transcode.synthetic.log) that fails at start-up (the
+    /// server log's exit event with its exception trace, from
+    /// server-log.transcode-exits.synthetic.log).
+    pub fn failing_transcode(&self) {
+        use std::io::Write;
+        std::fs::write(
+            self.dir.path().join(
+                "FFmpeg.Transcode-2026-11-25_20-01-12_5f3b6c1d2e4a4b7c8d9e0f1a2b3c4d5e_0a1b2c3d.log",
+            ),
+            super::fixture("ffmpeg-job.transcode.synthetic.log"),
+        )
+        .expect("job log");
+        let exits = super::fixture("server-log.transcode-exits.synthetic.log");
+        let start_up_failure: String = exits.lines().take(7).map(|l| format!("{l}\n")).collect();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("log_20261125.log"))
+            .and_then(|mut f| f.write_all(start_up_failure.as_bytes()))
+            .expect("server log");
+    }
+
     /// Config turning every optional collector on against this host, activity every second.
     pub fn collectors_toml(&self) -> String {
         format!(
