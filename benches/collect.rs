@@ -1,7 +1,7 @@
 //! Figures for the collectors (README, "Figures"): the agent's CPU time per cycle and its
 //! peak RSS against a Jellyfin with 50 playing sessions, 1,000 users and a 100,000-item
 //! library, pushing into a local VictoriaMetrics; and the requests and bytes it fetches per
-//! fast cycle.
+//! fast cycle. Then the activity log: what counting a burst of 10,000 failed logins costs.
 //!
 //! Run: `cargo bench --bench collect` (needs victoria-metrics; tests/run.sh installs it).
 //! It prints the figures; it asserts nothing about speed.
@@ -120,5 +120,66 @@ fn main() {
             );
         }
         drop(agent);
+        activity_burst(&vm).await;
     });
+}
+
+/// 10,000 failed logins between two cycles of an agent that runs only the activity collector:
+/// the requests, bytes and CPU time of the walks that count them, and the saved state's size.
+async fn activity_burst(vm: &VictoriaMetrics) {
+    const ENTRIES: &str = "/System/ActivityLog/Entries";
+    let jellyfin = FakeJellyfin::start("").await;
+    let off = [
+        "system",
+        "sessions",
+        "users",
+        "library",
+        "inventory",
+        "tasks",
+        "host",
+        "process",
+    ]
+    .map(|c| format!("[collectors.{c}]\nenabled = false\n"))
+    .concat();
+    let extra = format!("{off}[collectors.activity]\ninterval = \"1s\"\n");
+    let dir = AgentDir::new(&jellyfin.url(), &[("tiger", &vm.write_url())], "1s", &extra);
+    let agent = dir.start();
+    jellyfin.wait_for_requests(ENTRIES, 3).await;
+    let now = common::now_ms();
+    for i in 0..10_000 {
+        jellyfin.log_activity(common::fake_jellyfin::activity_entry(
+            1_000 + i,
+            "AuthenticationFailed",
+            &common::fake_jellyfin::jellyfin_date(now - 10_000 + i),
+            None,
+            None,
+        ));
+    }
+    let before = jellyfin.requests_to(ENTRIES).len();
+    let (cpu_start, _) = usage(agent.pid());
+    // Every walk re-reads the minute of overlap: 10 s of cycles, then the averages.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (cpu_end, peak_rss) = usage(agent.pid());
+    let requests = &jellyfin.requests_to(ENTRIES)[before..];
+    let walks = requests
+        .iter()
+        .filter(|r| {
+            r.query
+                .as_deref()
+                .is_some_and(|q| q.starts_with("startIndex=0&"))
+        })
+        .count();
+    let bytes: usize = requests.iter().map(|r| r.bytes).sum();
+    let state = std::fs::metadata(dir.state().join("activity.json"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    println!(
+        "activity burst of 10,000 entries within the minute of overlap: {walks} walks in 10 s, {:.1} requests and {:.0} KiB per walk, {:.1} ms CPU per walk, state file {:.0} KiB, peak RSS {:.1} MiB",
+        requests.len() as f64 / walks as f64,
+        bytes as f64 / walks as f64 / 1024.0,
+        (cpu_end - cpu_start) / walks as f64 * 1000.0,
+        state as f64 / 1024.0,
+        peak_rss / 1048576.0
+    );
+    drop(agent);
 }

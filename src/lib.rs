@@ -18,10 +18,16 @@
 //! - [`secret`]: secrets read from files; their `Debug` and `Display` never show the value.
 //! - [`jellyfin`]: the HTTP client for the Jellyfin API and the DTOs it decodes.
 //! - [`privacy`]: what a `user` label may say (salted hash by default).
+//! - [`peer_text`]: bounded reads of peer error bodies, and the redact-then-shorten excerpt
+//!   every peer text goes through before it is logged.
+//! - [`labels`]: the bound on every label's values (allow-lists, top-N), applied to every
+//!   collector's families by the runner.
 //! - [`sample`]: the in-memory sample model (`Family`, `Sample`, `Batch`) shared by every stage.
 //! - [`collectors`]: one file per collector behind the [`collectors::Collector`] trait, the one
 //!   table of them ([`collectors::COLLECTORS`]: name, default interval, constructor), and the
 //!   runner that adds `collector_success`/`collector_duration_seconds`.
+//!   Collectors share no state but one: [`collectors::PlaysSeen`], what the sessions collector
+//!   saw playing, which the activity collector classifies the server's playback starts with.
 //! - [`exposition`]: renders samples in the Prometheus text format (`--once`).
 //! - [`remote_write`]: encodes a batch into a snappy-compressed WriteRequest (`encode`), and sends
 //!   blocks with the retry/drop rules of the remote-write spec (`sender`, its schedule in `retry`).
@@ -53,7 +59,9 @@ pub mod fault;
 #[cfg(test)]
 mod fuzz;
 pub mod jellyfin;
+pub mod labels;
 pub mod logging;
+pub mod peer_text;
 pub mod privacy;
 pub mod queue;
 pub mod remote_write;

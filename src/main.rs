@@ -28,6 +28,11 @@ fn main() -> ExitCode {
         }
     };
     logging::init(cli.log_format, config.log_level.as_deref());
+    for table in config.cleartext_credentials() {
+        tracing::warn!(
+            "{table}: insecure_http is set, so its credentials cross the network in clear text"
+        );
+    }
 
     if let Some(Command::Status { format }) = cli.command {
         return status(&config, format);
@@ -47,6 +52,8 @@ fn main() -> ExitCode {
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // The unit's TasksMax=64 must hold: file and DNS work runs on this pool.
+        .max_blocking_threads(16)
         .enable_all()
         .build()
     {

@@ -38,7 +38,7 @@ impl Privacy {
     /// missing one is made up for this run only.
     pub fn load(mode: UserLabel, state_dir: &Path, persist: bool) -> std::io::Result<Privacy> {
         let path = state_dir.join(SALT_FILE);
-        if let Ok(bytes) = std::fs::read(&path) {
+        if let Ok(bytes) = crate::state_file::read_capped(&path, 4096) {
             if let Ok(salt) = <[u8; 16]>::try_from(bytes.as_slice()) {
                 return Ok(Privacy { mode, salt });
             }

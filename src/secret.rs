@@ -3,8 +3,10 @@
 //! `Display`, so a secret cannot reach a log line, an error message or `--once` output by
 //! accident; [`Secret::expose`] is the one, greppable, way to use it.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -45,6 +47,7 @@ pub fn read_secret_file(path: &Path, what: &'static str) -> Result<Secret, Secre
         path: path.to_path_buf(),
         source,
     })?;
+    warn_if_others_can_read(path, what);
     let value = raw.trim();
     if value.is_empty() {
         return Err(SecretError::Empty {
@@ -65,6 +68,36 @@ pub fn read_secret_file(path: &Path, what: &'static str) -> Result<Secret, Secre
         });
     }
     Ok(Secret(value.to_string()))
+}
+
+/// A secret file that its group or other users can read is worth a warning (once per file):
+/// anyone else on the host can then take the credential. systemd credentials under
+/// `$CREDENTIALS_DIRECTORY` are exempt: systemd makes them private to the service itself.
+fn warn_if_others_can_read(path: &Path, what: &'static str) {
+    static WARNED: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+    if std::env::var_os("CREDENTIALS_DIRECTORY").is_some_and(|dir| path.starts_with(dir)) {
+        return;
+    }
+    let Some(mode) = exposed_mode(path) else {
+        return;
+    };
+    let mut warned = WARNED.lock().unwrap_or_else(|p| p.into_inner());
+    if warned.insert(path.to_path_buf()) {
+        tracing::warn!(
+            file = %path.display(),
+            mode = format!("{:04o}", mode & 0o7777),
+            "{what} file {} can be read by its group or other users; make it 0600 (or 0400), \
+             or pass it as a systemd credential",
+            path.display()
+        );
+    }
+}
+
+/// The file's mode when group or others may read it.
+fn exposed_mode(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o044 != 0).then_some(mode)
 }
 
 /// Cuts credentials out of text that came from a peer (an error page, a receiver's message)
@@ -123,6 +156,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("is empty"), "{err}");
+    }
+
+    #[test]
+    fn only_group_or_world_readable_files_count_as_exposed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "t").unwrap();
+        for (mode, exposed) in [(0o600, false), (0o400, false), (0o640, true), (0o604, true)] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(exposed_mode(&path).is_some(), exposed, "{mode:o}");
+        }
     }
 
     #[test]

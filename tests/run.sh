@@ -42,5 +42,7 @@ echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo test"
 # Benches (cargo bench) print figures for the docs; they are not tests. --no-fail-fast: every
-# test runs even after a failure, so one failure never hides the others.
-cargo test --locked --no-fail-fast --lib --bins --tests
+# test runs even after a failure, so one failure never hides the others. Six tests at a time
+# even on two cores: the integration tests mostly wait (on the agent's cycles, on servers,
+# on a dark link for two minutes), so they overlap well; the longest one sets the floor.
+cargo test --locked --no-fail-fast --lib --bins --tests -- --test-threads=6

@@ -61,6 +61,11 @@ let
       '';
       proxyUser = unset types.str "Proxy basic-auth user (with proxyPasswordFile).";
       proxyPasswordFile = unset secretPath "File with the proxy's basic-auth password; passed as a credential.";
+      insecureHttp = mkOption {
+        type = types.bool;
+        default = false;
+        description = "Allow an http:// url (or proxyUrl, with proxyUser) to a host other than loopback with credentials: they then cross the network in clear text (the agent refuses it otherwise).";
+      };
     };
   };
 
@@ -82,7 +87,8 @@ let
     // lib.optionalAttrs (rw.caFile != null) { ca_file = "${rw.caFile}"; }
     // lib.optionalAttrs (rw.tlsServerName != null) { tls_server_name = rw.tlsServerName; }
     // lib.optionalAttrs (rw.proxyUrl != null) { proxy_url = rw.proxyUrl; }
-    // lib.optionalAttrs (rw.proxyUser != null) { proxy_user = rw.proxyUser; };
+    // lib.optionalAttrs (rw.proxyUser != null) { proxy_user = rw.proxyUser; }
+    // lib.optionalAttrs rw.insecureHttp { insecure_http = true; };
 
   remoteCredentials = lib.concatMap
     (rw: map (f: "${credentialName rw f.kind}:${f.file}") (remoteFiles rw))

@@ -67,7 +67,7 @@ pub fn check_files(c: &Config) -> Vec<String> {
 
 /// Creates the folder when missing and proves it writable with a throwaway file.
 fn check_writable_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    crate::state_file::create_private_dir(dir)?;
     let probe = dir.join(format!(".write-check-{}", std::process::id()));
     std::fs::write(&probe, b"")?;
     std::fs::remove_file(&probe)

@@ -2,6 +2,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Held for the agent's lifetime; the OS releases the lock when the process ends, even on
@@ -42,7 +43,7 @@ pub enum LockError {
 impl StateLock {
     pub fn acquire(state_dir: &Path) -> Result<StateLock, LockError> {
         let dir = || state_dir.to_path_buf();
-        std::fs::create_dir_all(state_dir)
+        crate::state_file::create_private_dir(state_dir)
             .map_err(|source| LockError::Create { dir: dir(), source })?;
         let path = state_dir.join("lock");
         let mut file = OpenOptions::new()
@@ -50,6 +51,8 @@ impl StateLock {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(|source| LockError::Open {
                 dir: dir(),

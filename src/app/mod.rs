@@ -177,6 +177,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
         privacy: Privacy::load(config.privacy.user_label, &config.state_dir, true)
             .map_err(|e| format!("cannot make the user-label salt: {e}"))?,
         persist_state: true,
+        plays_seen: collectors::plays_seen_for(&config),
     };
     let mut collectors = JoinSet::new();
     let config = Arc::new(config);

@@ -21,6 +21,7 @@ pub async fn once(config: &Config) -> Result<(String, bool), AppError> {
         // The dry run writes nothing: an existing salt is used, a missing one is not made.
         privacy: Privacy::load(config.privacy.user_label, &config.state_dir, false)?,
         persist_state: false,
+        plays_seen: collectors::plays_seen_for(config),
     };
     let mut runs = JoinSet::new();
     for mut scheduled in collectors::registry(config, &deps) {

@@ -4,17 +4,20 @@
 //! `jellyfin_pusher_collector_success` and `jellyfin_pusher_collector_duration_seconds`, so one
 //! failing collector never blanks the others.
 //!
-//! `sessions/` holds the snapshot gauges and tracker counters; `inventory.rs` is the paged
-//! /Items walk; tasks, activity and transcode_log keep what they have seen in `state_dir`
-//! (the file names are in [`COLLECTORS`]); `process.rs` measures Jellyfin's process
-//! (`process_*`) and `host.rs` the host (`node_memory_*`, `node_network_*`); `pusher.rs` is
-//! the agent's own metrics.
+//! `sessions/` holds the snapshot gauges, the play-method classification and the tracker
+//! counters; `inventory.rs` is the paged /Items walk; tasks, activity (`activity/`),
+//! transcode_log and playback_reporting keep what they have seen in `state_dir` (the file
+//! names are in [`COLLECTORS`]); `process.rs` measures Jellyfin's process (`process_*`) and
+//! `host.rs` the host (`node_memory_*`, `node_network_*`); `pusher.rs` is the agent's own
+//! metrics. `plays_seen.rs` is the one piece two collectors share ([`Deps::plays_seen`]): what
+//! `sessions` saw playing, which `activity` classifies the server's playback starts with.
 
 mod activity;
 mod host;
 mod inventory;
-mod leave_family;
 mod library;
+mod playback_reporting;
+pub mod plays_seen;
 mod process;
 mod pusher;
 mod schedule;
@@ -39,6 +42,8 @@ pub use activity::Activity;
 pub use host::Host;
 pub use inventory::Inventory;
 pub use library::Library;
+pub use playback_reporting::PlaybackReporting;
+pub use plays_seen::PlaysSeen;
 pub use process::Process;
 pub use pusher::Pusher;
 pub use schedule::run_scheduled;
@@ -75,6 +80,19 @@ pub struct Deps {
     pub privacy: crate::privacy::Privacy,
     /// False for `--once`: collectors read their saved state but never write it.
     pub persist_state: bool,
+    /// What the sessions collector saw playing, for the activity collector ([`plays_seen_for`]).
+    pub plays_seen: PlaysSeen,
+}
+
+/// The sightings shared by the sessions and activity collectors: a start is seen at the next
+/// sessions poll at the latest, so the match window is two sessions intervals and some slack.
+pub fn plays_seen_for(config: &Config) -> PlaysSeen {
+    let sessions = config
+        .collectors
+        .sessions
+        .interval
+        .unwrap_or(config.collect.interval);
+    PlaysSeen::new((2 * sessions + Duration::from_secs(5)).as_millis() as i64)
 }
 
 impl Deps {
@@ -103,29 +121,28 @@ pub type Make = fn(&Config, &Deps, Duration) -> Option<Box<dyn Collector>>;
 /// Every collector, in the order they start: name (the `collector` label and the
 /// `[collectors.<name>]` config key), default interval, constructor. Adding a collector means
 /// its file, a row here and its `[collectors.<name>]` table in the config.
-pub const COLLECTORS: [(&str, Every, Make); 11] = [
+pub const COLLECTORS: [(&str, Every, Make); 12] = [
     ("system", Every::Cycle, |_, d, _| {
         Some(Box::new(System::new(d.jellyfin.clone())))
     }),
     ("sessions", Every::Cycle, |c, d, every| {
         let s = &c.collectors.sessions;
-        let geoip = geoip(s.geoip_database.as_deref());
-        let (privacy, top_items) = (d.privacy.clone(), c.privacy.top_items);
-        let sessions: Box<dyn Collector> = Box::new(Sessions::new(
-            d.jellyfin.clone(),
-            privacy,
-            s.active_within,
-            every,
-            top_items,
-            geoip,
-        ));
         let log = &c.collectors.transcode_log;
-        if !(log.enabled && log.dir.is_some()) {
-            return Some(sessions);
-        }
-        // Transcode starts then come from the log folder, with the failures: one producer.
-        let family = "jellyfin_transcode_total";
-        Some(Box::new(leave_family::LeaveFamily::new(sessions, family)))
+        let setup = sessions::SessionsSetup {
+            active_within: s.active_within,
+            interval: every,
+            geoip: geoip(s.geoip_database.as_deref()),
+            seen: d.plays_seen.clone(),
+            // One producer per family: with the log folder the transcode log counts
+            // transcode starts; with the plugin, the plugin tells watch time.
+            count_transcodes: !(log.enabled && log.dir.is_some()),
+            count_watch_time: !c.collectors.playback_reporting.enabled,
+        };
+        Some(Box::new(Sessions::new(
+            d.jellyfin.clone(),
+            d.privacy.clone(),
+            setup,
+        )))
     }),
     ("users", Every::Fixed(minutes(5)), |_, d, _| {
         Some(Box::new(Users::new(d.jellyfin.clone())))
@@ -143,7 +160,13 @@ pub const COLLECTORS: [(&str, Every, Make); 11] = [
     }),
     ("activity", Every::Fixed(minutes(1)), |c, d, _| {
         let state = d.state_file(c, "activity.json");
-        Some(Box::new(Activity::new(d.jellyfin.clone(), state)))
+        let (seen, top_items) = (d.plays_seen.clone(), c.privacy.top_items);
+        Some(Box::new(Activity::new(
+            d.jellyfin.clone(),
+            state,
+            seen,
+            top_items,
+        )))
     }),
     ("transcode_log", Every::Cycle, |c, d, _| {
         let dir = c.collectors.transcode_log.dir.clone()?;
@@ -157,6 +180,15 @@ pub const COLLECTORS: [(&str, Every, Make); 11] = [
     }),
     ("host", Every::Cycle, |_, _, _| {
         Some(Box::new(Host::new("/proc".into())))
+    }),
+    // Off unless enabled (its config default): only for servers that run the plugin.
+    ("playback_reporting", Every::Fixed(minutes(1)), |c, d, _| {
+        let state = d.state_file(c, "playback-reporting.json");
+        Some(Box::new(PlaybackReporting::new(
+            d.jellyfin.clone(),
+            d.privacy.clone(),
+            state,
+        )))
     }),
     // The agent's own metrics are not optional (no config table): they are how a backlog is
     // seen.
@@ -214,6 +246,7 @@ pub async fn run_once(collector: &mut dyn Collector) -> (Batch, Option<CollectEr
     let name = collector.name();
     // A family without samples says nothing (and would be a bare HELP/TYPE in --once).
     families.retain(|f| !f.samples.is_empty());
+    crate::labels::bound(&mut families);
     families.push(
         Family::gauge(
             "jellyfin_pusher_collector_success",
@@ -278,7 +311,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("token"), "t").unwrap();
         let toml = format!(
-            "state_dir = \"{0}\"\n[jellyfin]\nurl = \"http://jellyfin.invalid/\"\n\
+            "state_dir = \"{0}\"\n[jellyfin]\nurl = \"https://jellyfin.invalid/\"\n\
              token_file = \"{0}/token\"\n[collect]\ninterval = \"20s\"\n\
              [collectors.tasks]\ninterval = \"2m\"\n[collectors.host]\nenabled = false\n",
             dir.path().display()
@@ -296,6 +329,7 @@ mod tests {
             stats: Arc::new(PusherStats::new([])),
             privacy: crate::privacy::Privacy::with_salt(config.privacy.user_label, [0; 16]),
             persist_state: false,
+            plays_seen: plays_seen_for(&config),
         };
         let running: Vec<(&str, u64)> = registry(&config, &deps)
             .iter()
@@ -335,6 +369,56 @@ mod tests {
         assert_eq!(
             batch.families[1].samples[0].labels,
             vec![("collector", "failing".to_string())]
+        );
+    }
+
+    /// labels::RULES counts the `collector` label's values; it must follow this table.
+    #[test]
+    fn the_label_bounds_know_every_collector() {
+        let bound =
+            crate::labels::rule("jellyfin_pusher_collector_success", "collector").map(|r| r.bound);
+        assert_eq!(bound, Some(crate::labels::Bound::Fixed(COLLECTORS.len())));
+    }
+
+    /// A server that reports a new codec on every stream: the runner folds them into `other`.
+    struct Hostile;
+
+    #[async_trait::async_trait]
+    impl Collector for Hostile {
+        fn name(&self) -> &'static str {
+            "hostile"
+        }
+        async fn collect(&mut self, out: &mut Vec<Family>) -> Result<(), CollectError> {
+            let mut f = Family::gauge("jellyfin_transcode_active", "t");
+            for i in 0..1000 {
+                f.push(
+                    vec![
+                        ("hw_accel", "vaapi".into()),
+                        ("video_codec", format!("x{i}")),
+                    ],
+                    1.0,
+                );
+            }
+            f.push(
+                vec![("hw_accel", "vaapi".into()), ("video_codec", "h264".into())],
+                2.0,
+            );
+            out.push(f);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_runner_bounds_every_label() {
+        let (batch, _) = run_once(&mut Hostile).await;
+        let samples: Vec<(String, f64)> = batch.families[0]
+            .samples
+            .iter()
+            .map(|s| (s.labels[1].1.clone(), s.value))
+            .collect();
+        assert_eq!(
+            samples,
+            [("other".to_string(), 1000.0), ("h264".into(), 2.0)]
         );
     }
 }

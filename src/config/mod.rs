@@ -69,6 +69,8 @@ pub struct JellyfinConfig {
     pub token_file: PathBuf,
     pub timeout: Duration,
     pub max_response_size: u64,
+    /// Allows http:// to a host other than loopback, which sends the API key in clear text.
+    pub insecure_http: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -111,6 +113,9 @@ pub struct RemoteWriteConfig {
     /// The name the receiver's certificate is checked against (and sent as SNI) when `url`
     /// names the host otherwise, e.g. by its IP address.
     pub tls_server_name: Option<String>,
+    /// Allows http:// with credentials to a host other than loopback (clear text).
+    #[serde(default)]
+    pub insecure_http: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -165,11 +170,13 @@ pub struct CollectorsConfig {
     pub process: ProcessConfig,
     #[serde(default)]
     pub host: CollectorToggle,
+    #[serde(default)]
+    pub playback_reporting: PlaybackReportingConfig,
 }
 
 impl CollectorsConfig {
     /// (name, enabled, interval) of every `[collectors.<name>]` table.
-    pub fn toggles(&self) -> [(&'static str, bool, Option<Duration>); 10] {
+    pub fn toggles(&self) -> [(&'static str, bool, Option<Duration>); 11] {
         [
             ("system", self.system.enabled, self.system.interval),
             ("sessions", self.sessions.enabled, self.sessions.interval),
@@ -185,6 +192,11 @@ impl CollectorsConfig {
             ),
             ("process", self.process.enabled, self.process.interval),
             ("host", self.host.enabled, self.host.interval),
+            (
+                "playback_reporting",
+                self.playback_reporting.enabled,
+                self.playback_reporting.interval,
+            ),
         ]
     }
 }
@@ -206,6 +218,17 @@ impl Default for CollectorToggle {
             interval: None,
         }
     }
+}
+
+/// `[collectors.playback_reporting]`: exact watch time from the Playback Reporting plugin
+/// (jellyfin-plugin-playbackreporting), off by default: only for servers that run the plugin.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaybackReportingConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(with = "humantime_serde", default)]
+    pub interval: Option<Duration>,
 }
 
 /// `[collectors.sessions]`.
@@ -432,6 +455,8 @@ struct RawJellyfin {
     timeout: Duration,
     #[serde(default = "default_max_response_size")]
     max_response_size: ByteSize,
+    #[serde(default)]
+    insecure_http: bool,
 }
 
 /// Where defaults that systemd provides come from; a trait object so tests need no real env.
@@ -533,6 +558,7 @@ impl Config {
                 token_file,
                 timeout: raw.jellyfin.timeout,
                 max_response_size: raw.jellyfin.max_response_size.as_u64(),
+                insecure_http: raw.jellyfin.insecure_http,
             },
             collect: raw.collect,
             labels: with_default_labels(raw.labels, env),
@@ -549,6 +575,23 @@ impl Config {
             });
         }
         Ok(config)
+    }
+
+    /// The tables whose credentials cross the network in clear text because they set
+    /// `insecure_http = true`: worth a warning at every start.
+    pub fn cleartext_credentials(&self) -> Vec<String> {
+        let jellyfin =
+            validate::leaves_in_clear(&self.jellyfin.url).then(|| "jellyfin".to_string());
+        let remotes = self.remote_write.iter().filter(|rw| {
+            let has_credentials = rw.bearer_token_file.is_some() || rw.basic_auth_user.is_some();
+            let proxy_in_clear = rw.proxy_user.is_some()
+                && rw.proxy_url.as_ref().is_some_and(validate::leaves_in_clear);
+            (has_credentials && validate::leaves_in_clear(&rw.url)) || proxy_in_clear
+        });
+        jellyfin
+            .into_iter()
+            .chain(remotes.map(|rw| format!("remote_write {:?}", rw.name)))
+            .collect()
     }
 
     /// The folder of one remote's queue.

@@ -10,6 +10,14 @@ use super::Config;
 pub(super) fn validate(c: &Config) -> Vec<String> {
     let mut problems = Vec::new();
     check_url("jellyfin.url", &c.jellyfin.url, &mut problems);
+    // The API key goes with every request: it is an admin credential.
+    check_cleartext(
+        "jellyfin",
+        &c.jellyfin.url,
+        "the API key",
+        c.jellyfin.insecure_http,
+        &mut problems,
+    );
     if !(1..=10_000).contains(&c.collectors.inventory.page_size) {
         problems.push("collectors.inventory.page_size must be 1 to 10000".into());
     }
@@ -90,6 +98,14 @@ pub(super) fn validate(c: &Config) -> Vec<String> {
                 "{key}: basic_auth_user and basic_auth_password_file go together"
             ));
         }
+        let credentials = match (&rw.bearer_token_file, &rw.basic_auth_user) {
+            (Some(_), _) => Some("the bearer token"),
+            (None, Some(_)) => Some("the basic-auth password"),
+            (None, None) => None,
+        };
+        if let Some(what) = credentials {
+            check_cleartext(&key, &rw.url, what, rw.insecure_http, &mut problems);
+        }
         if rw.timeout.is_zero() {
             problems.push(format!("{key}.timeout must be more than 0s"));
         }
@@ -158,6 +174,17 @@ fn check_egress(key: &str, rw: &super::RemoteWriteConfig, problems: &mut Vec<Str
     if rw.proxy_user.is_some() && rw.proxy_url.is_none() {
         problems.push(format!("{key}: proxy_user is set but proxy_url is not"));
     }
+    if let Some(proxy) = rw.proxy_url.as_ref().filter(|_| rw.proxy_user.is_some()) {
+        // Basic auth to an http:// proxy travels in clear text, like credentials to an
+        // http:// receiver: the same opt-in covers it.
+        if !rw.insecure_http && leaves_in_clear(proxy) {
+            problems.push(format!(
+                "{key}.proxy_url: http:// to {} would send the proxy password in clear text to anyone on the link; \
+                 use a proxy on this host, or set {key}.insecure_http = true if the link is protected otherwise",
+                proxy.host_str().unwrap_or("?")
+            ));
+        }
+    }
     if rw.tls_cert_file.is_some() != rw.tls_key_file.is_some() {
         problems.push(format!("{key}: tls_cert_file and tls_key_file go together"));
     }
@@ -171,6 +198,43 @@ fn check_egress(key: &str, rw: &super::RemoteWriteConfig, problems: &mut Vec<Str
                 "{key}: tls_server_name cannot be used with proxy_url; put the certificate's name in url, the proxy resolves it"
             ));
         }
+    }
+}
+
+/// Credentials over http:// may only go to this host itself, unless the table says
+/// `insecure_http = true` (a link protected otherwise: a VPN, a tunnel, a private cable).
+fn check_cleartext(
+    table: &str,
+    url: &url::Url,
+    what: &str,
+    allowed: bool,
+    problems: &mut Vec<String>,
+) {
+    if allowed || !leaves_in_clear(url) {
+        return;
+    }
+    problems.push(format!(
+        "{table}.url: http:// to {} would send {what} in clear text to anyone on the link; \
+         use https://, or set {table}.insecure_http = true if the link is protected otherwise",
+        url.host_str().unwrap_or("?")
+    ));
+}
+
+/// http:// to a host other than this one: what is sent can be read on the way.
+pub(super) fn leaves_in_clear(url: &url::Url) -> bool {
+    url.scheme() == "http" && !is_loopback(url)
+}
+
+/// 127.0.0.0/8, ::1 and `localhost`: traffic that never leaves the host.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        None => false,
     }
 }
 
@@ -284,6 +348,18 @@ token_file = "/tmp/token"
                 "[[remote_write]]\nname = \"a\"\nurl = \"https://127.0.0.1/w\"\ntls_server_name = \"vm.invalid\"\nproxy_url = \"http://proxy.invalid:3128\"\n",
                 "cannot be used with proxy_url",
             ),
+            (
+                "[[remote_write]]\nname = \"a\"\nurl = \"https://h/w\"\nproxy_url = \"http://proxy.invalid:3128\"\nproxy_user = \"u\"\nproxy_password_file = \"/p\"\n",
+                "proxy_url: http:// to proxy.invalid would send the proxy password in clear text",
+            ),
+            (
+                "[[remote_write]]\nname = \"a\"\nurl = \"http://tiger.invalid/w\"\nbearer_token_file = \"/t\"\n",
+                "remote_write[0] (name \"a\").url: http:// to tiger.invalid would send the bearer token in clear text",
+            ),
+            (
+                "[[remote_write]]\nname = \"a\"\nurl = \"http://10.1.2.3/w\"\nbasic_auth_user = \"u\"\nbasic_auth_password_file = \"/p\"\n",
+                "set remote_write[0] (name \"a\").insecure_http = true",
+            ),
         ];
         for (extra, expected) in cases {
             let err = load(&format!("{MINIMAL}{extra}")).unwrap_err();
@@ -333,6 +409,7 @@ max_age = "10s"
                 "labels.__bad: not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)",
                 "remote_write[0] (name \"a b\"): name must be 1-64 characters of [A-Za-z0-9_-]",
                 "remote_write[0] (name \"a b\"): basic_auth_user and basic_auth_password_file go together",
+                "remote_write[0] (name \"a b\").url: http:// to h would send the basic-auth password in clear text to anyone on the link; use https://, or set remote_write[0] (name \"a b\").insecure_http = true if the link is protected otherwise",
                 "buffer.max_age must be at least 1m",
             ]
         );
@@ -380,16 +457,19 @@ mod example {
                 "tls_cert_file",
                 "tls_key_file",
                 "proxy_url",
-                "proxy_user",
-                "proxy_password_file",
             ][..],
             &[
                 "basic_auth_user",
                 "basic_auth_password_file",
                 "tls_server_name",
             ],
+            &["proxy_url", "proxy_user", "proxy_password_file"],
         ] {
-            let text = with(keys);
+            let mut text = with(keys);
+            if keys.contains(&"proxy_user") {
+                // The example's proxy is off this host: its password needs the opt-in.
+                text = text.replace("insecure_http = false", "insecure_http = true");
+            }
             for key in keys {
                 assert!(
                     text.contains(&format!("\n{key} = ")),
@@ -398,5 +478,63 @@ mod example {
             }
             Config::from_toml(&text, Path::new("example.toml"), &|_| None).unwrap();
         }
+    }
+}
+
+#[cfg(test)]
+mod cleartext {
+    use std::path::Path;
+
+    use super::super::Config;
+
+    fn load(jellyfin: &str, remote: &str) -> Result<Config, String> {
+        let text = format!(
+            "state_dir = \"/tmp/x\"\n[jellyfin]\n{jellyfin}token_file = \"/t\"\n[[remote_write]]\nname = \"a\"\n{remote}"
+        );
+        Config::from_toml(&text, Path::new("t.toml"), &|_| None).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn credentials_over_http_need_loopback_https_or_an_explicit_opt_in() {
+        let ok = "url = \"http://127.0.0.1:8096\"\n";
+        let token = "bearer_token_file = \"/t\"\n";
+        for host in ["127.0.0.1", "127.9.9.9", "[::1]", "localhost", "LOCALHOST."] {
+            load(
+                &format!("url = \"http://{host}:8096\"\n"),
+                &format!("url = \"http://{host}/w\"\n{token}"),
+            )
+            .unwrap();
+        }
+        // https, or no credentials at all, is fine anywhere.
+        load(ok, &format!("url = \"https://tiger.invalid/w\"\n{token}")).unwrap();
+        load(ok, "url = \"http://tiger.invalid/w\"\n").unwrap();
+        // The Jellyfin API key always travels.
+        let err = load(
+            "url = \"http://jellyfin.invalid:8096\"\n",
+            "url = \"http://127.0.0.1/w\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("jellyfin.url: http:// to jellyfin.invalid would send the API key"),
+            "{err}"
+        );
+        assert!(err.contains("jellyfin.insecure_http = true"), "{err}");
+        load(
+            "url = \"http://jellyfin.invalid:8096\"\ninsecure_http = true\n",
+            "url = \"http://127.0.0.1/w\"\n",
+        )
+        .unwrap();
+        // A lookalike of localhost is not loopback.
+        let err = load(
+            ok,
+            &format!("url = \"http://localhost.evil.invalid/w\"\n{token}"),
+        )
+        .unwrap_err();
+        assert!(err.contains("insecure_http"), "{err}");
+        load(
+            ok,
+            &format!("url = \"http://tiger.invalid/w\"\n{token}insecure_http = true\n"),
+        )
+        .unwrap();
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use proptest::prelude::*;
 
-use crate::jellyfin::snippet;
+use crate::peer_text::{Prefix, excerpt};
 use crate::remote_write::sender::parse_retry_after;
 use crate::secret::redact;
 
@@ -65,17 +65,16 @@ proptest! {
         let secret = super::secret(&secret);
         let mut body = noise;
         body.extend_from_slice(text.as_bytes());
-        let out = snippet(&body, &[&secret]);
+        let out = excerpt(&Prefix::of(&body, 400), &[&secret], 120);
         prop_assert!(!out.contains('\n') && !out.is_empty());
         prop_assert!(out.chars().count() <= 121, "{out:?}");
-        // The body is cut to 400 bytes before redaction: a secret crossing that cut can leave
-        // a prefix behind, never the whole.
+        // Redacted before it is shortened, and a secret cut by the 400-byte read is dropped.
         prop_assert!(!out.contains(secret.expose()), "{out:?}");
     }
 
     #[test]
     fn snippets_of_arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..1200)) {
-        let _ = snippet(&body, &[]);
+        let _ = excerpt(&Prefix::of(&body, 400), &[], 120);
     }
 
     #[test]

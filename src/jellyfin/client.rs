@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 use reqwest::header::{self, HeaderValue};
 use serde::de::DeserializeOwned;
 
-use super::error::{ApiError, snippet};
+use super::error::ApiError;
 use crate::error_chain::error_chain;
+use crate::peer_text;
 use crate::secret::Secret;
 
 /// Why the Jellyfin client could not be made (the message never holds the token).
@@ -81,7 +82,10 @@ impl Client {
         let http = reqwest::Client::builder()
             .user_agent(crate::USER_AGENT)
             .connect_timeout(timeout)
+            // The timeout covers the body too, so a peer that trickles cannot hold a cycle.
             .timeout(timeout)
+            // A 3xx is an error naming its Location (see get_json_inner), never followed.
+            .redirect(reqwest::redirect::Policy::none())
             // Jellyfin is on this host or next to it: never through a proxy, not even one
             // named by HTTP_PROXY in the environment (remote_write.proxy_url is per remote).
             .no_proxy()
@@ -125,10 +129,31 @@ impl Client {
         path_and_query: Option<&str>,
         timeout: Duration,
     ) -> Result<T, ApiError> {
+        self.request_json(endpoint, path_and_query.unwrap_or(endpoint), None, timeout)
+            .await
+    }
+
+    /// POSTs `body` as JSON to `endpoint` and decodes the JSON answer into `T`: only for
+    /// plugin endpoints that take their query in the body (Playback Reporting's
+    /// submit_custom_query); the server's own API is read with GETs.
+    pub async fn post_json<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        body: &serde_json::Value,
+    ) -> Result<T, ApiError> {
+        self.request_json(endpoint, endpoint, Some(body), self.timeout)
+            .await
+    }
+
+    async fn request_json<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        timeout: Duration,
+    ) -> Result<T, ApiError> {
         let started = Instant::now();
-        let result = self
-            .get_json_inner(endpoint, path_and_query.unwrap_or(endpoint), timeout)
-            .await;
+        let result = self.request_json_inner(endpoint, path, body, timeout).await;
         let code = match &result {
             Ok(_) => "200".to_string(),
             Err(e) => e.code_label(),
@@ -137,10 +162,11 @@ impl Client {
         result
     }
 
-    async fn get_json_inner<T: DeserializeOwned>(
+    async fn request_json_inner<T: DeserializeOwned>(
         &self,
         endpoint: &'static str,
         path: &str,
+        body: Option<&serde_json::Value>,
         timeout: Duration,
     ) -> Result<T, ApiError> {
         let url =
@@ -151,9 +177,15 @@ impl Client {
                     base: self.base.to_string(),
                     reason: format!("cannot build the request URL: {e}"),
                 })?;
-        let mut response = self
-            .http
-            .get(url)
+        let request = match body {
+            None => self.http.get(url),
+            Some(body) => self
+                .http
+                .post(url)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body.to_string()),
+        };
+        let mut response = request
             .header(header::AUTHORIZATION, self.auth.clone())
             .header(header::ACCEPT, "application/json")
             .timeout(timeout)
@@ -167,6 +199,37 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("no content type")
             .to_string();
+        match status {
+            200..=299 => {}
+            300..=399 => {
+                // Never followed: the API key would go wherever the peer points.
+                return Err(ApiError::Redirect {
+                    endpoint,
+                    status,
+                    location: peer_text::location(
+                        response.headers().get(header::LOCATION),
+                        &self.base,
+                        &[&self.token],
+                    ),
+                });
+            }
+            401 => return Err(ApiError::Unauthorized { endpoint }),
+            403 => return Err(ApiError::Forbidden { endpoint }),
+            _ => {
+                // Only what is shown is read; the connection is dropped on the rest.
+                let (prefix, _) =
+                    peer_text::read_prefix(response, peer_text::ERROR_BODY_LIMIT).await;
+                return Err(ApiError::Status {
+                    endpoint,
+                    status,
+                    snippet: peer_text::excerpt(
+                        &prefix,
+                        &[&self.token],
+                        super::decode::SNIPPET_CHARS,
+                    ),
+                });
+            }
+        }
         if response
             .content_length()
             .is_some_and(|len| len > self.max_response_size)
@@ -176,6 +239,7 @@ impl Client {
                 limit: self.max_response_size,
             });
         }
+        // max_response_size holds while streaming: a body is never buffered past it.
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()
@@ -189,18 +253,6 @@ impl Client {
                 });
             }
             body.extend_from_slice(&chunk);
-        }
-        match status {
-            200..=299 => {}
-            401 => return Err(ApiError::Unauthorized { endpoint }),
-            403 => return Err(ApiError::Forbidden { endpoint }),
-            _ => {
-                return Err(ApiError::Status {
-                    endpoint,
-                    status,
-                    snippet: snippet(&body, &[&self.token]),
-                });
-            }
         }
         super::decode::decode(endpoint, &content_type, &body, &[&self.token])
     }

@@ -3,8 +3,12 @@
 
 use serde::de::DeserializeOwned;
 
-use super::error::{ApiError, snippet};
+use super::error::ApiError;
+use crate::peer_text::{self, Prefix};
 use crate::secret::Secret;
+
+/// Characters of a Jellyfin page or decoder message shown in an error message.
+pub(super) const SNIPPET_CHARS: usize = 120;
 
 /// Decodes `body` (with its `content_type`) from `endpoint`; `secrets` are cut out of any
 /// excerpt of the body quoted in the error.
@@ -23,13 +27,19 @@ pub(crate) fn decode<T: DeserializeOwned>(
         return Err(ApiError::NotJson {
             endpoint,
             content_type: content_type.to_string(),
-            snippet: snippet(body, secrets),
+            // Only the first bytes are looked at, and a cut secret is dropped (peer_text).
+            snippet: peer_text::excerpt(
+                &Prefix::of(body, peer_text::ERROR_BODY_LIMIT),
+                secrets,
+                SNIPPET_CHARS,
+            ),
         });
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| ApiError::Decode {
         endpoint,
-        field: e.path().to_string(),
-        reason: e.inner().to_string(),
+        // serde quotes the offending value, which is peer text.
+        field: peer_text::excerpt_str(&e.path().to_string(), secrets, SNIPPET_CHARS),
+        reason: peer_text::excerpt_str(&e.inner().to_string(), secrets, SNIPPET_CHARS),
     })
 }

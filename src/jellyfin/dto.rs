@@ -50,6 +50,8 @@ pub struct NowPlaying {
     pub album: Option<String>,
     pub media_streams: Option<Vec<MediaStream>>,
     pub media_sources: Option<Vec<MediaSource>>,
+    /// 100-ns ticks: with CompletionPercentage, where the transcoder is in the item.
+    pub run_time_ticks: Option<i64>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -74,8 +76,12 @@ pub struct MediaSource {
 #[serde(rename_all = "PascalCase", default)]
 pub struct PlayState {
     pub is_paused: Option<bool>,
-    /// DirectPlay, DirectStream, Transcode.
+    /// DirectPlay, DirectStream, Transcode: what the client reported. A non-nullable enum
+    /// whose default is Transcode (MediaBrowser.Model/Session/PlayMethod.cs), so a client that
+    /// never sends it, and a remux, read as Transcode.
     pub play_method: Option<String>,
+    /// 100-ns ticks: where the viewer is.
+    pub position_ticks: Option<i64>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -85,7 +91,11 @@ pub struct TranscodingInfo {
     pub bitrate: Option<f64>,
     pub framerate: Option<f64>,
     pub is_video_direct: Option<bool>,
-    /// Absent before 10.10.
+    pub is_audio_direct: Option<bool>,
+    /// How far ffmpeg has got through the item, 0-100.
+    pub completion_percentage: Option<f64>,
+    /// The server-wide setting, not what this stream uses (TranscodeManager.cs,
+    /// ReportTranscodingProgress); absent on 10.9.
     pub hardware_acceleration_type: Option<String>,
     pub transcode_reasons: Option<Vec<String>>,
 }
@@ -115,10 +125,11 @@ pub struct TaskResult {
 #[serde(rename_all = "PascalCase", default)]
 pub struct ActivityPage {
     pub items: Option<Vec<ActivityEntry>>,
+    pub total_record_count: Option<u64>,
 }
 
 /// `Name` and the overviews are localised and may hold IP addresses: only `Id`, `Type`,
-/// `Date` and `Severity` are read.
+/// `Date`, `Severity` and, for playback starts, `UserId` and `ItemId` are read.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ActivityEntry {
@@ -127,6 +138,28 @@ pub struct ActivityEntry {
     pub kind: Option<String>,
     pub date: Option<String>,
     pub severity: Option<String>,
+    pub user_id: Option<String>,
+    pub item_id: Option<String>,
+}
+
+/// GET /System/Configuration/encoding (EncodingOptions): what decides whether a transcode
+/// runs on the GPU (MediaBrowser.Controller/MediaEncoding/EncodingHelper.cs).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EncodingOptions {
+    /// none, amf, qsv, nvenc, v4l2m2m, vaapi, videotoolbox, rkmpp (10.9: a free string, empty
+    /// for none).
+    pub hardware_acceleration_type: Option<String>,
+    pub enable_hardware_encoding: Option<bool>,
+    /// Source codecs the GPU decodes (h264, hevc, vc1, …).
+    pub hardware_decoding_codecs: Option<Vec<String>>,
+}
+
+/// GET /Items?ids=… answers: the item fields the per-item play counter names items by.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NamedItemPage {
+    pub items: Option<Vec<NowPlaying>>,
 }
 
 /// One entry of GET /Library/VirtualFolders (VirtualFolderInfo).
@@ -216,6 +249,26 @@ pub struct User {
 pub struct UserPolicy {
     pub is_administrator: Option<bool>,
     pub is_disabled: Option<bool>,
+}
+
+/// GET /Users again, for the `user` label only: id and name (privacy.user_label decides
+/// which, if any, is exported).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NamedUser {
+    pub id: Option<String>,
+    pub name: Option<String>,
+}
+
+/// POST /user_usage_stats/submit_custom_query of the Playback Reporting plugin
+/// (PlaybackReportingActivityController.CustomQuery): dictionary keys as the plugin spells
+/// them, every cell a string (ActivityRepository.RunCustomQuery), `message` set on an error.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CustomQueryAnswer {
+    pub colums: Option<Vec<String>>,
+    pub results: Option<Vec<Vec<serde_json::Value>>>,
+    pub message: Option<String>,
 }
 
 /// GET /Items/Counts (ItemCounts): the counts the server computes itself.

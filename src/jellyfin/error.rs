@@ -23,6 +23,14 @@ pub enum ApiError {
         "GET {endpoint}: Jellyfin answered 403 Forbidden: the API key lacks the rights for this endpoint (use an API key created in Dashboard > API Keys)"
     )]
     Forbidden { endpoint: &'static str },
+    #[error(
+        "GET {endpoint}: Jellyfin answered HTTP {status}, a redirect to {location}: redirects are not followed (set jellyfin.url to the final address)"
+    )]
+    Redirect {
+        endpoint: &'static str,
+        status: u16,
+        location: String,
+    },
     #[error("GET {endpoint}: Jellyfin answered HTTP {status}: {snippet}")]
     Status {
         endpoint: &'static str,
@@ -54,27 +62,10 @@ impl ApiError {
         match self {
             ApiError::Unauthorized { .. } => "401".into(),
             ApiError::Forbidden { .. } => "403".into(),
-            ApiError::Status { status, .. } => status.to_string(),
+            ApiError::Status { status, .. } | ApiError::Redirect { status, .. } => {
+                status.to_string()
+            }
             _ => "error".into(),
         }
-    }
-}
-
-/// A short, single-line excerpt of a body for error messages. `secrets` are cut out first (a proxy's error page may echo the request's header), before
-/// the text is shortened, so a secret cannot survive half-cut.
-pub(crate) fn snippet(body: &[u8], secrets: &[&crate::secret::Secret]) -> String {
-    let text = crate::secret::redact(
-        &String::from_utf8_lossy(&body[..body.len().min(400)]),
-        secrets,
-    );
-    let collapsed: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut out: String = collapsed.chars().take(120).collect();
-    if collapsed.chars().count() > 120 {
-        out.push('…');
-    }
-    if out.is_empty() {
-        "(empty body)".into()
-    } else {
-        out
     }
 }

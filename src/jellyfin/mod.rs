@@ -2,11 +2,12 @@
 //! [`dto`]; [`ApiError`] says what went wrong in words a user can act on, naming the endpoint.
 
 mod client;
+pub mod date;
 mod decode;
 pub mod dto;
 mod error;
 
 pub use client::{ApiStats, Client, ClientError, EndpointStats};
-pub use error::ApiError;
 #[cfg(test)]
-pub(crate) use {decode::decode, error::snippet};
+pub(crate) use decode::decode;
+pub use error::ApiError;

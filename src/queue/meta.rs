@@ -1,12 +1,14 @@
 //! The reader position, in `meta.json`, replaced atomically: write a temporary file, fsync it,
 //! rename it over the old one, fsync the folder. A crash leaves either the old or the new file.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 const FILE: &str = "meta.json";
+/// The file holds one small JSON object; anything larger is damage (or planted).
+const MAX_META: u64 = 4096;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 struct Meta {
@@ -18,13 +20,13 @@ struct Meta {
 /// error for the caller to log; it then starts from the oldest data, so nothing is lost.
 pub fn load(dir: &Path) -> Result<Option<u64>, String> {
     let path = dir.join(FILE);
-    let text = match fs::read_to_string(&path) {
+    let text = match crate::state_file::read_capped(&path, MAX_META) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
     let meta: Meta =
-        serde_json::from_str(&text).map_err(|e| format!("{} is damaged: {e}", path.display()))?;
+        serde_json::from_slice(&text).map_err(|e| format!("{} is damaged: {e}", path.display()))?;
     if meta.version != 1 {
         return Err(format!(
             "{} has unknown version {}",
@@ -50,6 +52,8 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     #[test]
@@ -60,5 +64,8 @@ mod tests {
         assert_eq!(load(dir.path()), Ok(Some(4242)));
         fs::write(dir.path().join(FILE), "{\"version\":1,\"read_").unwrap();
         assert!(load(dir.path()).unwrap_err().contains("damaged"));
+        fs::write(dir.path().join(FILE), vec![b' '; 5000]).unwrap();
+        let err = load(dir.path()).unwrap_err();
+        assert!(err.contains("meta.json is larger than 4096 bytes"), "{err}");
     }
 }

@@ -290,7 +290,7 @@ impl Queue {
 
 impl Inner {
     fn open(dir: &Path, opts: Options) -> io::Result<Inner> {
-        std::fs::create_dir_all(dir)?;
+        crate::state_file::create_private_dir(dir)?;
         let mut segments: VecDeque<Segment> = segment::list(dir)?.into();
         let saved = match meta::load(dir) {
             Ok(saved) => saved,
@@ -339,18 +339,25 @@ impl Inner {
             position_unsaved: false,
             in_flight: InFlight::default(),
         };
-        inner.disk_blocks = inner.count_records()?;
+        inner.disk_blocks = inner.count_records(&scan)?;
         Ok(inner)
     }
 
     /// Counts the records from the reader to the end (open only; reads headers, not bodies).
-    fn count_records(&mut self) -> io::Result<u64> {
+    /// `last` is the recovery scan of the last segment from its start, reused when the reader
+    /// is there too, so that a large damaged segment is searched once, not twice.
+    fn count_records(&mut self, last: &segment::Scan) -> io::Result<u64> {
         let mut total = 0;
+        let last_start = self.segments.back().map(|s| s.start);
         for seg in self.segments.clone() {
             if seg.end() <= self.read_offset {
                 continue;
             }
             let from = self.read_offset.saturating_sub(seg.start);
+            if Some(seg.start) == last_start && from == 0 {
+                total += last.records + last.damaged_stretches;
+                continue;
+            }
             let file = File::open(segment::path(&self.dir, seg.start))?;
             let scan = segment::scan(&file, seg.len, from)?;
             total += scan.records + scan.damaged_stretches;

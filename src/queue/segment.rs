@@ -3,7 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::record::{self, HEADER_LEN};
@@ -50,11 +50,14 @@ pub fn list(dir: &Path) -> io::Result<Vec<Segment>> {
     Ok(segments)
 }
 
+/// Opens a segment for appending, creating it private (0600); a symlink is refused.
 pub fn open_append(dir: &Path, start: u64) -> io::Result<File> {
     OpenOptions::new()
         .create(true)
         .read(true)
         .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path(dir, start))
 }
 
@@ -111,12 +114,71 @@ pub fn scan(file: &File, len: u64, from: u64) -> io::Result<Scan> {
     Ok(scan)
 }
 
-/// The offset (in the file) of the first valid header at or after `from`.
+/// How much of a segment a search for the next valid header holds in memory at once.
+const SEARCH_WINDOW: usize = 1024 * 1024;
+
+/// The offset (in the file) of the first valid header at or after `from`. The file is read in
+/// windows of [`SEARCH_WINDOW`] bytes, each overlapping the last by a header's length less
+/// one byte, so a damaged stretch of any size costs one window of memory.
 pub fn next_header(file: &File, len: u64, from: u64) -> io::Result<Option<u64>> {
-    if from >= len {
-        return Ok(None);
+    let mut window = Vec::new();
+    let mut start = from;
+    while start < len {
+        let size = (len - start).min(SEARCH_WINDOW as u64) as usize;
+        window.resize(size, 0);
+        file.read_exact_at(&mut window, start)?;
+        if let Some(i) = record::find_header(&window, 0) {
+            return Ok(Some(start + i as u64));
+        }
+        if start + size as u64 >= len {
+            break;
+        }
+        start += (size - (HEADER_LEN - 1)) as u64;
     }
-    let mut rest = vec![0u8; (len - from) as usize];
-    file.read_exact_at(&mut rest, from)?;
-    Ok(record::find_header(&rest, 0).map(|i| from + i as u64))
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::Block;
+
+    /// Headers straddling every window boundary are found, and nothing past the file's end.
+    #[test]
+    fn the_windowed_search_finds_headers_across_window_boundaries() {
+        let record = record::frame(&Block {
+            data: bytes::Bytes::from_static(b"body"),
+            samples: 1,
+            min_timestamp_ms: 1,
+            max_timestamp_ms: 2,
+        });
+        let dir = tempfile::tempdir().unwrap();
+        for at in [
+            0,
+            1,
+            SEARCH_WINDOW - HEADER_LEN,
+            SEARCH_WINDOW - 10,
+            SEARCH_WINDOW - 1,
+            SEARCH_WINDOW,
+            2 * SEARCH_WINDOW - 20,
+        ] {
+            let mut data = vec![0u8; at];
+            data.extend_from_slice(&record);
+            data.extend(vec![7u8; 100]);
+            let path = dir.path().join(format!("{at}"));
+            std::fs::write(&path, &data).unwrap();
+            let file = File::open(&path).unwrap();
+            let len = data.len() as u64;
+            assert_eq!(
+                next_header(&file, len, 0).unwrap(),
+                Some(at as u64),
+                "at {at}"
+            );
+            assert_eq!(
+                next_header(&file, len, at as u64 + 1).unwrap(),
+                None,
+                "after {at}"
+            );
+        }
+    }
 }

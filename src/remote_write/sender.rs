@@ -6,6 +6,7 @@
 //! |---|---|
 //! | 2xx | delivered |
 //! | 400, 409, 415 | rejected: resending the same bytes cannot succeed, so the block is dropped and counted (`reason="rejected"`), and the receiver's message is logged as is |
+//! | 3xx | retried like a 5xx: redirects are never followed (the metrics and the credentials would go to a host nobody configured); the log names the `Location`, without user info or query |
 //! | 400 from vmauth for an unknown token, or from nginx for a missing or untrusted client certificate | retried like a 401: the fix is a file, not the data |
 //! | anything else (401/403, 404, 429, 5xx, no answer) | retried with exponential backoff and jitter (1 s doubling to 1 min), or after `Retry-After` when the receiver sends one (the schedule is in `retry.rs`); never given up, so a wrong token or a long outage only delays delivery |
 
@@ -21,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 use super::retry;
 use crate::config::RemoteWriteConfig;
 use crate::error_chain::error_chain;
-use crate::secret::{Secret, read_secret_file, redact};
+use crate::peer_text;
+use crate::secret::{Secret, read_secret_file};
 use crate::stats::RemoteStats;
 
 /// What one attempt came to.
@@ -106,6 +108,8 @@ impl Sender {
         let builder = reqwest::Client::builder()
             .user_agent(crate::USER_AGENT)
             .timeout(config.timeout)
+            // A 3xx is answered as an error (see send_once), never followed.
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.timeout.min(Duration::from_secs(10)));
         let (builder, url) = super::transport::apply(builder, config)?;
         let http = builder.build().map_err(|source| SenderError::Client {
@@ -167,10 +171,7 @@ impl Sender {
             },
             Ok(response) => Probe::Answered {
                 status: response.status().as_u16(),
-                message: redact(
-                    &read_message(response).await,
-                    &secret.iter().collect::<Vec<_>>(),
-                ),
+                message: read_message(response, &secret.iter().collect::<Vec<_>>()).await,
             },
         }
     }
@@ -209,11 +210,24 @@ impl Sender {
         if class == Class::Delivered {
             return Outcome::Delivered;
         }
+        let secrets: Vec<&Secret> = secret.iter().collect();
+        if (300..=399).contains(&status) {
+            // Never followed: a redirect would re-send the metrics, and perhaps the
+            // credentials, to a host nobody configured. Retried like a 5xx.
+            let target = peer_text::location(
+                response.headers().get(header::LOCATION),
+                &self.url,
+                &secrets,
+            );
+            return Outcome::Retry {
+                reason: format!(
+                    "HTTP {status} redirect to {target}: redirects are not followed; point url at the final address"
+                ),
+                after: retry_after,
+            };
+        }
         // Receivers may quote the request back (vmauth 1.79 repeats an unknown token).
-        let message = redact(
-            &read_message(response).await,
-            &secret.iter().collect::<Vec<_>>(),
-        );
+        let message = read_message(response, &secrets).await;
         match class {
             Class::Rejected
                 if !is_vmauth_unknown_token(status, &message)
@@ -354,25 +368,23 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// The receiver's explanation, at most 1 KiB of it, on one line.
-async fn read_message(response: reqwest::Response) -> String {
-    match response.bytes().await {
-        Ok(body) => {
-            let text = String::from_utf8_lossy(&body[..body.len().min(1024)]);
-            let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-            if line.is_empty() {
-                "(no message)".into()
-            } else {
-                line
-            }
-        }
-        Err(e) => format!("(body unreadable: {})", error_chain(&e)),
+/// Characters of a receiver's message that are logged.
+const MESSAGE_CHARS: usize = 1024;
+
+/// The receiver's explanation on one line: at most [`peer_text::ERROR_BODY_LIMIT`] bytes are
+/// read (the rest is never downloaded), credentials are cut out, then it is shortened.
+async fn read_message(response: reqwest::Response, secrets: &[&Secret]) -> String {
+    let (prefix, error) = peer_text::read_prefix(response, peer_text::ERROR_BODY_LIMIT).await;
+    match error {
+        Some(e) if prefix.bytes.is_empty() => format!("(body unreadable: {})", error_chain(&e)),
+        _ => peer_text::excerpt(&prefix, secrets, MESSAGE_CHARS),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::redact;
 
     #[test]
     fn outcome_table() {

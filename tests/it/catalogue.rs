@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use common::agent::AgentDir;
 use common::catalogue::{NEVER_EXPORTED, catalogue};
-use common::fake_jellyfin::FakeJellyfin;
+use common::fake_jellyfin::{FakeJellyfin, activity_entry, jellyfin_date};
 use common::host::{JellyfinHost, activity_with};
 use common::servers::VictoriaMetrics;
 
@@ -51,6 +51,14 @@ async fn every_family_of_the_catalogue_arrives_in_victoriametrics() {
         "/System/ActivityLog/Entries",
         activity_with(&[(200, "UserLockedOut", "Warning")]),
     );
+    // The server's record of the play that just started (PlaybackStartLogger).
+    jellyfin.log_activity(activity_entry(
+        201,
+        "VideoPlayback",
+        &jellyfin_date(common::now_ms()),
+        Some("1b3c5d7e9f0a4b2c8d6e0f1a2b3c4d5e"),
+        Some("0aa1bb2cc3dd4ee5ff6a7b8c9d0e1f2a"),
+    ));
     jellyfin
         .wait_for_requests("/System/ActivityLog/Entries", 2)
         .await;

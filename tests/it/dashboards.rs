@@ -596,3 +596,34 @@ fn every_setting_a_panel_names_is_in_the_example_config() {
         "settings that do not exist: {unknown:?}"
     );
 }
+
+/// Families whose transcode split follows the client's PlayMethod or the dashboard's
+/// classification (a remux is its own value there, an audio-only transcode is `transcode`):
+/// not what a panel about transcodes may count.
+const NOT_TRANSCODES: [&str; 2] = ["jellyfin_streams", "jellyfin_playback_total"];
+
+/// A panel whose title speaks of transcodes counts real video transcodes only: it reads the
+/// transcode families (video re-encoded; remuxes and audio-only jobs excluded by the agent),
+/// never a play-method split that would also count remuxes or audio.
+#[test]
+fn panels_about_transcodes_count_video_transcodes_only() {
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for d in dashboards::load_all() {
+        for t in d.targets() {
+            if !t.panel_title().to_ascii_lowercase().contains("transcod") {
+                continue;
+            }
+            checked += 1;
+            if NOT_TRANSCODES.iter().any(|family| t.expr.contains(family)) {
+                wrong.push(format!("{} / {:?}: {}", d.file, t.panel_title(), t.expr));
+            }
+        }
+    }
+    assert!(checked >= 8, "only {checked} transcode targets found");
+    assert!(
+        wrong.is_empty(),
+        "transcode panels over a play-method split:\n{}",
+        wrong.join("\n")
+    );
+}

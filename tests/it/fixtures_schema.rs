@@ -199,19 +199,41 @@ fn the_synthetic_storage_and_virtual_folders_match_the_openapi_schema() {
 }
 
 #[test]
-fn the_synthetic_10_11_transcode_matches_the_10_11_and_12_0_schemas() {
-    let path = format!(
-        "{}/tests/fixtures/jellyfin/sessions.transcoding.synthetic.10.11.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
+fn the_synthetic_10_11_sessions_match_the_10_11_and_12_0_schemas() {
+    for fixture in [
+        "sessions.transcoding.synthetic.10.11.json",
+        "sessions.side-by-side.synthetic.10.11.json",
+    ] {
+        let path = format!(
+            "{}/tests/fixtures/jellyfin/{fixture}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let schema = serde_json::json!({ "type": "array", "items": { "$ref": "#/components/schemas/SessionInfoDto" } });
+        check_10_11_and_12_0(&schema, &path);
+    }
+}
+
+/// Validates the file at `path` against `schema` in both the 10.11.11 and 12.0 documents.
+fn check_10_11_and_12_0(schema: &Value, path: &str) {
     let value: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     for document in ["openapi.json", "openapi-12.0.0.json"] {
         let doc = openapi_file(document);
-        let schema = serde_json::json!({ "type": "array", "items": { "$ref": "#/components/schemas/SessionInfoDto" } });
         let mut errors = Vec::new();
-        validate(&doc, &schema, &value, "$", &mut errors);
-        assert_eq!(errors, Vec::<String>::new(), "{document}");
+        validate(&doc, schema, &value, "$", &mut errors);
+        assert_eq!(errors, Vec::<String>::new(), "{path} against {document}");
     }
+}
+
+#[test]
+fn the_synthetic_encoding_options_match_the_10_11_and_12_0_schemas() {
+    let path = format!(
+        "{}/tests/fixtures/jellyfin/encoding-options.synthetic.10.11.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    check_10_11_and_12_0(
+        &serde_json::json!({ "$ref": "#/components/schemas/EncodingOptions" }),
+        &path,
+    );
 }
 
 #[test]

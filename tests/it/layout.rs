@@ -7,18 +7,23 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Each top-level module of src/ and the modules it may use.
-const MAY_USE: [(&str, &[&str]); 20] = [
+const MAY_USE: [(&str, &[&str]); 22] = [
     ("fault", &[]),
     ("sample", &[]),
     ("error_chain", &[]),
     ("stats", &[]),
     ("secret", &[]),
     ("state_file", &[]),
+    ("peer_text", &["secret"]),
+    ("labels", &["sample"]),
     ("logging", &[]),
     ("shutdown", &[]),
     ("privacy", &["sample", "state_file"]),
     ("exposition", &["sample"]),
-    ("jellyfin", &["secret", "sample", "error_chain"]),
+    (
+        "jellyfin",
+        &["peer_text", "secret", "sample", "error_chain"],
+    ),
     ("config", &["privacy", "secret"]),
     ("queue", &["stats", "state_file"]),
     (
@@ -27,6 +32,7 @@ const MAY_USE: [(&str, &[&str]); 20] = [
             "queue",
             "config",
             "fault",
+            "peer_text",
             "sample",
             "secret",
             "stats",
@@ -43,6 +49,7 @@ const MAY_USE: [(&str, &[&str]); 20] = [
             "config",
             "fault",
             "jellyfin",
+            "labels",
             "privacy",
             "sample",
             "secret",
@@ -75,6 +82,7 @@ const MAY_USE: [(&str, &[&str]); 20] = [
         &[
             "config",
             "jellyfin",
+            "peer_text",
             "queue",
             "remote_write",
             "secret",

@@ -100,10 +100,11 @@ const DMZ: &str = r#"
     egress.allowedAddresses = [ "192.0.2.10" ];
     remoteWrite = [
       { name = "tiger"; url = "https://tiger.example.invalid:8427/api/v1/write"; bearerTokenFile = "/run/secrets/dmz_write_token"; }
-      { name = "backup"; url = "https://10.0.0.9:8428/api/v1/write"; basicAuthUser = "dmz"; basicAuthPasswordFile = "/run/secrets/backup_password";
-        tlsCertFile = "/etc/jellyfin-pusher/client.pem"; tlsKeyFile = "/run/secrets/client_key"; tlsServerName = "backup.example.invalid"; }
+      { name = "backup"; url = "https://10.0.0.9:8428/api/v1/write"; basicAuthUser = "dmz"; basicAuthPasswordFile = "/run/secrets/backup_password"; }
       { name = "proxied"; url = "https://offsite.example.invalid/api/v1/write"; proxyUrl = "http://192.0.2.20:3128";
-        proxyUser = "dmz"; proxyPasswordFile = "/run/secrets/proxy_password"; }
+        proxyUser = "dmz"; proxyPasswordFile = "/run/secrets/proxy_password"; insecureHttp = true; }
+      { name = "mtls"; url = "https://10.0.0.11:8443/api/v1/write"; caFile = "/etc/jellyfin-pusher/ca.pem";
+        tlsCertFile = "/etc/jellyfin-pusher/client.pem"; tlsKeyFile = "/run/secrets/client_key"; tlsServerName = "mtls.example.invalid"; }
     ];
     settings = {
       jellyfin = { url = "http://127.0.0.1:8096/jellyfin"; timeout = "1m 30s"; max_response_size = "48mib"; };
@@ -185,9 +186,9 @@ fn dmz_module_on(release: &str) {
             "jellyfin-token:/run/secrets/jellyfin_api_token",
             "remote-write-tiger-token:/run/secrets/dmz_write_token",
             "remote-write-backup-password:/run/secrets/backup_password",
-            "remote-write-backup-cert:/etc/jellyfin-pusher/client.pem",
-            "remote-write-backup-key:/run/secrets/client_key",
-            "remote-write-proxied-proxy-password:/run/secrets/proxy_password"
+            "remote-write-proxied-proxy-password:/run/secrets/proxy_password",
+            "remote-write-mtls-cert:/etc/jellyfin-pusher/client.pem",
+            "remote-write-mtls-key:/run/secrets/client_key"
         ])
     );
     // The rendered settings name credential paths only: no secret file and no secret.
@@ -258,17 +259,22 @@ fn dmz_module_on(release: &str) {
         ))
     );
     let credential = |name: &str| format!("/run/credentials/jellyfin-pusher.service/{name}");
+    let mtls = &config.remote_write[3];
     assert_eq!(
-        backup.tls_cert_file.as_deref(),
-        Some(Path::new(&credential("remote-write-backup-cert")))
+        mtls.tls_cert_file.as_deref(),
+        Some(Path::new(&credential("remote-write-mtls-cert")))
     );
     assert_eq!(
-        backup.tls_key_file.as_deref(),
-        Some(Path::new(&credential("remote-write-backup-key")))
+        mtls.tls_key_file.as_deref(),
+        Some(Path::new(&credential("remote-write-mtls-key")))
     );
     assert_eq!(
-        backup.tls_server_name.as_deref(),
-        Some("backup.example.invalid")
+        mtls.tls_server_name.as_deref(),
+        Some("mtls.example.invalid")
+    );
+    assert_eq!(
+        mtls.ca_file.as_deref(),
+        Some(Path::new("/etc/jellyfin-pusher/ca.pem"))
     );
     let proxied = &config.remote_write[2];
     assert_eq!(
@@ -276,6 +282,10 @@ fn dmz_module_on(release: &str) {
         Some("http://192.0.2.20:3128/")
     );
     assert_eq!(proxied.proxy_user.as_deref(), Some("dmz"));
+    assert!(
+        proxied.insecure_http,
+        "the proxy password over http:// needs the opt-in"
+    );
     assert_eq!(
         proxied.proxy_password_file.as_deref(),
         Some(Path::new(&credential(
@@ -366,6 +376,7 @@ fn the_nixos_unit_carries_the_same_sandbox_as_the_plain_unit() {
             "127.0.0.1",
             "10.0.0.9",
             "192.0.2.20",
+            "10.0.0.11",
             "192.0.2.10"
         ])
     );
@@ -518,8 +529,8 @@ fn settings_the_agent_would_refuse_fail_at_evaluation_with_a_clear_message() {
     let result = evaluate(&by_hand).unwrap();
     assert_refused(
         &result,
-        // After the three of remoteWrite.
-        "remote_write.[3].bearer_token_file = \"/run/secrets/x\" names a secret file",
+        // After the four of remoteWrite.
+        "remote_write.[4].bearer_token_file = \"/run/secrets/x\" names a secret file",
     );
 }
 
@@ -1097,6 +1108,23 @@ fn exposure(name: &str, unit: &str) -> f64 {
     crate::systemd::exposure(&path)
 }
 
+/// The agent refuses credentials over http:// to another host unless the remote opts in:
+/// the module passes the opt-in through, and leaves it out by default.
+#[test]
+fn insecure_http_reaches_the_agent_only_when_a_remote_asks_for_it() {
+    let opted_in = DMZ.replace(
+        "basicAuthPasswordFile = \"/run/secrets/backup_password\"; }",
+        "basicAuthPasswordFile = \"/run/secrets/backup_password\"; insecureHttp = true; }",
+    );
+    assert_ne!(opted_in, DMZ);
+    let remotes = |result: &Value| result["pusher"]["settings"]["remote_write"].clone();
+    let result = evaluate(&opted_in).unwrap();
+    assert_eq!(remotes(&result)[1]["insecure_http"], Value::Bool(true));
+    assert_eq!(remotes(&result)[0].get("insecure_http"), None);
+    let result = evaluate(DMZ).unwrap();
+    assert_eq!(remotes(&result)[1].get("insecure_http"), None);
+}
+
 #[test]
 fn both_nixos_units_score_like_the_plain_unit_in_systemd_analyze_security() {
     let dmz = evaluate(DMZ).unwrap();
@@ -1119,9 +1147,18 @@ fn both_nixos_units_score_like_the_plain_unit_in_systemd_analyze_security() {
                 .unwrap(),
         ),
     );
+    // Like for like: the plain unit with the addresses added that its comment asks for, the
+    // ones the module derived for this host (loopback alone scores better than any real list).
+    let allowed = nix_words(&dmz["pusher"]["service"]["serviceConfig"]["IPAddressAllow"]);
+    let plain_text =
+        std::fs::read_to_string(Path::new(ROOT).join("config/jellyfin-pusher.service")).unwrap();
+    assert!(plain_text.contains("\nIPAddressAllow=localhost\n"));
     let plain = exposure(
         "jellyfin-pusher.service",
-        &std::fs::read_to_string(Path::new(ROOT).join("config/jellyfin-pusher.service")).unwrap(),
+        &plain_text.replace(
+            "\nIPAddressAllow=localhost\n",
+            &format!("\nIPAddressAllow={}\n", allowed.join(" ")),
+        ),
     );
     eprintln!(
         "systemd-analyze security --offline=yes: plain unit {plain}, NixOS agent {agent}, NixOS ingress {ingress}"

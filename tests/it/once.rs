@@ -300,7 +300,10 @@ fn help_explains_every_flag() {
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    assert!(help.contains("--format") && help.contains("--config"), "{help}");
+    assert!(
+        help.contains("--format") && help.contains("--config"),
+        "{help}"
+    );
 }
 
 #[test]

@@ -1,11 +1,12 @@
 //! Counters across cycles, end to end: the fake Jellyfin's /Sessions answer changes from cycle
-//! to cycle (idle, a transcode starts, pauses, the agent restarts, it resumes, it stops) and
-//! the test reads the counters back from a real VictoriaMetrics.
+//! to cycle (idle, a transcode starts, pauses, the agent restarts, it resumes, it stops), the
+//! server logs the start in its activity log as it does, and the test reads the counters back
+//! from a real VictoriaMetrics.
 
 use crate::common;
 
 use common::agent::AgentDir;
-use common::fake_jellyfin::FakeJellyfin;
+use common::fake_jellyfin::{FakeJellyfin, activity_entry, jellyfin_date};
 use common::fixture;
 use common::servers::{Series, VictoriaMetrics};
 
@@ -46,10 +47,22 @@ fn increase(series: &[Series]) -> f64 {
 async fn a_transcode_that_starts_pauses_survives_an_agent_restart_and_stops_is_counted_once() {
     let jellyfin = FakeJellyfin::start("").await;
     let vm = VictoriaMetrics::start().await;
-    let dir = AgentDir::pushing(&jellyfin, &vm, "[privacy]\nuser_label = \"name\"\n");
+    let dir = AgentDir::pushing(
+        &jellyfin,
+        &vm,
+        "[privacy]\nuser_label = \"name\"\n[collectors.activity]\ninterval = \"1s\"\n",
+    );
     jellyfin.route("/Sessions", fixture("sessions.idle.10.11.11.json"));
     let mut agent = dir.start();
     cycles(&jellyfin, 2).await;
+    // The server's record of the start (PlaybackStartLogger), then the session shows it.
+    jellyfin.log_activity(activity_entry(
+        500,
+        "VideoPlayback",
+        &jellyfin_date(common::now_ms()),
+        Some("c370b2b891d34460831b245cf98fd858"),
+        Some("e8f4cce6e13e5923f89a33fe75d19474"),
+    ));
     jellyfin.route("/Sessions", one_transcode(false));
     cycles(&jellyfin, 3).await;
     jellyfin.route("/Sessions", one_transcode(true));

@@ -68,6 +68,27 @@ pub fn exposure(unit: &std::path::Path) -> f64 {
 }
 
 #[test]
+fn the_unit_pins_egress_and_caps_memory_and_threads() {
+    let unit = std::fs::read_to_string(UNIT).unwrap();
+    let value = |key: &str| {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("{key}= is not set"))
+            .to_string()
+    };
+    assert_eq!(value("IPAddressDeny"), "any");
+    assert_eq!(value("IPAddressAllow"), "localhost");
+    assert!(unit.contains("ADD the address of\n# every [[remote_write]] receiver"));
+    assert_eq!(value("MemoryMax"), "256M");
+    // main.rs: 2 workers + at most 16 blocking threads + the main thread, with room to spare.
+    let tasks: u32 = value("TasksMax").parse().unwrap();
+    let main = include_str!("../../src/main.rs");
+    assert!(main.contains(".worker_threads(2)") && main.contains(".max_blocking_threads(16)"));
+    let threads = 2 + 16 + 1;
+    assert!(tasks >= threads, "TasksMax={tasks}");
+}
+
+#[test]
 fn the_unit_never_puts_a_secret_in_argv_or_the_environment() {
     let unit = std::fs::read_to_string(UNIT).unwrap();
     let exec = unit.lines().find(|l| l.starts_with("ExecStart=")).unwrap();

@@ -45,6 +45,8 @@ let
       name = opt types.str "Jellyfin's process name (comm).";
     };
     host = { };
+    # Off unless enabled: watch time from the Playback Reporting plugin.
+    playback_reporting = { };
   };
   collectorType = extra: types.submodule { options = toggle // extra; };
 
@@ -64,6 +66,7 @@ let
         token_file = opt types.str "Left to systemd ($CREDENTIALS_DIRECTORY); setting it is refused: use tokenFile.";
         timeout = opt duration "Per-request timeout.";
         max_response_size = opt size "Larger answers are refused.";
+        insecure_http = opt types.bool "Allow http:// to a host other than loopback: the API key then crosses the network in clear text.";
       };
       collect = section { interval = opt duration "The fast collectors' interval."; };
       labels = mkOption {

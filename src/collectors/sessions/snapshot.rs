@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::jellyfin::dto::{NowPlaying, Session};
+use super::classify::{
+    PLAY_METHODS, hw_accel, is_video_transcode, lead_seconds, play_method, source_video,
+};
+use crate::jellyfin::dto::{EncodingOptions, NowPlaying, Session};
 use crate::privacy::Privacy;
 use crate::sample::{Family, label_value};
 
@@ -26,50 +29,15 @@ pub fn is_paused(session: &Session) -> bool {
         .unwrap_or(false)
 }
 
-pub fn play_method(session: &Session) -> String {
-    enum_label(
-        session
-            .play_state
-            .as_ref()
-            .and_then(|p| p.play_method.as_deref()),
-    )
-}
-
-pub fn is_transcode(session: &Session) -> bool {
-    play_method(session) == "transcode"
-}
-
-/// `hw_accel` label: the reported acceleration, `none` when the server reports none (10.9
-/// does not report it at all).
-pub fn hw_accel(session: &Session) -> String {
-    match session
-        .transcoding_info
-        .as_ref()
-        .and_then(|t| t.hardware_acceleration_type.as_deref())
-    {
-        Some(kind) if !kind.is_empty() => enum_label(Some(kind)),
-        _ => "none".into(),
-    }
-}
-
-fn default_video(item: &NowPlaying) -> Option<&crate::jellyfin::dto::MediaStream> {
-    let streams = item.media_streams.as_deref()?;
-    let video = |s: &&crate::jellyfin::dto::MediaStream| s.kind.as_deref() == Some("Video");
-    streams
-        .iter()
-        .filter(video)
-        .find(|s| s.is_default == Some(true))
-        .or_else(|| streams.iter().find(video))
-}
-
-/// Bits per second the session streams: the transcoder's output rate when transcoding, else
-/// the media source's rate, else the sum of its default video and audio streams.
+/// Bits per second the session streams: the transcoding job's output rate when there is a job
+/// (transcode, remux or direct stream), else the media source's rate, else the sum of its
+/// default video and audio streams.
 fn bitrate(session: &Session, item: &NowPlaying) -> Option<f64> {
     let transcoded = session
         .transcoding_info
         .as_ref()
         .and_then(|t| t.bitrate)
-        .filter(|_| is_transcode(session));
+        .filter(|_| play_method(session) != "directplay");
     if transcoded.is_some() {
         return transcoded;
     }
@@ -103,7 +71,12 @@ fn counted<K: Ord>(
     family
 }
 
-pub fn families(sessions: &[Session], privacy: &Privacy) -> Vec<Family> {
+/// `encoding`: GET /System/Configuration/encoding when known (for `hw_accel`).
+pub fn families(
+    sessions: &[Session],
+    privacy: &Privacy,
+    encoding: Option<&EncodingOptions>,
+) -> Vec<Family> {
     let mut out = Vec::new();
 
     let mut clients: BTreeMap<String, f64> = BTreeMap::new();
@@ -145,7 +118,7 @@ pub fn families(sessions: &[Session], privacy: &Privacy) -> Vec<Family> {
         .filter_map(|s| s.now_playing_item.as_ref().map(|i| (s, i)))
         .collect();
     let mut streams: BTreeMap<(String, String, String), f64> = BTreeMap::new();
-    for method in ["directplay", "directstream", "transcode"] {
+    for method in PLAY_METHODS {
         for state in ["playing", "paused"] {
             streams.insert((method.into(), "video".into(), state.into()), 0.0);
         }
@@ -154,13 +127,13 @@ pub fn families(sessions: &[Session], privacy: &Privacy) -> Vec<Family> {
         let state = if is_paused(s) { "paused" } else { "playing" };
         *streams
             .entry((
-                play_method(s),
+                play_method(s).to_string(),
                 enum_label(item.media_type.as_deref()),
                 state.into(),
             ))
             .or_default() += 1.0;
     }
-    let help = "Sessions playing something, by play method, media type and state.";
+    let help = "Sessions playing something, by play method as Jellyfin's dashboard shows it (directplay, remux, directstream, transcode), media type and state.";
     out.push(counted(
         streams,
         Family::gauge("jellyfin_streams", help),
@@ -199,41 +172,46 @@ pub fn families(sessions: &[Session], privacy: &Privacy) -> Vec<Family> {
     let transcodes: Vec<(&Session, &NowPlaying)> = playing
         .iter()
         .copied()
-        .filter(|(s, _)| is_transcode(s))
+        .filter(|(s, _)| is_video_transcode(s))
         .collect();
     let mut active: BTreeMap<(String, String), f64> = BTreeMap::new();
     let mut reasons: BTreeMap<String, f64> = BTreeMap::new();
     let mut conversions: BTreeMap<(String, String), f64> = BTreeMap::new();
     let mut speeds: Vec<f64> = Vec::new();
+    let mut leads: Vec<f64> = Vec::new();
     for (s, item) in &transcodes {
         let info = s.transcoding_info.as_ref();
         let target = enum_label(info.and_then(|t| t.video_codec.as_deref()));
-        *active.entry((hw_accel(s), target.clone())).or_default() += 1.0;
+        *active
+            .entry((hw_accel(s, item, encoding), target.clone()))
+            .or_default() += 1.0;
         for reason in info
             .and_then(|t| t.transcode_reasons.as_deref())
             .unwrap_or_default()
         {
             *reasons.entry(enum_label(Some(reason))).or_default() += 1.0;
         }
-        let source = default_video(item);
-        if info.and_then(|t| t.is_video_direct) == Some(false) {
-            let from = enum_label(source.and_then(|v| v.codec.as_deref()));
-            *conversions.entry((from, target)).or_default() += 1.0;
+        let source = source_video(item);
+        let from = enum_label(source.and_then(|v| v.codec.as_deref()));
+        *conversions.entry((from, target)).or_default() += 1.0;
+        if is_paused(s) {
+            continue;
         }
         let rate = info
             .and_then(|t| t.framerate)
             .zip(source.and_then(|v| v.real_frame_rate));
-        if let (false, Some((out_fps, in_fps))) = (is_paused(s), rate.filter(|(_, i)| *i > 0.0)) {
+        if let Some((out_fps, in_fps)) = rate.filter(|(_, i)| *i > 0.0) {
             speeds.push(out_fps / in_fps);
         }
+        leads.extend(lead_seconds(s, item));
     }
-    let help = "Active transcodes (PlayMethod Transcode, paused ones included) by acceleration and target codec.";
+    let help = "Active video transcodes (video re-encoded; remuxes and audio-only jobs are not), paused ones included, by acceleration this stream uses and target codec.";
     out.push(counted(
         active,
         Family::gauge("jellyfin_transcode_active", help),
         |(hw, codec)| vec![("hw_accel", hw), ("video_codec", codec)],
     ));
-    let help = "Active transcodes per TranscodeReason (one stream can count under several).";
+    let help = "Active video transcodes per TranscodeReason (one stream can count under several).";
     out.push(counted(
         reasons,
         Family::gauge("jellyfin_transcode_reasons", help),
@@ -248,12 +226,18 @@ pub fn families(sessions: &[Session], privacy: &Privacy) -> Vec<Family> {
     if !speeds.is_empty() {
         let min = speeds.iter().copied().fold(f64::INFINITY, f64::min);
         let avg = speeds.iter().sum::<f64>() / speeds.len() as f64;
-        let help =
-            "Transcode frame rate over source frame rate of unpaused transcodes (1 = real time).";
+        let help = "Transcode frame rate over source frame rate of unpaused video transcodes (1 = real time).";
         out.push(
             Family::gauge("jellyfin_transcode_speed_ratio", help)
                 .with(vec![("stat", "min".into())], min)
                 .with(vec![("stat", "avg".into())], avg),
+        );
+    }
+    if let Some(min) = leads.iter().copied().reduce(f64::min) {
+        let help = "Seconds the transcoder is ahead of its viewer (CompletionPercentage of the run time minus the position), minimum over unpaused video transcodes; near 0 the viewer is about to buffer.";
+        out.push(
+            Family::gauge("jellyfin_transcode_lead_seconds", help)
+                .with(vec![("stat", "min".into())], min),
         );
     }
     out

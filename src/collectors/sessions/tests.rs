@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::snapshot::families;
+use super::snapshot;
 use super::tracker::Tracker;
-use crate::jellyfin::dto::Session;
+use crate::collectors::plays_seen::PlaysSeen;
+use crate::jellyfin::dto::{EncodingOptions, Session};
 use crate::privacy::{Privacy, UserLabel};
 use crate::sample::Family;
 
@@ -46,6 +47,27 @@ fn expect_transcodes(table: &BTreeMap<String, BTreeMap<String, f64>>, hw: &str, 
     expect(table, "jellyfin_transcode_total", &want);
 }
 
+fn families(sessions: &[Session], privacy: &Privacy) -> Vec<Family> {
+    snapshot::families(sessions, privacy, None)
+}
+
+/// A tracker counting transcode starts, and the sightings it records.
+fn tracker() -> (Tracker, PlaysSeen) {
+    let seen = PlaysSeen::new(35_000);
+    (Tracker::new(seen.clone(), true, true), seen)
+}
+
+/// One poll `second`s after `t0` (wall clock: second × 1000 ms).
+fn poll(tracker: &mut Tracker, sessions: &[Session], t0: Instant, second: u64, privacy: &Privacy) {
+    tracker.observe(
+        sessions,
+        (t0 + Duration::from_secs(second), second as i64 * 1000),
+        Duration::from_secs(30),
+        privacy,
+        None,
+    );
+}
+
 #[test]
 fn the_10_9_capture_with_two_transcodes_gives_exact_gauges() {
     let privacy = Privacy::with_salt(UserLabel::Name, [0; 16]);
@@ -63,24 +85,18 @@ fn the_10_9_capture_with_two_transcodes_gives_exact_gauges() {
         ],
     );
     expect(&t, "jellyfin_active_users", &[("", 5.0)]);
-    expect(
-        &t,
-        "jellyfin_streams",
-        &[
-            ("play_method=directplay,media_type=video,state=paused", 0.0),
-            ("play_method=directplay,media_type=video,state=playing", 0.0),
-            (
-                "play_method=directstream,media_type=video,state=paused",
-                0.0,
-            ),
-            (
-                "play_method=directstream,media_type=video,state=playing",
-                0.0,
-            ),
-            ("play_method=transcode,media_type=video,state=paused", 1.0),
-            ("play_method=transcode,media_type=video,state=playing", 1.0),
-        ],
-    );
+    let mut streams: Vec<(String, f64)> = Vec::new();
+    for method in ["directplay", "directstream", "remux", "transcode"] {
+        for state in ["paused", "playing"] {
+            let n = if method == "transcode" { 1.0 } else { 0.0 };
+            streams.push((
+                format!("play_method={method},media_type=video,state={state}"),
+                n,
+            ));
+        }
+    }
+    let streams: Vec<(&str, f64)> = streams.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    expect(&t, "jellyfin_streams", &streams);
     expect(&t, "jellyfin_user_streams", &[("user=USER8", 2.0)]);
     // The playing transcode's output bitrate, 4,872,000 bit/s; the paused one counts 0.
     expect(
@@ -88,10 +104,11 @@ fn the_10_9_capture_with_two_transcodes_gives_exact_gauges() {
         "jellyfin_bandwidth_bytes_per_second",
         &[("user=USER8", 609_000.0)],
     );
+    // 10.9 does not say, and without the encoding configuration nothing else does.
     expect(
         &t,
         "jellyfin_transcode_active",
-        &[("hw_accel=none,video_codec=h264", 2.0)],
+        &[("hw_accel=unknown,video_codec=h264", 2.0)],
     );
     expect(
         &t,
@@ -109,6 +126,29 @@ fn the_10_9_capture_with_two_transcodes_gives_exact_gauges() {
     assert!(
         !t.contains_key("jellyfin_transcode_speed_ratio"),
         "10.9 reports no transcode frame rate"
+    );
+    assert!(
+        !t.contains_key("jellyfin_transcode_lead_seconds"),
+        "10.9 reports no completion"
+    );
+    // With the configuration: VA-API decoding h264 only, software encoding.
+    let vaapi = EncodingOptions {
+        hardware_acceleration_type: Some("vaapi".into()),
+        enable_hardware_encoding: Some(false),
+        hardware_decoding_codecs: Some(vec!["h264".into(), "vc1".into()]),
+    };
+    let t = table(&snapshot::families(
+        &capture("sessions.transcoding.10.9.6.json"),
+        &privacy,
+        Some(&vaapi),
+    ));
+    expect(
+        &t,
+        "jellyfin_transcode_active",
+        &[
+            ("hw_accel=none,video_codec=h264", 1.0),
+            ("hw_accel=vaapi,video_codec=h264", 1.0),
+        ],
     );
 }
 
@@ -141,11 +181,12 @@ fn privacy_none_drops_every_per_user_series() {
         !t.contains_key("jellyfin_user_streams")
             && !t.contains_key("jellyfin_bandwidth_bytes_per_second")
     );
-    let mut tracker = Tracker::new(50);
-    tracker.observe(
+    let (mut tracker, _) = tracker();
+    poll(
+        &mut tracker,
         &capture("sessions.transcoding.10.9.6.json"),
         Instant::now(),
-        Duration::from_secs(30),
+        0,
         &privacy,
     );
     assert!(
@@ -153,104 +194,92 @@ fn privacy_none_drops_every_per_user_series() {
     );
 }
 
-/// A session playing `item` (None: idle), paused or not, by direct play or transcoding.
-fn session(id: &str, item: Option<(&str, &str, &str)>, paused: bool, transcode: bool) -> Session {
+/// A session playing `item` (None: idle), paused or not, by `how`: directplay, remux or
+/// transcode (video re-encoded).
+fn session(id: &str, item: Option<(&str, &str, &str)>, paused: bool, how: &str) -> Session {
+    let (method, info) = match how {
+        "directplay" => ("DirectPlay", ""),
+        "remux" => (
+            "Transcode",
+            r#","TranscodingInfo":{"VideoCodec":"copy","IsVideoDirect":true,"IsAudioDirect":true,"HardwareAccelerationType":"vaapi"}"#,
+        ),
+        _ => (
+            "Transcode",
+            r#","TranscodingInfo":{"VideoCodec":"h264","IsVideoDirect":false,"IsAudioDirect":false,"HardwareAccelerationType":"none"}"#,
+        ),
+    };
     let json = match item {
         None => format!(r#"{{"Id":"{id}","UserId":"u1","UserName":"alice","Client":"Web"}}"#),
         Some((item_id, kind, name)) => format!(
             r#"{{"Id":"{id}","UserId":"u1","UserName":"alice","Client":"Web",
                 "NowPlayingItem":{{"Id":"{item_id}","Type":"{kind}","MediaType":"Video","Name":"{name}","SeriesName":"Show"}},
-                "PlayState":{{"IsPaused":{paused},"PlayMethod":"{}"}}
-                {}}}"#,
-            if transcode { "Transcode" } else { "DirectPlay" },
-            if transcode {
-                r#","TranscodingInfo":{"VideoCodec":"h264","HardwareAccelerationType":"vaapi"}"#
-            } else {
-                ""
-            }
+                "PlayState":{{"IsPaused":{paused},"PlayMethod":"{method}"}}
+                {info}}}"#
         ),
     };
     serde_json::from_str(&json).unwrap()
 }
 
 #[test]
-fn a_play_that_starts_pauses_resumes_and_stops_is_counted_once_with_unpaused_time() {
+fn watch_time_spans_item_changes_and_transcode_starts_survive_a_vanishing_session() {
     let privacy = Privacy::with_salt(UserLabel::Name, [0; 16]);
-    let gap = Duration::from_secs(30);
     let t0 = Instant::now();
-    let at = |s: u64| t0 + Duration::from_secs(s);
-    let mut tracker = Tracker::new(50);
-    let polls = [
-        (0, vec![session("s1", None, false, false)]),
-        (
-            15,
-            vec![session("s1", Some(("m1", "Movie", "Film")), false, false)],
-        ), // starts
-        (
-            30,
-            vec![session("s1", Some(("m1", "Movie", "Film")), false, false)],
-        ), // +15 s
-        (
-            45,
-            vec![session("s1", Some(("m1", "Movie", "Film")), true, false)],
-        ), // paused
-        (
-            60,
-            vec![session("s1", Some(("m1", "Movie", "Film")), false, false)],
-        ), // resumed
-        (
-            75,
-            vec![session("s1", Some(("m1", "Movie", "Film")), false, false)],
-        ), // +15 s
-        (90, vec![session("s1", None, false, false)]), // stopped
-        (
-            105,
-            vec![session("s1", Some(("e1", "Episode", "Pilot")), false, true)],
-        ), // a transcode starts
+    let (mut tracker, seen) = tracker();
+    let film = Some(("m1", "Movie", "Film"));
+    let pilot = Some(("e1", "Episode", "Pilot"));
+    let polls: [(u64, Vec<Session>); 10] = [
+        (0, vec![session("s1", None, false, "")]),
+        (15, vec![session("s1", film, false, "remux")]), // a remux: no transcode
+        (30, vec![session("s1", film, false, "remux")]), // +15 s
+        (45, vec![session("s1", film, true, "remux")]),  // paused
+        (60, vec![session("s1", film, false, "remux")]), // resumed
+        (75, vec![session("s1", pilot, false, "transcode")]), // next item: +15 s, a transcode
+        (90, vec![]),                                    // the session drops out
+        (105, vec![session("s1", pilot, false, "transcode")]), // and returns: the same job
+        (120, vec![session("s1", pilot, false, "transcode")]), // +15 s
+        (135, vec![session("s1", None, false, "")]),     // stopped
     ];
     for (second, sessions) in &polls {
-        tracker.observe(sessions, at(*second), gap, &privacy);
+        poll(&mut tracker, sessions, t0, *second, &privacy);
     }
     let t = table(&tracker.families(&privacy));
-    assert_eq!(
-        t["jellyfin_playback_total"]["type=directplay,media_type=video"],
-        1.0
-    );
-    assert_eq!(
-        t["jellyfin_playback_total"]["type=transcode,media_type=video"],
-        1.0
-    );
-    assert_eq!(t["jellyfin_playback_total"].values().sum::<f64>(), 2.0);
     expect(
         &t,
         "jellyfin_user_watch_time_seconds_total",
-        &[("user=alice", 30.0)],
+        &[("user=alice", 45.0)],
     );
-    expect(
-        &t,
-        "jellyfin_item_plays_total",
-        &[
-            ("item=Film,item_type=movie", 1.0),
-            ("item=Show,item_type=series", 1.0),
-        ],
+    // The server-wide setting says none: software, certainly.
+    expect_transcodes(&t, "none", 1.0);
+    // What the activity collector will classify the starts with.
+    let remux = seen.find("u1", "m1", 14_000).unwrap();
+    assert_eq!(
+        (remux.play_method.as_str(), remux.first_ms, remux.last_ms),
+        ("remux", 15_000, 60_000)
     );
-    expect_transcodes(&t, "vaapi", 1.0);
+    assert_eq!(remux.item, ("Film".to_string(), "movie".to_string()));
+    let pilot = seen.find("u1", "e1", 74_000).unwrap();
+    assert_eq!(
+        (pilot.play_method.as_str(), pilot.last_ms),
+        ("transcode", 120_000)
+    );
+    assert_eq!(pilot.item, ("Show".to_string(), "series".to_string()));
 }
 
 #[test]
-fn a_restarted_agent_does_not_count_what_was_already_playing() {
+fn a_restarted_agent_does_not_count_what_was_already_transcoding() {
     let privacy = Privacy::with_salt(UserLabel::Name, [0; 16]);
-    let playing = vec![session("s1", Some(("m1", "Movie", "Film")), false, false)];
-    let (mut tracker, t0) = (Tracker::new(50), Instant::now());
-    tracker.observe(&playing, t0, Duration::from_secs(30), &privacy);
-    tracker.observe(
-        &playing,
-        t0 + Duration::from_secs(15),
-        Duration::from_secs(30),
-        &privacy,
-    );
+    let playing = vec![session(
+        "s1",
+        Some(("m1", "Movie", "Film")),
+        false,
+        "transcode",
+    )];
+    let (mut tracker, _) = tracker();
+    let t0 = Instant::now();
+    poll(&mut tracker, &playing, t0, 0, &privacy);
+    poll(&mut tracker, &playing, t0, 15, &privacy);
     let t = table(&tracker.families(&privacy));
-    assert_eq!(t["jellyfin_playback_total"].values().sum::<f64>(), 0.0);
+    expect_transcodes(&t, "unknown", 0.0);
     expect(
         &t,
         "jellyfin_user_watch_time_seconds_total",
@@ -259,43 +288,34 @@ fn a_restarted_agent_does_not_count_what_was_already_playing() {
 }
 
 #[test]
-fn watch_time_between_polls_is_capped_and_item_plays_are_bounded() {
+fn with_the_transcode_log_the_sessions_collector_does_not_count_transcodes() {
+    let privacy = Privacy::with_salt(UserLabel::Name, [0; 16]);
+    let mut tracker = Tracker::new(PlaysSeen::new(1_000), false, true);
+    let t0 = Instant::now();
+    poll(&mut tracker, &[], t0, 0, &privacy);
+    let playing = vec![session(
+        "s1",
+        Some(("m1", "Movie", "Film")),
+        false,
+        "transcode",
+    )];
+    poll(&mut tracker, &playing, t0, 15, &privacy);
+    assert!(!table(&tracker.families(&privacy)).contains_key("jellyfin_transcode_total"));
+}
+
+#[test]
+fn watch_time_between_polls_is_capped() {
     let privacy = Privacy::with_salt(UserLabel::Name, [0; 16]);
     let t0 = Instant::now();
-    let mut tracker = Tracker::new(2);
-    tracker.observe(
-        &[session("s1", None, false, false)],
-        t0,
-        Duration::from_secs(30),
-        &privacy,
-    );
-    for (i, name) in ["A", "B", "B", "C"].iter().enumerate() {
-        let item = format!("i{i}");
-        let s = session("s1", Some((&item, "Movie", name)), false, false);
-        tracker.observe(
-            &[s],
-            t0 + Duration::from_secs(10 * (i as u64 + 1)),
-            Duration::from_secs(30),
-            &privacy,
-        );
-    }
-    let t = table(&tracker.families(&privacy));
-    // A was played least when C needed room.
-    expect(
-        &t,
-        "jellyfin_item_plays_total",
-        &[
-            ("item=B,item_type=movie", 2.0),
-            ("item=C,item_type=movie", 1.0),
-        ],
-    );
-    let s = session("s1", Some(("i3", "Movie", "C")), false, false);
-    tracker.observe(
-        &[s],
-        t0 + Duration::from_secs(3600),
-        Duration::from_secs(30),
-        &privacy,
-    );
+    let (mut tracker, _) = tracker();
+    let s = vec![session(
+        "s1",
+        Some(("i3", "Movie", "C")),
+        false,
+        "directplay",
+    )];
+    poll(&mut tracker, &s, t0, 0, &privacy);
+    poll(&mut tracker, &s, t0, 3600, &privacy);
     let t = table(&tracker.families(&privacy));
     expect(
         &t,
@@ -305,10 +325,15 @@ fn watch_time_between_polls_is_capped_and_item_plays_are_bounded() {
 }
 
 #[test]
-fn a_10_11_hardware_transcode_reports_acceleration_speed_and_an_audio_direct_play() {
+fn a_10_11_hardware_transcode_reports_acceleration_speed_lead_and_an_audio_direct_play() {
     let privacy = Privacy::with_salt(UserLabel::Name, [0; 16]);
     let sessions = capture("sessions.transcoding.synthetic.10.11.json");
-    let t = table(&families(&sessions, &privacy));
+    let vaapi = EncodingOptions {
+        hardware_acceleration_type: Some("vaapi".into()),
+        enable_hardware_encoding: Some(true),
+        hardware_decoding_codecs: Some(vec!["h264".into()]),
+    };
+    let t = table(&snapshot::families(&sessions, &privacy, Some(&vaapi)));
     expect(
         &t,
         "jellyfin_transcode_active",
@@ -318,6 +343,12 @@ fn a_10_11_hardware_transcode_reports_acceleration_speed_and_an_audio_direct_pla
         &t,
         "jellyfin_transcode_speed_ratio",
         &[("stat=min", 2.0), ("stat=avg", 2.0)],
+    );
+    // 12.5 % of 7,200 s done, the viewer at 120 s.
+    expect(
+        &t,
+        "jellyfin_transcode_lead_seconds",
+        &[("stat=min", 780.0)],
     );
     expect(
         &t,
@@ -342,17 +373,34 @@ fn a_10_11_hardware_transcode_reports_acceleration_speed_and_an_audio_direct_pla
         t["jellyfin_streams"]["play_method=directplay,media_type=audio,state=playing"],
         1.0
     );
-    let mut tracker = Tracker::new(50);
-    tracker.observe(&[], Instant::now(), Duration::from_secs(30), &privacy);
-    tracker.observe(&sessions, Instant::now(), Duration::from_secs(30), &privacy);
+    let (mut tracker, _) = tracker();
+    let t0 = Instant::now();
+    poll(&mut tracker, &[], t0, 0, &privacy);
+    tracker.observe(
+        &sessions,
+        (t0 + Duration::from_secs(15), 15_000),
+        Duration::from_secs(30),
+        &privacy,
+        Some(&vaapi),
+    );
     let t = table(&tracker.families(&privacy));
     expect_transcodes(&t, "vaapi", 1.0);
-    assert_eq!(
-        t["jellyfin_item_plays_total"]["item=An Album,item_type=album"],
-        1.0
-    );
-    assert_eq!(
-        t["jellyfin_playback_total"]["type=directplay,media_type=audio"],
-        1.0
+}
+
+#[test]
+fn with_the_playback_reporting_plugin_the_sessions_collector_sends_no_watch_time() {
+    let privacy = Privacy::with_salt(UserLabel::Name, [0; 16]);
+    let mut tracker = Tracker::new(PlaysSeen::new(1_000), true, false);
+    let t0 = Instant::now();
+    let playing = vec![session(
+        "s1",
+        Some(("m1", "Movie", "Film")),
+        false,
+        "directplay",
+    )];
+    poll(&mut tracker, &playing, t0, 0, &privacy);
+    poll(&mut tracker, &playing, t0, 15, &privacy);
+    assert!(
+        !table(&tracker.families(&privacy)).contains_key("jellyfin_user_watch_time_seconds_total")
     );
 }

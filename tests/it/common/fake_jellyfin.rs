@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -16,6 +16,9 @@ use tokio::task::JoinHandle;
 use super::now_ms;
 
 pub const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+const ACTIVITY: &str = "/System/ActivityLog/Entries";
+const PLUGIN_QUERY: &str = "/user_usage_stats/submit_custom_query";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -48,6 +51,25 @@ struct State {
     violations: Vec<String>,
     /// GET /Items: the items below each ParentId, paged; other parents are empty.
     libraries: HashMap<String, ItemsLibrary>,
+    /// GET /System/ActivityLog/Entries, served as ActivityManager.GetPagedResultAsync does.
+    activity: ActivityLog,
+    /// GET /Items?ids=…: the items by id.
+    items_by_id: HashMap<String, serde_json::Value>,
+    /// The Playback Reporting plugin's PlaybackActivity rows (rowid, UserId, PlayDuration);
+    /// None: the plugin is not installed (404).
+    plugin_rows: Option<Vec<(i64, String, i64)>>,
+}
+
+/// The server's activity log: entries in insertion order; answers ordered by Date descending
+/// (no tie-breaker, as the server), `Date >= minDate`, `Skip(startIndex).Take(limit ?? 100)`,
+/// with the count of all matching entries. `arrive_per_page` new entries are inserted after
+/// each page served, as a burst does while the agent pages.
+#[derive(Default)]
+struct ActivityLog {
+    entries: Vec<serde_json::Value>,
+    arrive_per_page: usize,
+    /// (left to arrive, the next id, their Type)
+    arrivals: Option<(usize, i64, String)>,
 }
 
 /// The items of one library as GET /Items serves them.
@@ -86,7 +108,10 @@ impl FakeJellyfin {
             ("/Items/Counts", "items-counts.10.9.6.json"),
             ("/Sessions", "sessions.transcoding.10.9.6.json"),
             ("/ScheduledTasks", "scheduled-tasks.10.11.11.json"),
-            ("/System/ActivityLog/Entries", "activity-log.synthetic.json"),
+            (
+                "/System/Configuration/encoding",
+                "encoding-options.synthetic.10.11.json",
+            ),
             ("/Library/VirtualFolders", "virtual-folders.synthetic.json"),
             ("/System/Info/Storage", "system-storage.synthetic.json"),
         ] {
@@ -99,6 +124,9 @@ impl FakeJellyfin {
             requests: Vec::new(),
             violations: Vec::new(),
             libraries: HashMap::new(),
+            activity: ActivityLog::default(),
+            items_by_id: HashMap::new(),
+            plugin_rows: None,
         }));
         listener.set_nonblocking(true).expect("non-blocking");
         let listener = TcpListener::from_std(listener).expect("tokio listener");
@@ -107,6 +135,7 @@ impl FakeJellyfin {
             state,
             server: None,
         };
+        fake.route(ACTIVITY, super::fixture("activity-log.synthetic.json"));
         fake.serve(listener);
         fake
     }
@@ -121,13 +150,63 @@ impl FakeJellyfin {
         self.state.lock().unwrap().mode = mode;
     }
 
-    /// Serves `body` for `path` from now on.
+    /// Serves `body` for `path` from now on. For the activity log, `body`'s entries become
+    /// the log (served filtered and paged like the server).
     pub fn route(&self, path: &str, body: String) {
-        self.state
-            .lock()
-            .unwrap()
-            .routes
-            .insert(path.to_string(), body);
+        let mut state = self.state.lock().unwrap();
+        if path == ACTIVITY {
+            let page: serde_json::Value = serde_json::from_str(&body).expect("an activity page");
+            let mut entries = page["Items"].as_array().cloned().unwrap_or_default();
+            // The page is newest first; the log is kept in insertion order.
+            entries.reverse();
+            state.activity.entries = entries;
+            return;
+        }
+        state.routes.insert(path.to_string(), body);
+    }
+
+    /// Writes an entry into the activity log now (the server's ActivityManager.CreateAsync).
+    pub fn log_activity(&self, entry: serde_json::Value) {
+        self.state.lock().unwrap().activity.entries.push(entry);
+    }
+
+    /// The activity log's entries, in insertion order.
+    pub fn activity_entries(&self) -> Vec<serde_json::Value> {
+        self.state.lock().unwrap().activity.entries.clone()
+    }
+
+    /// From now on, after each activity page served, `per_page` `kind` entries (of the
+    /// `total` still to come, ids from `first_id`) are written, dated now: a burst that goes
+    /// on while the agent pages.
+    pub fn activity_burst(&self, kind: &str, total: usize, first_id: i64, per_page: usize) {
+        let mut state = self.state.lock().unwrap();
+        state.activity.arrive_per_page = per_page;
+        state.activity.arrivals = Some((total, first_id, kind.to_string()));
+    }
+
+    /// How many entries of the burst are still to arrive.
+    pub fn burst_left(&self) -> usize {
+        let state = self.state.lock().unwrap();
+        state.activity.arrivals.as_ref().map_or(0, |a| a.0)
+    }
+
+    /// Installs the Playback Reporting plugin with these PlaybackActivity rows (rowid, UserId,
+    /// PlayDuration seconds), or updates them as the plugin does every 20 s of play.
+    pub fn plugin_rows(&self, rows: &[(i64, &str, i64)]) {
+        self.state.lock().unwrap().plugin_rows = Some(
+            rows.iter()
+                .map(|(id, user, secs)| (*id, user.to_string(), *secs))
+                .collect(),
+        );
+    }
+
+    /// Serves `items` (with their "Id") from GET /Items?ids=….
+    pub fn items_by_id(&self, items: &[serde_json::Value]) {
+        let mut state = self.state.lock().unwrap();
+        for item in items {
+            let id = item["Id"].as_str().expect("an item Id").to_string();
+            state.items_by_id.insert(id, item.clone());
+        }
     }
 
     /// Serves `total` generated items (see [`generated_item`]) below library `parent` from
@@ -207,8 +286,11 @@ impl FakeJellyfin {
 
     fn serve(&mut self, listener: TcpListener) {
         let state = self.state.clone();
-        let app = Router::new()
-            .fallback(move |uri: Uri, headers: HeaderMap| handle(state.clone(), uri, headers));
+        let app = Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: String| {
+                handle(state.clone(), (method, uri), headers, body)
+            },
+        );
         self.server = Some(tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         }));
@@ -221,7 +303,12 @@ impl Drop for FakeJellyfin {
     }
 }
 
-async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap) -> Response {
+async fn handle(
+    state: Arc<Mutex<State>>,
+    (method, uri): (Method, Uri),
+    headers: HeaderMap,
+    request_body: String,
+) -> Response {
     let (mode, body, delay) = {
         let mut s = state.lock().unwrap();
         let path = uri
@@ -257,11 +344,22 @@ async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap) -> Respo
         {
             s.violations.push(format!("{path}: api_key in the query"));
         }
+        let query = uri.query().unwrap_or("");
+        let found = |body: Option<String>| (Some(body), Duration::ZERO);
         let (body, delay) = match path.as_str() {
-            "/Items" if !s.libraries.is_empty() => {
-                items_page(&s.libraries, uri.query().unwrap_or(""))
+            "/Items" if query_param(query, "ids").is_some() => {
+                found(Some(items_by_id(&s.items_by_id, query)))
             }
-            _ => (Some(s.routes.get(&path).cloned()), Duration::ZERO),
+            "/Items" if !s.libraries.is_empty() => items_page(&s.libraries, query),
+            ACTIVITY => found(Some(activity_page(&mut s.activity, query))),
+            // The plugin's route is [HttpPost]: a GET finds nothing.
+            PLUGIN_QUERY if method != Method::POST => found(None),
+            PLUGIN_QUERY => found(
+                s.plugin_rows
+                    .as_ref()
+                    .map(|rows| plugin_answer(rows, &request_body)),
+            ),
+            _ => found(s.routes.get(&path).cloned()),
         };
         if let (Some(last), Some(Some(body))) = (s.requests.last_mut(), &body) {
             last.bytes = body.len();
@@ -376,4 +474,110 @@ fn items_page(
         serde_json::json!({ "Items": items, "TotalRecordCount": total, "StartIndex": start })
             .to_string();
     (Some(Some(body)), delay)
+}
+
+/// A query parameter, percent-decoded (names compared case-insensitively, as ASP.NET does).
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        k.eq_ignore_ascii_case(name).then(|| {
+            v.replace("%3A", ":")
+                .replace("%3a", ":")
+                .replace("%2C", ",")
+                .replace("%2c", ",")
+                .replace("%2B", "+")
+        })
+    })
+}
+
+/// An activity-log entry as the server serialises ActivityLogEntry (null fields omitted).
+pub fn activity_entry(
+    id: i64,
+    kind: &str,
+    date: &str,
+    user: Option<&str>,
+    item: Option<&str>,
+) -> serde_json::Value {
+    let severity = match kind {
+        "AuthenticationFailed" | "TaskFailed" | "UserLockedOut" => "Error",
+        _ => "Information",
+    };
+    let mut entry = serde_json::json!({
+        "Id": id, "Name": "…", "Type": kind, "Date": date, "Severity": severity,
+        "UserId": user.unwrap_or("00000000000000000000000000000000"),
+    });
+    if let Some(item) = item {
+        entry["ItemId"] = serde_json::json!(item);
+    }
+    entry
+}
+
+/// The date format the server writes (UTC, 7 fraction digits).
+pub fn jellyfin_date(ms: i64) -> String {
+    jellyfin_pusher::jellyfin::date::format_ms(ms)
+}
+
+fn activity_page(log: &mut ActivityLog, query: &str) -> String {
+    let min_date = query_param(query, "minDate");
+    let start: usize = query_param(query, "startIndex")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let limit: usize = query_param(query, "limit")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    // Every date here has the server's fixed format, so text order is time order.
+    let mut matching: Vec<&serde_json::Value> = log
+        .entries
+        .iter()
+        .filter(|e| {
+            min_date
+                .as_deref()
+                .is_none_or(|min| e["Date"].as_str().unwrap_or("") >= min)
+        })
+        .collect();
+    matching.sort_by(|a, b| b["Date"].as_str().cmp(&a["Date"].as_str()));
+    let items: Vec<&serde_json::Value> = matching.iter().skip(start).take(limit).copied().collect();
+    let body = serde_json::json!({ "Items": items, "TotalRecordCount": matching.len(), "StartIndex": start })
+        .to_string();
+    if let Some((left, next_id, kind)) = log.arrivals.as_mut() {
+        let n = log.arrive_per_page.min(*left);
+        for _ in 0..n {
+            log.entries.push(activity_entry(
+                *next_id,
+                kind,
+                &jellyfin_date(now_ms()),
+                None,
+                None,
+            ));
+            *next_id += 1;
+        }
+        *left -= n;
+    }
+    body
+}
+
+fn items_by_id(items: &HashMap<String, serde_json::Value>, query: &str) -> String {
+    let wanted = query_param(query, "ids").unwrap_or_default();
+    let found: Vec<&serde_json::Value> = wanted.split(',').filter_map(|id| items.get(id)).collect();
+    serde_json::json!({ "Items": found, "TotalRecordCount": found.len(), "StartIndex": 0 })
+        .to_string()
+}
+
+/// POST /user_usage_stats/submit_custom_query as PlaybackReportingActivityController.CustomQuery
+/// answers (ActivityRepository.RunCustomQuery: every cell a string). The fake runs no SQL: it
+/// answers the agent's query, and reports any other as the plugin reports an SQL error.
+fn plugin_answer(rows: &[(i64, String, i64)], body: &str) -> String {
+    let request: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let query = request["CustomQueryString"].as_str().unwrap_or("");
+    if !query.starts_with("SELECT rowid AS RowId, UserId, PlayDuration FROM PlaybackActivity") {
+        return serde_json::json!({ "colums": [], "results": [],
+            "message": format!("Error Running Query</br>unexpected query {query:?}") })
+        .to_string();
+    }
+    let results: Vec<[String; 3]> = rows
+        .iter()
+        .map(|(id, user, secs)| [id.to_string(), user.clone(), secs.to_string()])
+        .collect();
+    serde_json::json!({ "colums": ["RowId", "UserId", "PlayDuration"], "results": results, "message": "" })
+        .to_string()
 }

@@ -95,6 +95,32 @@ pub async fn up_timestamps(vm: &servers::VictoriaMetrics) -> Vec<i64> {
     all
 }
 
+/// Waits (at most 60 s) until VictoriaMetrics holds a `jellyfin_up` sample for every
+/// /System/Info request the fake Jellyfin saw: a backlog has been delivered.
+pub async fn wait_for_every_cycle(
+    vm: &servers::VictoriaMetrics,
+    jellyfin: &fake_jellyfin::FakeJellyfin,
+) {
+    wait_for("the backlog to arrive", Duration::from_secs(60), || async {
+        reqwest::get(format!("{}/internal/force_flush", vm.base_url()))
+            .await
+            .ok()?;
+        let stored = up_timestamps(vm).await.len();
+        (stored >= jellyfin.requests_to("/System/Info").len()).then_some(())
+    })
+    .await;
+}
+
+/// VmHWM (peak resident set) of a running process, in KiB.
+pub fn peak_rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status")
+}
+
 /// The agent's own clock reading (ms since the epoch), for comparing with its timestamps.
 pub use jellyfin_pusher::sample::now_ms;
 

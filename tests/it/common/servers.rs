@@ -191,6 +191,11 @@ impl VmAlert {
                 .arg(format!("-notifier.url=http://127.0.0.1:{}", free_port()))
                 .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
                 .arg("-evaluationInterval=1s")
+                // How far back a query looks for a series' last sample (vmalert's default: 5m).
+                // The agent pushes every second here; with 5m, a gauge seen once (the buffer
+                // of a healthy remote, non-empty for one cycle) stays visible for minutes with
+                // its old value, and the shortened backlog rule (older than 5 s) fires for it.
+                .arg("-datasource.queryStep=3s")
                 .arg("-loggerLevel=WARN")
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(&log).expect("vmalert log"))
