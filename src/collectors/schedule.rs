@@ -5,7 +5,8 @@ use tokio::time::{MissedTickBehavior, interval};
 use tokio_util::sync::CancellationToken;
 
 use super::{Scheduled, run_once};
-use crate::sample::Batch;
+use crate::sample::{Batch, now_ms};
+use crate::stats::PusherStats;
 
 /// How long a run that is under way when the agent is told to stop may still take.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -14,9 +15,11 @@ pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5
 /// interval, and a run that overruns delays the next one instead of bunching them up.
 /// A failure is logged when it starts or its message changes, and its end is logged too, so a
 /// Jellyfin outage gives two log lines, not one every cycle.
+/// Every run's outcome is recorded in `health` for `status`.
 pub async fn run_scheduled(
     mut scheduled: Scheduled,
     batches: mpsc::Sender<Batch>,
+    health: std::sync::Arc<PusherStats>,
     shutdown: CancellationToken,
 ) {
     let name = scheduled.collector.name();
@@ -46,7 +49,9 @@ pub async fn run_scheduled(
                 return;
             }
         };
-        match (error.map(|e| e.to_string()), &last_error) {
+        let error = error.map(|e| e.to_string());
+        health.collector_ran(name, error.as_deref(), now_ms());
+        match (error, &last_error) {
             (Some(now), Some(before)) if &now == before => {
                 tracing::debug!(collector = name, error = %now, "collector still failing");
             }
@@ -98,6 +103,7 @@ mod tests {
                 interval: Duration::from_secs(15),
             },
             tx,
+            Default::default(),
             shutdown.clone(),
         ));
         let first = rx.recv().await.unwrap();
@@ -140,6 +146,7 @@ mod tests {
                 interval: Duration::from_secs(3600),
             },
             tx,
+            Default::default(),
             shutdown.clone(),
         ));
         tokio::time::sleep(Duration::from_secs(1)).await;
