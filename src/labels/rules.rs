@@ -81,11 +81,11 @@ pub const RULES: &[Rule] = &[
     any("from_codec", Bound::AllowList(VIDEO_CODECS)),
     any("to_codec", Bound::AllowList(VIDEO_CODECS)),
     any("codec", Bound::AllowList(VIDEO_CODECS)),
-    any("play_method", Bound::AllowList(PLAY_METHODS)),
+    any("play_method", Bound::AllowList(PLAY_METHOD_VALUES)),
     only(
         "jellyfin_playback_total",
         "type",
-        Bound::AllowList(PLAY_METHODS),
+        Bound::AllowList(PLAY_METHOD_VALUES),
     ),
     any("media_type", Bound::AllowList(MEDIA_TYPES)),
     any("severity", Bound::AllowList(SEVERITIES)),
