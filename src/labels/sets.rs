@@ -75,8 +75,15 @@ pub const VIDEO_CODECS: &[&str] = &[
     "unknown",
 ];
 
-/// PlayMethod, lower-cased, and `unknown`.
-pub const PLAY_METHODS: &[&str] = &["directplay", "directstream", "transcode", "unknown"];
+/// The play methods as Jellyfin's dashboard shows them (collectors::sessions::classify, after
+/// jellyfin-web's playmethodhelper.js), and `unknown`.
+pub const PLAY_METHODS: &[&str] = &[
+    "directplay",
+    "remux",
+    "directstream",
+    "transcode",
+    "unknown",
+];
 
 /// MediaType, lower-cased.
 pub const MEDIA_TYPES: &[&str] = &["unknown", "video", "audio", "photo", "book"];
