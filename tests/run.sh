@@ -3,8 +3,9 @@
 # servers and tools the tests start (they are never mocked): VictoriaMetrics, vmagent,
 # vmalert, vmauth (victoria-metrics), Prometheus and promtool (prometheus), nix-instantiate
 # (nix-bin), systemd-analyze and systemd-tmpfiles (systemd), /usr/bin/time (time), openssl
-# (test certificates) and ip (iproute2, for the DMZ link test's network namespaces). Needs
-# root, or sudo, for apt-get and for the full-disk test's tmpfs mount.
+# (test certificates), ip (iproute2, for the DMZ link test's network namespaces), and for the
+# DMZ egress tests tinyproxy and nginx (nginx-light). Needs root, or sudo, for apt-get and for
+# the full-disk test's tmpfs mount.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +16,8 @@ missing=()
 # by its path, because `time` alone is the shell's keyword.
 for pair in victoria-metrics:victoria-metrics vmalert:victoria-metrics vmauth:victoria-metrics \
             prometheus:prometheus promtool:prometheus nix-instantiate:nix-bin systemd-analyze:systemd \
-            systemd-tmpfiles:systemd /usr/bin/time:time openssl:openssl ip:iproute2; do
+            systemd-tmpfiles:systemd /usr/bin/time:time openssl:openssl ip:iproute2 \
+            tinyproxy:tinyproxy nginx:nginx-light; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -8,10 +8,7 @@
 
 use crate::jellyfin::dto::{EncodingOptions, MediaStream, NowPlaying, Session};
 
-use super::snapshot::enum_label;
-
-/// The `play_method` values, in the dashboard's order.
-pub const PLAY_METHODS: [&str; 4] = ["directplay", "remux", "directstream", "transcode"];
+use crate::sample::enum_label;
 
 /// Target codecs Jellyfin can hand to a GPU encoder (EncodingHelper.GetH26xOrAv1Encoder).
 const HW_ENCODED: [&str; 3] = ["h264", "hevc", "av1"];
@@ -253,7 +250,7 @@ mod tests {
             else {
                 panic!("no allow-list for {label}");
             };
-            for method in PLAY_METHODS.iter().chain(&["unknown"]) {
+            for method in crate::labels::PLAY_METHODS.iter().chain(&["unknown"]) {
                 assert!(allowed.contains(method), "{method} would become other");
             }
         }
@@ -262,7 +259,7 @@ mod tests {
         else {
             panic!("no allow-list for jellyfin_playback_total type");
         };
-        for method in PLAY_METHODS.iter().chain(&["unknown"]) {
+        for method in crate::labels::PLAY_METHODS.iter().chain(&["unknown"]) {
             assert!(allowed.contains(method), "{method} would become other");
         }
     }
