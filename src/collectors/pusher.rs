@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{CollectError, Collector};
-use crate::sample::Family;
+use crate::sample::{Family, now_ms};
 use crate::stats::PusherStats;
 
 pub struct Pusher {
@@ -68,7 +68,7 @@ impl Collector for Pusher {
         );
         let mut oldest = Family::gauge(
             "jellyfin_pusher_buffer_oldest_sample_timestamp_seconds",
-            "Timestamp of the oldest sample still waiting to be sent; absent when the buffer is empty.",
+            "Timestamp of the oldest sample still waiting to be sent; the time of this cycle when nothing waits.",
         );
         let mut last_success = Family::gauge(
             "jellyfin_pusher_last_push_success_timestamp_seconds",
@@ -91,9 +91,12 @@ impl Collector for Pusher {
             let buffer = remote.buffer();
             bytes.push(label(), buffer.bytes as f64);
             blocks.push(label(), buffer.blocks as f64);
-            if let Some(ms) = buffer.oldest_sample_ms {
-                oldest.push(label(), ms as f64 / 1000.0);
-            }
+            // An empty buffer reports "nothing older than now waits" rather than nothing: a
+            // series that is left out keeps its last value for the receiver's lookback (5 min),
+            // so one reading taken while a block was in flight would show a backlog growing
+            // for minutes after it was delivered (and fire a short backlog alert).
+            let oldest_ms = buffer.oldest_sample_ms.unwrap_or_else(now_ms);
+            oldest.push(label(), oldest_ms as f64 / 1000.0);
             if remote.last_success_ms() > 0 {
                 last_success.push(label(), remote.last_success_ms() as f64 / 1000.0);
             }
