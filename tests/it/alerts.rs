@@ -6,7 +6,7 @@ use crate::common;
 use std::path::Path;
 use std::process::Command;
 
-use common::require_binary;
+use common::{require_binary, run};
 
 const ALERTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/alerts");
 
@@ -19,18 +19,6 @@ fn rule_files() -> Vec<String> {
     files.sort();
     assert!(!files.is_empty());
     files
-}
-
-fn run(command: &mut Command) -> (bool, String) {
-    let out = command.output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 #[test]

@@ -17,6 +17,7 @@ mod dmz_link;
 mod fixtures_schema;
 mod fuzz_jellyfin;
 mod golden;
+mod grafana_schema;
 mod hostile_peers;
 mod ingress;
 mod inventory;
