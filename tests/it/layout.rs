@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Each top-level module of src/ and the modules it may use.
-const MAY_USE: [(&str, &[&str]); 21] = [
+const MAY_USE: [(&str, &[&str]); 22] = [
     ("fault", &[]),
     ("sample", &[]),
     ("error_chain", &[]),
@@ -40,6 +40,10 @@ const MAY_USE: [(&str, &[&str]); 21] = [
         ],
     ),
     (
+        "status",
+        &["config", "queue", "sample", "state_file", "stats"],
+    ),
+    (
         "collectors",
         &[
             "config",
@@ -68,6 +72,7 @@ const MAY_USE: [(&str, &[&str]); 21] = [
             "secret",
             "stats",
             "state_file",
+            "status",
         ],
     ),
     ("cli", &["logging"]),

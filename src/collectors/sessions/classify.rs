@@ -8,10 +8,7 @@
 
 use crate::jellyfin::dto::{EncodingOptions, MediaStream, NowPlaying, Session};
 
-use super::snapshot::enum_label;
-
-/// The `play_method` values, in the dashboard's order.
-pub const PLAY_METHODS: [&str; 4] = ["directplay", "remux", "directstream", "transcode"];
+use crate::sample::enum_label;
 
 /// Target codecs Jellyfin can hand to a GPU encoder (EncodingHelper.GetH26xOrAv1Encoder).
 const HW_ENCODED: [&str; 3] = ["h264", "hevc", "av1"];

@@ -5,11 +5,14 @@
 
 pub mod agent;
 pub mod catalogue;
+pub mod certs;
 pub mod dashboards;
+pub mod egress;
 pub mod fake_jellyfin;
 pub mod fault_proxy;
 pub mod host;
 pub mod servers;
+pub mod vmauth;
 
 use std::time::{Duration, Instant};
 
