@@ -13,6 +13,7 @@
 //! `sessions` saw playing, which `activity` classifies the server's playback starts with.
 
 mod activity;
+mod ended;
 mod host;
 mod inventory;
 mod library;
