@@ -249,6 +249,16 @@ in
           message = "jellyfinPusher.remoteWrite: tlsCertFile and tlsKeyFile go together.";
         }
       ]
+      # The agent refuses credentials over http:// to another host unless the table opts in;
+      # refused here too, so the unit never restart-loops on it.
+      ++ map (rw: {
+        assertion = !(common.leavesInClear rw.url && (rw.bearerTokenFile != null || rw.basicAuthUser != null) && !rw.insecureHttp);
+        message = "${prefix}.remoteWrite \"${rw.name}\": http:// to ${common.urlHost rw.url} would send its credentials in clear text; use https://, or set insecureHttp = true if the link is protected otherwise.";
+      }) cfg.remoteWrite
+      ++ [{
+        assertion = !(common.leavesInClear cfg.settings.jellyfin.url && cfg.settings.jellyfin.insecure_http != true);
+        message = "${prefix}.settings.jellyfin.url: http:// to ${common.urlHost cfg.settings.jellyfin.url} would send the API key in clear text; use https://, or set settings.jellyfin.insecure_http = true if the link is protected otherwise.";
+      }]
       ++ schema.assertions "${prefix}.settings" cfg.settings
       ++ access.assertions
       ++ egress.assertions;

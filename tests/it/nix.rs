@@ -1123,6 +1123,44 @@ fn insecure_http_reaches_the_agent_only_when_a_remote_asks_for_it() {
     assert_eq!(remotes(&result)[0].get("insecure_http"), None);
     let result = evaluate(DMZ).unwrap();
     assert_eq!(remotes(&result)[1].get("insecure_http"), None);
+
+    // What the agent would refuse at start is refused at evaluation.
+    let clear = DMZ.replace("https://10.0.0.9:8428", "http://10.0.0.9:8428");
+    assert_refused(
+        &evaluate(&clear).unwrap(),
+        "remoteWrite \"backup\": http:// to 10.0.0.9 would send its credentials in clear text",
+    );
+    let result = evaluate(&clear.replace(
+        "basicAuthPasswordFile = \"/run/secrets/backup_password\"; }",
+        "basicAuthPasswordFile = \"/run/secrets/backup_password\"; insecureHttp = true; }",
+    ))
+    .unwrap();
+    assert_eq!(result["failedAssertions"], Value::Array(vec![]));
+    let toml = toml::to_string(&result["pusher"]["settings"]).unwrap();
+    let env = |key: &str| match key {
+        "STATE_DIRECTORY" => Some("/var/lib/jellyfin-pusher".to_string()),
+        "CREDENTIALS_DIRECTORY" => Some("/run/credentials/jellyfin-pusher.service".to_string()),
+        _ => None,
+    };
+    Config::from_toml(&toml, Path::new("nix.toml"), &env).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    let remote_jellyfin = DMZ.replace("http://127.0.0.1:8096/jellyfin", "http://192.0.2.5:8096");
+    assert_refused(
+        &evaluate(&remote_jellyfin).unwrap(),
+        "settings.jellyfin.url: http:// to 192.0.2.5 would send the API key in clear text",
+    );
+    let opted = remote_jellyfin.replace(
+        "timeout = \"1m 30s\";",
+        "timeout = \"1m 30s\"; insecure_http = true;",
+    );
+    assert_eq!(
+        evaluate(&opted).unwrap()["failedAssertions"],
+        Value::Array(vec![])
+    );
+    let local = DMZ.replace("http://127.0.0.1:8096/jellyfin", "http://localhost:8096");
+    assert_eq!(
+        evaluate(&local).unwrap()["failedAssertions"],
+        Value::Array(vec![])
+    );
 }
 
 #[test]
