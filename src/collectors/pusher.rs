@@ -9,11 +9,17 @@ use crate::stats::PusherStats;
 
 pub struct Pusher {
     stats: Arc<PusherStats>,
+    /// `buffer.max_size`, the same for every remote: sent so that an alert can compare the
+    /// backlog with it (the buffer drops its oldest blocks beyond it).
+    buffer_max_bytes: u64,
 }
 
 impl Pusher {
-    pub fn new(stats: Arc<PusherStats>) -> Self {
-        Pusher { stats }
+    pub fn new(stats: Arc<PusherStats>, buffer_max_bytes: u64) -> Self {
+        Pusher {
+            stats,
+            buffer_max_bytes,
+        }
     }
 }
 
@@ -62,6 +68,10 @@ impl Collector for Pusher {
             "jellyfin_pusher_buffer_bytes",
             "Bytes of unsent blocks in the buffer.",
         );
+        let mut max_bytes = Family::gauge(
+            "jellyfin_pusher_buffer_max_bytes",
+            "The buffer's size limit (buffer.max_size): beyond it the oldest blocks are dropped.",
+        );
         let mut blocks = Family::gauge(
             "jellyfin_pusher_buffer_blocks",
             "Unsent blocks in the buffer.",
@@ -90,6 +100,7 @@ impl Collector for Pusher {
             write_errors.push(label(), remote.buffer_write_errors() as f64);
             let buffer = remote.buffer();
             bytes.push(label(), buffer.bytes as f64);
+            max_bytes.push(label(), self.buffer_max_bytes as f64);
             blocks.push(label(), buffer.blocks as f64);
             // An empty buffer reports "nothing older than now waits" rather than nothing: a
             // series that is left out keeps its last value for the receiver's lookback (5 min),
@@ -116,6 +127,7 @@ impl Collector for Pusher {
             dropped,
             write_errors,
             bytes,
+            max_bytes,
             blocks,
             oldest,
             last_success,
@@ -164,4 +176,31 @@ fn own_process() -> Option<OwnProcess> {
         rss_bytes: resident_pages * page_size as f64,
         cpu_seconds: tv(usage.ru_utime) + tv(usage.ru_stime),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn each_remote_reports_its_backlog_beside_the_buffer_limit() {
+        let stats = Arc::new(PusherStats::new(["tiger", "lion"]));
+        let mut pusher = Pusher::new(stats, 512 * 1024 * 1024);
+        let mut out = Vec::new();
+        pusher.collect(&mut out).await.unwrap();
+        let family = |name: &str| {
+            out.iter()
+                .find(|f| f.name == name)
+                .unwrap_or_else(|| panic!("no {name}"))
+        };
+        let limits = family("jellyfin_pusher_buffer_max_bytes");
+        assert_eq!(limits.samples.len(), 2, "one per remote");
+        assert!(
+            limits
+                .samples
+                .iter()
+                .all(|s| s.value == 536_870_912.0 && s.labels[0].0 == "remote")
+        );
+        assert_eq!(family("jellyfin_pusher_buffer_bytes").samples.len(), 2);
+    }
 }

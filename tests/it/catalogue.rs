@@ -81,6 +81,7 @@ async fn every_family_of_the_catalogue_arrives_in_victoriametrics() {
     // Nothing outside the catalogue, but the documented additions (README's metric table).
     let additions = [
         "jellyfin_pusher_buffer_write_errors_total",
+        "jellyfin_pusher_buffer_max_bytes",
         "jellyfin_pusher_task_restarts_total",
     ];
     let extra: Vec<&String> = stored

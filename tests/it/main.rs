@@ -19,6 +19,7 @@ mod egress;
 mod fixtures_schema;
 mod fuzz_jellyfin;
 mod golden;
+mod grafana_schema;
 mod hostile_peers;
 mod ingress;
 mod inventory;
