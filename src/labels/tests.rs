@@ -128,7 +128,7 @@ fn catalogue() -> Vec<(String, Vec<String>)> {
     out
 }
 
-/// The README states the worst case these bounds allow, computed here from RULES.
+/// The README and SECURITY.md state the worst case these bounds allow, computed here from RULES.
 #[test]
 fn every_catalogued_label_is_bounded_and_the_readme_states_the_worst_case() {
     let families = catalogue();
@@ -146,9 +146,17 @@ fn every_catalogued_label_is_bounded_and_the_readme_states_the_worst_case() {
         println!("{n:>6} {family}");
     }
     println!("worst case: {total} series");
+    let figure = with_commas(total);
     let readme = include_str!("../../README.md");
-    let stated = format!("**{} series**", with_commas(total));
+    let stated = format!("**{figure} series**");
     assert!(readme.contains(&stated), "the README should state {stated}");
+    // SECURITY.md repeats the figure in its promise against flooding the database.
+    let security = include_str!("../../SECURITY.md");
+    let stated = format!("at most {figure} series per host");
+    assert!(
+        security.contains(&stated),
+        "SECURITY.md should state {stated}"
+    );
 }
 
 fn with_commas(n: usize) -> String {
