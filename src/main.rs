@@ -10,6 +10,7 @@ use jellyfin_pusher::{logging, shutdown};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
+    jellyfin_pusher::allocator::tune();
     let cli = Cli::parse();
     let config = match Config::load(&cli.config) {
         Ok(config) => config,
