@@ -199,6 +199,11 @@ fn main() {
         }
     }
     let append_time = appended.elapsed();
+    // What `status` does on every call: read the backlog from the files, without the queue.
+    let scanned = Instant::now();
+    let backlog = jellyfin_pusher::queue::inspect::backlog(&queue_dir).unwrap();
+    let status_scan = scanned.elapsed();
+    assert_eq!(backlog.samples, samples);
     let ours_bytes: u64 = segment::list(&queue_dir)
         .unwrap()
         .iter()
@@ -306,6 +311,10 @@ fn main() {
         append_time,
         ours,
         rate(ours)
+    );
+    println!(
+        "status: reads that backlog ({} blocks, {} bytes) from the files in {status_scan:.2?}",
+        backlog.blocks, backlog.bytes
     );
     println!(
         "vmagent:         {:.1} bytes/sample on disk ({vmagent_bytes} bytes incl. metadata), drained in {:.2?} = {:.0} samples/s",

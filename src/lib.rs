@@ -34,6 +34,8 @@
 //! - [`queue`]: the durable per-remote FIFO of compressed blocks (CRC32C-framed records).
 //! - [`state_file`]: small JSON state files (cursors, last results), replaced atomically.
 //! - [`stats`]: the agent's own counters, shared by the stages and reported by the `pusher` collector.
+//! - [`status`]: the health snapshot the agent keeps in `status.json`, and the `status`
+//!   subcommand that reads it with the queue files.
 //! - [`app`]: wires the stages into tasks (`run`), the dry run (`once`) and `--check-config`
 //!   (the file checks, which ask the stages that use each file).
 //! - [`shutdown`], [`logging`]: signal handling and the tracing subscriber.
@@ -70,6 +72,7 @@ pub mod secret;
 pub mod shutdown;
 pub mod state_file;
 pub mod stats;
+pub mod status;
 
 /// The version reported in `User-Agent` and `jellyfin_pusher_build_info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use jellyfin_pusher::app;
-use jellyfin_pusher::cli::Cli;
+use jellyfin_pusher::cli::{Cli, Command, Format};
 use jellyfin_pusher::config::Config;
 use jellyfin_pusher::{logging, shutdown};
 use tokio_util::sync::CancellationToken;
@@ -12,7 +12,12 @@ use tokio_util::sync::CancellationToken;
 fn main() -> ExitCode {
     jellyfin_pusher::allocator::tune();
     let cli = Cli::parse();
-    let config = match Config::load(&cli.config) {
+    // status and check run by hand from a shell, outside the service's environment.
+    let env: jellyfin_pusher::config::Env<'_> = match cli.command {
+        Some(_) => &jellyfin_pusher::config::operator_env,
+        None => &jellyfin_pusher::config::process_env,
+    };
+    let config = match Config::load_with(&cli.config, env) {
         Ok(config) => config,
         Err(e) => {
             logging::init(cli.log_format, None);
@@ -28,6 +33,10 @@ fn main() -> ExitCode {
         tracing::warn!(
             "{table}: insecure_http is set, so its credentials cross the network in clear text"
         );
+    }
+
+    if let Some(Command::Status { format }) = cli.command {
+        return status(&config, format);
     }
 
     if cli.check_config {
@@ -56,6 +65,11 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
+        if let Some(Command::Check) = cli.command {
+            let (report, ok) = app::check_connectivity(&config).await;
+            print!("{report}");
+            return if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        }
         if cli.once {
             return match app::once(&config).await {
                 Ok((text, jellyfin_up)) => {
@@ -86,4 +100,33 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// `status`: 0 healthy, 1 unhealthy, 2 when the state dir cannot be read.
+fn status(config: &Config, format: Format) -> ExitCode {
+    let report =
+        match jellyfin_pusher::status::report::gather(config, jellyfin_pusher::sample::now_ms()) {
+            Ok(report) => report,
+            Err(e) => {
+                eprintln!("jellyfin-pusher: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    let text = match format {
+        Format::Text => report.text(),
+        Format::Json => match serde_json::to_string_pretty(&report) {
+            Ok(json) => json + "\n",
+            Err(e) => {
+                eprintln!("jellyfin-pusher: cannot render the report: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    // A closed pipe (`status | head`) is not worth a panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+    if report.healthy() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

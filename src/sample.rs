@@ -107,6 +107,14 @@ pub fn label_value(raw: &str) -> String {
         .to_string()
 }
 
+/// A server enum's value as a label: lower-cased and sanitised, or `unknown` when absent.
+pub fn enum_label(value: Option<&str>) -> String {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        Some(v) => label_value(&v.to_ascii_lowercase()),
+        None => "unknown".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

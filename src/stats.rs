@@ -56,12 +56,30 @@ pub struct RemoteStats {
     dropped: Mutex<BTreeMap<DropReason, u64>>,
     buffer_write_errors: AtomicU64,
     last_success_ms: AtomicI64,
+    last_error: Mutex<Option<LastError>>,
     buffer: Mutex<BufferGauges>,
     /// The sender's promise of progress, read by the systemd watchdog (see `sender_stuck`).
     sender_running: AtomicBool,
     /// Ms by which the sender's current attempt or backoff wait must be over; 0 while it
     /// waits for blocks (idle is healthy).
     sender_deadline_ms: AtomicI64,
+}
+
+/// The latest failure of a remote or a collector, as `status` shows it. The message is
+/// already redacted (a receiver's answer has its credentials cut out before it gets here).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LastError {
+    pub at_ms: i64,
+    pub message: String,
+}
+
+/// How one collector's runs went, for `status`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CollectorHealth {
+    pub last_success_ms: Option<i64>,
+    pub last_error: Option<LastError>,
+    /// Failed runs in a row; 0 after a success.
+    pub failures_in_a_row: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -77,6 +95,16 @@ impl RemoteStats {
     pub fn delivered(&self, samples: u64, at_ms: i64) {
         self.samples_sent.fetch_add(samples, Ordering::Relaxed);
         self.last_success_ms.store(at_ms, Ordering::Relaxed);
+    }
+    /// Records a failed attempt (retried, or rejected) with the receiver's redacted message.
+    pub fn failed(&self, message: &str, at_ms: i64) {
+        *lock(&self.last_error) = Some(LastError {
+            at_ms,
+            message: message.to_string(),
+        });
+    }
+    pub fn last_error(&self) -> Option<LastError> {
+        lock(&self.last_error).clone()
     }
     pub fn retry(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
@@ -165,6 +193,7 @@ impl Drop for SenderRunning {
 pub struct PusherStats {
     samples_collected: AtomicU64,
     remotes: BTreeMap<String, std::sync::Arc<RemoteStats>>,
+    collectors: Mutex<BTreeMap<String, CollectorHealth>>,
     /// Restarts of each supervised task (`jellyfin_pusher_task_restarts_total{task}`).
     task_restarts: Mutex<BTreeMap<String, u64>>,
 }
@@ -177,6 +206,7 @@ impl PusherStats {
                 .into_iter()
                 .map(|n| (n.to_string(), Default::default()))
                 .collect(),
+            collectors: Mutex::default(),
             task_restarts: Mutex::default(),
         }
     }
@@ -193,6 +223,27 @@ impl PusherStats {
     }
     pub fn task_restarts(&self) -> BTreeMap<String, u64> {
         lock(&self.task_restarts).clone()
+    }
+    /// Records the outcome of one collector run (`error` already says what failed).
+    pub fn collector_ran(&self, name: &str, error: Option<&str>, at_ms: i64) {
+        let mut map = lock(&self.collectors);
+        let health = map.entry(name.to_string()).or_default();
+        match error {
+            None => {
+                health.last_success_ms = Some(at_ms);
+                health.failures_in_a_row = 0;
+            }
+            Some(message) => {
+                health.last_error = Some(LastError {
+                    at_ms,
+                    message: message.to_string(),
+                });
+                health.failures_in_a_row += 1;
+            }
+        }
+    }
+    pub fn collectors(&self) -> BTreeMap<String, CollectorHealth> {
+        lock(&self.collectors).clone()
     }
     pub fn collected(&self, samples: u64) {
         self.samples_collected.fetch_add(samples, Ordering::Relaxed);

@@ -3,8 +3,10 @@
 # servers and tools the tests start (they are never mocked): VictoriaMetrics, vmagent,
 # vmalert, vmauth (victoria-metrics), Prometheus and promtool (prometheus), nix-instantiate
 # (nix-bin), systemd-analyze and systemd-tmpfiles (systemd), /usr/bin/time (time), openssl
-# (test certificates) and ip (iproute2, for the DMZ link test's network namespaces). Needs
-# root, or sudo, for apt-get and for the full-disk test's tmpfs mount.
+# (test certificates), ip (iproute2, for the DMZ link test's network namespaces), for the
+# DMZ egress tests tinyproxy and nginx (nginx-light), and node/npm (nodejs, npm: the
+# dashboards are type-checked against Grafana's @grafana/schema). Needs root, or sudo, for
+# apt-get and for the full-disk test's tmpfs mount.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +17,8 @@ missing=()
 # by its path, because `time` alone is the shell's keyword.
 for pair in victoria-metrics:victoria-metrics vmalert:victoria-metrics vmauth:victoria-metrics \
             prometheus:prometheus promtool:prometheus nix-instantiate:nix-bin systemd-analyze:systemd \
-            systemd-tmpfiles:systemd /usr/bin/time:time openssl:openssl ip:iproute2; do
+            systemd-tmpfiles:systemd /usr/bin/time:time openssl:openssl ip:iproute2 \
+            tinyproxy:tinyproxy nginx:nginx-light node:nodejs npm:npm; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -33,6 +36,10 @@ fi
 # calls race ("creating symlink … File exists", "db.sqlite is busy"). One call here, before the
 # tests run them in parallel (tests/it/nix.rs guards the same way for a bare `cargo test`).
 nix-instantiate --eval -E 1 >/dev/null
+
+echo "== dashboards against Grafana's schema (@grafana/schema)"
+# The versions pinned in tests/grafana-schema/package-lock.json, from the npm registry.
+(cd tests/grafana-schema && npm ci --no-audit --no-fund --silent && node check.mjs)
 
 echo "== cargo fmt"
 cargo fmt --all -- --check

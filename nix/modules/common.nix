@@ -10,6 +10,12 @@ rec {
   # An IP literal as IPAddressAllow= takes it (no brackets).
   bare = h: lib.removePrefix "[" (lib.removeSuffix "]" h);
   isLocal = h: h == "localhost" || lib.hasSuffix ".localhost" h;
+  # As the agent decides (src/config/validate.rs is_loopback): 127.0.0.0/8, ::1, localhost.
+  isLoopback = h:
+    let name = lib.removeSuffix "." h; in
+    (isIP h && lib.hasPrefix "127." h) || h == "[::1]" || isLocal name;
+  # http:// to another host: what is sent can be read on the way.
+  leavesInClear = url: lib.hasPrefix "http://" (lib.toLower url) && !isLoopback (urlHost url);
 
   secretPath = lib.types.addCheck lib.types.str (p: lib.hasPrefix "/" p && !lib.hasPrefix builtins.storeDir p) // {
     description = "absolute path outside the Nix store (a secret must not be world-readable)";

@@ -29,6 +29,13 @@ let
   common = import ./common.nix { inherit lib; };
   inherit (common) secretPath;
 
+  # An optional setting of a remote: null leaves it out of the config.
+  unset = type: description: mkOption {
+    type = types.nullOr type;
+    default = null;
+    inherit description;
+  };
+
   remoteWriteType = types.submodule {
     options = {
       name = mkOption {
@@ -40,51 +47,51 @@ let
         example = "https://tiger.example.invalid:8427/api/v1/write";
         description = "Remote-write endpoint (VictoriaMetrics, or vmauth in front of it).";
       };
-      bearerTokenFile = mkOption {
-        type = types.nullOr secretPath;
-        default = null;
-        description = "File with a bearer token; passed to the service as a credential.";
-      };
-      basicAuthUser = mkOption {
-        type = types.nullOr types.str;
-        default = null;
-      };
-      basicAuthPasswordFile = mkOption {
-        type = types.nullOr secretPath;
-        default = null;
-        description = "File with the basic-auth password; passed as a credential.";
-      };
-      caFile = mkOption {
-        type = types.nullOr types.path;
-        default = null;
-        description = "Extra PEM CA certificates (public, may live in the store).";
-      };
+      bearerTokenFile = unset secretPath "File with a bearer token; passed to the service as a credential.";
+      basicAuthUser = unset types.str "Basic-auth user (with basicAuthPasswordFile).";
+      basicAuthPasswordFile = unset secretPath "File with the basic-auth password; passed as a credential.";
+      caFile = unset types.path "Extra PEM CA certificates (public, may live in the store).";
+      tlsCertFile = unset types.path "Client certificate (PEM) for a receiver that requires one; passed as a credential.";
+      tlsKeyFile = unset secretPath "Private key (PEM) of tlsCertFile; passed as a credential.";
+      tlsServerName = unset types.str "Name the receiver's certificate is checked against when url names it by address (not with proxyUrl).";
+      proxyUrl = unset types.str ''
+        HTTP proxy for this remote only (http://host:port, e.g. http://192.0.2.20:3128; https
+        goes through it with CONNECT). Jellyfin never goes through it. With egress.restrict,
+        the proxy's address is what the unit may reach, not the receiver's.
+      '';
+      proxyUser = unset types.str "Proxy basic-auth user (with proxyPasswordFile).";
+      proxyPasswordFile = unset secretPath "File with the proxy's basic-auth password; passed as a credential.";
       insecureHttp = mkOption {
         type = types.bool;
         default = false;
-        description = "Allow an http:// url to a host other than loopback with credentials: they then cross the network in clear text (the agent refuses it otherwise).";
+        description = "Allow an http:// url (or proxyUrl, with proxyUser) to a host other than loopback with credentials: they then cross the network in clear text (the agent refuses it otherwise).";
       };
     };
   };
 
   credentialName = rw: kind: "remote-write-${rw.name}-${kind}";
 
+  # Every file a remote reads becomes a credential: (setting, credential kind, option value).
+  remoteFiles = rw: lib.filter (f: f.file != null) [
+    { key = "bearer_token_file"; kind = "token"; file = rw.bearerTokenFile; }
+    { key = "basic_auth_password_file"; kind = "password"; file = rw.basicAuthPasswordFile; }
+    { key = "proxy_password_file"; kind = "proxy-password"; file = rw.proxyPasswordFile; }
+    { key = "tls_cert_file"; kind = "cert"; file = rw.tlsCertFile; }
+    { key = "tls_key_file"; kind = "key"; file = rw.tlsKeyFile; }
+  ];
+
   remoteWriteSettings = rw:
     { inherit (rw) name url; }
-    // lib.optionalAttrs (rw.bearerTokenFile != null) {
-      bearer_token_file = "${credentials}/${credentialName rw "token"}";
-    }
-    // lib.optionalAttrs (rw.basicAuthUser != null) {
-      basic_auth_user = rw.basicAuthUser;
-      basic_auth_password_file = "${credentials}/${credentialName rw "password"}";
-    }
+    // lib.listToAttrs (map (f: lib.nameValuePair f.key "${credentials}/${credentialName rw f.kind}") (remoteFiles rw))
+    // lib.optionalAttrs (rw.basicAuthUser != null) { basic_auth_user = rw.basicAuthUser; }
     // lib.optionalAttrs (rw.caFile != null) { ca_file = "${rw.caFile}"; }
+    // lib.optionalAttrs (rw.tlsServerName != null) { tls_server_name = rw.tlsServerName; }
+    // lib.optionalAttrs (rw.proxyUrl != null) { proxy_url = rw.proxyUrl; }
+    // lib.optionalAttrs (rw.proxyUser != null) { proxy_user = rw.proxyUser; }
     // lib.optionalAttrs rw.insecureHttp { insecure_http = true; };
 
   remoteCredentials = lib.concatMap
-    (rw:
-      lib.optional (rw.bearerTokenFile != null) "${credentialName rw "token"}:${rw.bearerTokenFile}"
-      ++ lib.optional (rw.basicAuthPasswordFile != null) "${credentialName rw "password"}:${rw.basicAuthPasswordFile}")
+    (rw: map (f: "${credentialName rw f.kind}:${f.file}") (remoteFiles rw))
     cfg.remoteWrite;
 
   # state_dir and jellyfin.token_file stay unset: systemd's $STATE_DIRECTORY and
@@ -233,7 +240,25 @@ in
           assertion = lib.all (rw: (rw.basicAuthUser == null) == (rw.basicAuthPasswordFile == null)) cfg.remoteWrite;
           message = "jellyfinPusher.remoteWrite: basicAuthUser and basicAuthPasswordFile go together.";
         }
+        {
+          assertion = lib.all (rw: (rw.proxyUser == null) == (rw.proxyPasswordFile == null)) cfg.remoteWrite;
+          message = "jellyfinPusher.remoteWrite: proxyUser and proxyPasswordFile go together.";
+        }
+        {
+          assertion = lib.all (rw: (rw.tlsCertFile == null) == (rw.tlsKeyFile == null)) cfg.remoteWrite;
+          message = "jellyfinPusher.remoteWrite: tlsCertFile and tlsKeyFile go together.";
+        }
       ]
+      # The agent refuses credentials over http:// to another host unless the table opts in;
+      # refused here too, so the unit never restart-loops on it.
+      ++ map (rw: {
+        assertion = !(common.leavesInClear rw.url && (rw.bearerTokenFile != null || rw.basicAuthUser != null) && !rw.insecureHttp);
+        message = "${prefix}.remoteWrite \"${rw.name}\": http:// to ${common.urlHost rw.url} would send its credentials in clear text; use https://, or set insecureHttp = true if the link is protected otherwise.";
+      }) cfg.remoteWrite
+      ++ [{
+        assertion = !(common.leavesInClear cfg.settings.jellyfin.url && cfg.settings.jellyfin.insecure_http != true);
+        message = "${prefix}.settings.jellyfin.url: http:// to ${common.urlHost cfg.settings.jellyfin.url} would send the API key in clear text; use https://, or set settings.jellyfin.insecure_http = true if the link is protected otherwise.";
+      }]
       ++ schema.assertions "${prefix}.settings" cfg.settings
       ++ access.assertions
       ++ egress.assertions;

@@ -24,12 +24,23 @@ pub fn check_files(c: &Config) -> Vec<String> {
                 problems.push(format!("{key}: {e}"));
             }
         }
-        if let Some(Err(e)) = rw
-            .ca_file
-            .as_deref()
-            .map(crate::remote_write::sender::load_ca_file)
-        {
-            problems.push(format!("{key}: {e}"));
+        let tls = [
+            ("ca_file", rw.ca_file.is_some()),
+            ("tls_cert_file", rw.tls_cert_file.is_some()),
+            ("tls_server_name", rw.tls_server_name.is_some()),
+        ];
+        if let (Some((name, _)), "http") = (tls.iter().find(|(_, set)| *set), rw.url.scheme()) {
+            problems.push(format!(
+                "{key}: {name} is set but url is http://, which has no TLS: it is not used"
+            ));
+        }
+        if let Some(hint) = super::hints::silent_path(&rw.url) {
+            problems.push(format!("{key}: url: {hint}"));
+        }
+        // The proxy password, CA, client certificate and key files, as the sender loads them;
+        // the message names the remote itself.
+        if let Err(e) = crate::remote_write::transport::apply(reqwest::Client::builder(), rw) {
+            problems.push(e.to_string());
         }
     }
     if let Some(Err(e)) = c

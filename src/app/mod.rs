@@ -1,8 +1,10 @@
-//! Wires the stages together: the long-running agent ([`run`]), the dry run ([`once`]) and
-//! `--check-config` ([`check`]).
+//! Wires the stages together: the long-running agent ([`run`]), the dry run ([`once`]),
+//! `--check-config` ([`check`]) and the `check` subcommand ([`check_connectivity`]).
 
 mod check;
+mod connectivity;
 mod files;
+mod hints;
 mod lock;
 mod once;
 mod pipeline;
@@ -25,6 +27,7 @@ use crate::secret::read_secret_file;
 use crate::stats::PusherStats;
 
 pub use check::check;
+pub use connectivity::{CHECK_METRIC, check_connectivity};
 pub use lock::StateLock;
 pub use once::once;
 use supervise::{Task, supervise};
@@ -129,6 +132,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
         queues.push(queue);
     }
 
+    let started_ms = crate::sample::now_ms();
+    let status_file = Arc::new(crate::state_file::StateFile::new(
+        &config.state_dir,
+        crate::status::FILE,
+        true,
+    ));
+    let status_stop = CancellationToken::new();
+    let status_writer = tokio::spawn(crate::status::keep_written(
+        status_file.clone(),
+        stats.clone(),
+        started_ms,
+        status_stop.clone(),
+    ));
+
     let (batches_tx, batches_rx) = mpsc::channel(64);
     let heartbeat = Arc::new(systemd::Heartbeat::default());
     heartbeat.beat();
@@ -171,16 +188,22 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
             stats: stats.clone(),
             stop: Some(shutdown.clone()),
         };
-        let (config, deps, batches, shutdown) = (
+        let (config, deps, batches, health, shutdown) = (
             config.clone(),
             deps.clone(),
             batches_tx.clone(),
+            stats.clone(),
             shutdown.clone(),
         );
         let mut first = Some(scheduled);
         collectors.spawn(supervise(task, move || {
             let scheduled = first.take().or_else(|| rebuild(&config, &deps, name))?;
-            Some(run_scheduled(scheduled, batches.clone(), shutdown.clone()))
+            Some(run_scheduled(
+                scheduled,
+                batches.clone(),
+                health.clone(),
+                shutdown.clone(),
+            ))
         }));
     }
     drop(batches_tx);
@@ -218,6 +241,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
         );
         senders_stop.cancel();
         while senders.join_next().await.is_some() {}
+    }
+    status_stop.cancel();
+    let _ = status_writer.await;
+    // The last word on what was delivered, for `status` while the agent is stopped.
+    if let Err(e) = crate::status::write(&status_file, &stats, started_ms) {
+        tracing::warn!(error = %e, "cannot write {}", crate::status::FILE);
     }
     tracing::info!("stopped");
     Ok(())

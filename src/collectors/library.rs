@@ -6,12 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use super::sessions::snapshot::enum_label;
 use super::{CollectError, Collector};
 use crate::jellyfin::dto::{
     FolderStorage, ItemCounts, LibraryStorage, SystemInfo, SystemStorage, VirtualFolder,
 };
 use crate::jellyfin::{ApiError, Client};
+use crate::sample::enum_label;
 use crate::sample::{Family, label_value};
 
 pub struct Library {

@@ -13,6 +13,7 @@
 //! `sessions` saw playing, which `activity` classifies the server's playback starts with.
 
 mod activity;
+mod ended;
 mod host;
 mod inventory;
 mod library;
@@ -192,8 +193,11 @@ pub const COLLECTORS: [(&str, Every, Make); 12] = [
     }),
     // The agent's own metrics are not optional (no config table): they are how a backlog is
     // seen.
-    ("pusher", Every::Cycle, |_, d, _| {
-        Some(Box::new(Pusher::new(d.stats.clone())))
+    ("pusher", Every::Cycle, |c, d, _| {
+        Some(Box::new(Pusher::new(
+            d.stats.clone(),
+            c.buffer.max_size.as_u64(),
+        )))
     }),
 ];
 

@@ -127,7 +127,7 @@ pub fn item_labels(item: &NowPlaying) -> (String, String) {
         ),
         kind => (
             name(&item.name).unwrap_or_default(),
-            crate::collectors::sessions::snapshot::enum_label(kind),
+            crate::sample::enum_label(kind),
         ),
     }
 }

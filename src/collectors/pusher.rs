@@ -4,16 +4,22 @@
 use std::sync::Arc;
 
 use super::{CollectError, Collector};
-use crate::sample::Family;
+use crate::sample::{Family, now_ms};
 use crate::stats::PusherStats;
 
 pub struct Pusher {
     stats: Arc<PusherStats>,
+    /// `buffer.max_size`, the same for every remote: sent so that an alert can compare the
+    /// backlog with it (the buffer drops its oldest blocks beyond it).
+    buffer_max_bytes: u64,
 }
 
 impl Pusher {
-    pub fn new(stats: Arc<PusherStats>) -> Self {
-        Pusher { stats }
+    pub fn new(stats: Arc<PusherStats>, buffer_max_bytes: u64) -> Self {
+        Pusher {
+            stats,
+            buffer_max_bytes,
+        }
     }
 }
 
@@ -62,13 +68,17 @@ impl Collector for Pusher {
             "jellyfin_pusher_buffer_bytes",
             "Bytes of unsent blocks in the buffer.",
         );
+        let mut max_bytes = Family::gauge(
+            "jellyfin_pusher_buffer_max_bytes",
+            "The buffer's size limit (buffer.max_size): beyond it the oldest blocks are dropped.",
+        );
         let mut blocks = Family::gauge(
             "jellyfin_pusher_buffer_blocks",
             "Unsent blocks in the buffer.",
         );
         let mut oldest = Family::gauge(
             "jellyfin_pusher_buffer_oldest_sample_timestamp_seconds",
-            "Timestamp of the oldest sample still waiting to be sent; absent when the buffer is empty.",
+            "Timestamp of the oldest sample still waiting to be sent; the time of this cycle when nothing waits.",
         );
         let mut last_success = Family::gauge(
             "jellyfin_pusher_last_push_success_timestamp_seconds",
@@ -90,10 +100,14 @@ impl Collector for Pusher {
             write_errors.push(label(), remote.buffer_write_errors() as f64);
             let buffer = remote.buffer();
             bytes.push(label(), buffer.bytes as f64);
+            max_bytes.push(label(), self.buffer_max_bytes as f64);
             blocks.push(label(), buffer.blocks as f64);
-            if let Some(ms) = buffer.oldest_sample_ms {
-                oldest.push(label(), ms as f64 / 1000.0);
-            }
+            // An empty buffer reports "nothing older than now waits" rather than nothing: a
+            // series that is left out keeps its last value for the receiver's lookback (5 min),
+            // so one reading taken while a block was in flight would show a backlog growing
+            // for minutes after it was delivered (and fire a short backlog alert).
+            let oldest_ms = buffer.oldest_sample_ms.unwrap_or_else(now_ms);
+            oldest.push(label(), oldest_ms as f64 / 1000.0);
             if remote.last_success_ms() > 0 {
                 last_success.push(label(), remote.last_success_ms() as f64 / 1000.0);
             }
@@ -113,6 +127,7 @@ impl Collector for Pusher {
             dropped,
             write_errors,
             bytes,
+            max_bytes,
             blocks,
             oldest,
             last_success,
@@ -161,4 +176,31 @@ fn own_process() -> Option<OwnProcess> {
         rss_bytes: resident_pages * page_size as f64,
         cpu_seconds: tv(usage.ru_utime) + tv(usage.ru_stime),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn each_remote_reports_its_backlog_beside_the_buffer_limit() {
+        let stats = Arc::new(PusherStats::new(["tiger", "lion"]));
+        let mut pusher = Pusher::new(stats, 512 * 1024 * 1024);
+        let mut out = Vec::new();
+        pusher.collect(&mut out).await.unwrap();
+        let family = |name: &str| {
+            out.iter()
+                .find(|f| f.name == name)
+                .unwrap_or_else(|| panic!("no {name}"))
+        };
+        let limits = family("jellyfin_pusher_buffer_max_bytes");
+        assert_eq!(limits.samples.len(), 2, "one per remote");
+        assert!(
+            limits
+                .samples
+                .iter()
+                .all(|s| s.value == 536_870_912.0 && s.labels[0].0 == "remote")
+        );
+        assert_eq!(family("jellyfin_pusher_buffer_bytes").samples.len(), 2);
+    }
 }

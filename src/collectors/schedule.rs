@@ -5,15 +5,21 @@ use tokio::time::{MissedTickBehavior, interval};
 use tokio_util::sync::CancellationToken;
 
 use super::{Scheduled, run_once};
-use crate::sample::Batch;
+use crate::sample::{Batch, now_ms};
+use crate::stats::PusherStats;
+
+/// How long a run that is under way when the agent is told to stop may still take.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The first run starts at once (every collector reports at start-up); later runs follow the
 /// interval, and a run that overruns delays the next one instead of bunching them up.
 /// A failure is logged when it starts or its message changes, and its end is logged too, so a
 /// Jellyfin outage gives two log lines, not one every cycle.
+/// Every run's outcome is recorded in `health` for `status`.
 pub async fn run_scheduled(
     mut scheduled: Scheduled,
     batches: mpsc::Sender<Batch>,
+    health: std::sync::Arc<PusherStats>,
     shutdown: CancellationToken,
 ) {
     let name = scheduled.collector.name();
@@ -26,10 +32,26 @@ pub async fn run_scheduled(
             _ = ticker.tick() => {}
         }
         crate::fault::point(format_args!("collector:{name}"));
-        // A run in progress at shutdown is finished (it is bounded by jellyfin.timeout), so a
-        // cycle that already asked Jellyfin is not lost.
-        let (batch, error) = run_once(scheduled.collector.as_mut()).await;
-        match (error.map(|e| e.to_string()), &last_error) {
+        // A run in progress at shutdown gets SHUTDOWN_GRACE to finish, so a cycle that already
+        // asked Jellyfin is not lost. A longer one (an activity burst or an inventory walk of
+        // hundreds of pages) is dropped at its next await: collectors save their state
+        // atomically and only after a whole walk, so the next start redoes that walk, and the
+        // agent still stops well inside systemd's TimeoutStopSec.
+        let run = run_once(scheduled.collector.as_mut());
+        let grace_over = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        let (batch, error) = tokio::select! {
+            done = run => done,
+            () = grace_over => {
+                tracing::info!(collector = name, "run abandoned at shutdown; it is redone at the next start");
+                return;
+            }
+        };
+        let error = error.map(|e| e.to_string());
+        health.collector_ran(name, error.as_deref(), now_ms());
+        match (error, &last_error) {
             (Some(now), Some(before)) if &now == before => {
                 tracing::debug!(collector = name, error = %now, "collector still failing");
             }
@@ -81,6 +103,7 @@ mod tests {
                 interval: Duration::from_secs(15),
             },
             tx,
+            Default::default(),
             shutdown.clone(),
         ));
         let first = rx.recv().await.unwrap();
@@ -95,5 +118,55 @@ mod tests {
             rx.recv().await.is_none(),
             "the task dropped its sender on shutdown"
         );
+    }
+    /// Takes `self.0` of (paused) time per run.
+    struct Slow(Duration);
+
+    #[async_trait::async_trait]
+    impl Collector for Slow {
+        fn name(&self) -> &'static str {
+            "slow"
+        }
+        async fn collect(&mut self, out: &mut Vec<Family>) -> Result<(), CollectError> {
+            tokio::time::sleep(self.0).await;
+            out.push(Family::gauge("walked", "Walked.").with(vec![], 1.0));
+            Ok(())
+        }
+    }
+
+    /// Starts a run of `took`, cancels 1 s into it, and says when the task ended and whether
+    /// the run's batch reached the pipeline.
+    async fn stop_during_a_run(took: Duration) -> (Duration, bool) {
+        let (tx, mut rx) = mpsc::channel(16);
+        let shutdown = CancellationToken::new();
+        let start = tokio::time::Instant::now();
+        let task = tokio::spawn(run_scheduled(
+            Scheduled {
+                collector: Box::new(Slow(took)),
+                interval: Duration::from_secs(3600),
+            },
+            tx,
+            Default::default(),
+            shutdown.clone(),
+        ));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        shutdown.cancel();
+        task.await.unwrap();
+        let delivered = rx.recv().await.is_some();
+        (start.elapsed(), delivered)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_short_run_under_way_at_shutdown_is_finished_and_delivered() {
+        let (ended, delivered) = stop_during_a_run(Duration::from_secs(3)).await;
+        assert!(delivered);
+        assert_eq!(ended, Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_walk_under_way_at_shutdown_is_dropped_after_the_grace() {
+        let (ended, delivered) = stop_during_a_run(Duration::from_secs(600)).await;
+        assert!(!delivered, "the unfinished walk sends nothing");
+        assert_eq!(ended, Duration::from_secs(1) + SHUTDOWN_GRACE);
     }
 }

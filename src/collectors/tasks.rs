@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{CollectError, Collector};
 use crate::jellyfin::Client;
+use crate::jellyfin::date::parse_time;
 use crate::jellyfin::dto::ScheduledTask;
 use crate::sample::{Family, label_value};
 use crate::state_file::StateFile;
@@ -42,11 +43,6 @@ impl Tasks {
         let seen = file.load();
         Tasks { client, file, seen }
     }
-}
-
-/// An RFC 3339 time as Jellyfin writes it (UTC, 7 fractional digits).
-pub fn parse_time(text: &str) -> Option<SystemTime> {
-    humantime::parse_rfc3339_weak(text.trim_end_matches('Z')).ok()
 }
 
 fn unix_seconds(at: SystemTime) -> Option<f64> {

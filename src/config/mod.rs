@@ -101,6 +101,18 @@ pub struct RemoteWriteConfig {
     pub ca_file: Option<PathBuf>,
     #[serde(with = "humantime_serde", default = "default_remote_timeout")]
     pub timeout: Duration,
+    /// An HTTP proxy for this remote only (`http://host:port`; https targets go through it
+    /// with CONNECT). Jellyfin never goes through it. Credentials never go in the URL.
+    pub proxy_url: Option<url::Url>,
+    /// Basic auth for the proxy; the password is read from `proxy_password_file` at start.
+    pub proxy_user: Option<String>,
+    pub proxy_password_file: Option<PathBuf>,
+    /// A client certificate (PEM) and its private key (PEM) for receivers that require one.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// The name the receiver's certificate is checked against (and sent as SNI) when `url`
+    /// names the host otherwise, e.g. by its IP address.
+    pub tls_server_name: Option<String>,
     /// Allows http:// with credentials to a host other than loopback (clear text).
     #[serde(default)]
     pub insecure_http: bool,
@@ -477,12 +489,28 @@ fn with_default_labels(
     labels.into_iter().collect()
 }
 
+/// For `status` and `check` run by hand next to the service: the folders the plain unit
+/// (config/jellyfin-pusher.service) gives the agent stand in for the variables that only the
+/// service's own environment has, so the same config file works from a root shell.
+pub fn operator_env(key: &str) -> Option<String> {
+    process_env(key).or_else(|| match key {
+        "STATE_DIRECTORY" => Some("/var/lib/jellyfin-pusher".into()),
+        "CREDENTIALS_DIRECTORY" => Some("/run/credentials/jellyfin-pusher.service".into()),
+        _ => None,
+    })
+}
+
 impl Config {
     /// Reads, resolves and validates the config file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, &process_env)
+    }
+
+    /// Like [`Config::load`], with defaults from `env` (see [`operator_env`]).
+    pub fn load_with(path: &Path, env: Env<'_>) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::new(path, format!("cannot read: {e}")))?;
-        Config::from_toml(&text, path, &process_env)
+        Config::from_toml(&text, path, env)
     }
 
     pub fn from_toml(text: &str, path: &Path, env: Env<'_>) -> Result<Config, ConfigError> {
@@ -556,7 +584,9 @@ impl Config {
             validate::leaves_in_clear(&self.jellyfin.url).then(|| "jellyfin".to_string());
         let remotes = self.remote_write.iter().filter(|rw| {
             let has_credentials = rw.bearer_token_file.is_some() || rw.basic_auth_user.is_some();
-            has_credentials && validate::leaves_in_clear(&rw.url)
+            let proxy_in_clear = rw.proxy_user.is_some()
+                && rw.proxy_url.as_ref().is_some_and(validate::leaves_in_clear);
+            (has_credentials && validate::leaves_in_clear(&rw.url)) || proxy_in_clear
         });
         jellyfin
             .into_iter()

@@ -109,6 +109,7 @@ pub(super) fn validate(c: &Config) -> Vec<String> {
         if rw.timeout.is_zero() {
             problems.push(format!("{key}.timeout must be more than 0s"));
         }
+        check_egress(&key, rw, &mut problems);
     }
     let b = &c.buffer;
     if b.max_size.as_u64() < 1024 * 1024 {
@@ -139,6 +140,64 @@ fn check_url(key: &str, url: &url::Url, problems: &mut Vec<String>) {
         problems.push(format!(
             "{key}: the URL carries credentials; use the *_file keys so that no secret sits in the config"
         ));
+    }
+}
+
+/// The proxy and TLS keys of one remote (see `remote_write::transport`).
+fn check_egress(key: &str, rw: &super::RemoteWriteConfig, problems: &mut Vec<String>) {
+    if let Some(proxy) = &rw.proxy_url {
+        if !proxy.username().is_empty() || proxy.password().is_some() {
+            problems.push(format!(
+                "{key}.proxy_url: the URL carries credentials; use proxy_user and proxy_password_file so that no secret sits in the config"
+            ));
+        }
+        if proxy.scheme() != "http" {
+            problems.push(format!(
+                "{key}.proxy_url: scheme must be http (https targets go through it with CONNECT), not {:?}",
+                proxy.scheme()
+            ));
+        }
+        if proxy.host_str().is_none() || proxy.port_or_known_default().is_none() {
+            problems.push(format!("{key}.proxy_url: the URL has no host"));
+        }
+        if proxy.path() != "/" || proxy.query().is_some() {
+            problems.push(format!(
+                "{key}.proxy_url: a proxy is host and port only (http://host:port), no path"
+            ));
+        }
+    }
+    if rw.proxy_user.is_some() != rw.proxy_password_file.is_some() {
+        problems.push(format!(
+            "{key}: proxy_user and proxy_password_file go together"
+        ));
+    }
+    if rw.proxy_user.is_some() && rw.proxy_url.is_none() {
+        problems.push(format!("{key}: proxy_user is set but proxy_url is not"));
+    }
+    if let Some(proxy) = rw.proxy_url.as_ref().filter(|_| rw.proxy_user.is_some()) {
+        // Basic auth to an http:// proxy travels in clear text, like credentials to an
+        // http:// receiver: the same opt-in covers it.
+        if !rw.insecure_http && leaves_in_clear(proxy) {
+            problems.push(format!(
+                "{key}.proxy_url: http:// to {} would send the proxy password in clear text to anyone on the link; \
+                 use a proxy on this host, or set {key}.insecure_http = true if the link is protected otherwise",
+                proxy.host_str().unwrap_or("?")
+            ));
+        }
+    }
+    if rw.tls_cert_file.is_some() != rw.tls_key_file.is_some() {
+        problems.push(format!("{key}: tls_cert_file and tls_key_file go together"));
+    }
+    if let Some(name) = &rw.tls_server_name {
+        if !matches!(url::Host::parse(name), Ok(url::Host::Domain(_))) {
+            problems.push(format!("{key}.tls_server_name: {name:?} is not a DNS name"));
+        }
+        if rw.proxy_url.is_some() {
+            // The name would be what the proxy is asked to connect to, and it resolves it.
+            problems.push(format!(
+                "{key}: tls_server_name cannot be used with proxy_url; put the certificate's name in url, the proxy resolves it"
+            ));
+        }
     }
 }
 
@@ -266,6 +325,34 @@ token_file = "/tmp/token"
             ),
             ("[buffer]\nmax_size = \"1KiB\"\n", "buffer.max_size"),
             (
+                "[[remote_write]]\nname = \"a\"\nurl = \"https://h/w\"\nproxy_url = \"http://u:p@proxy.invalid:3128\"\n",
+                "proxy_url: the URL carries credentials",
+            ),
+            (
+                "[[remote_write]]\nname = \"a\"\nurl = \"https://h/w\"\nproxy_url = \"socks5://proxy.invalid:1080\"\n",
+                "scheme must be http",
+            ),
+            (
+                "[[remote_write]]\nname = \"a\"\nurl = \"https://h/w\"\nproxy_user = \"u\"\nproxy_password_file = \"/p\"\n",
+                "proxy_user is set but proxy_url is not",
+            ),
+            (
+                "[[remote_write]]\nname = \"a\"\nurl = \"https://h/w\"\ntls_cert_file = \"/c\"\n",
+                "tls_cert_file and tls_key_file go together",
+            ),
+            (
+                "[[remote_write]]\nname = \"a\"\nurl = \"https://127.0.0.1/w\"\ntls_server_name = \"10.0.0.1\"\n",
+                "is not a DNS name",
+            ),
+            (
+                "[[remote_write]]\nname = \"a\"\nurl = \"https://127.0.0.1/w\"\ntls_server_name = \"vm.invalid\"\nproxy_url = \"http://proxy.invalid:3128\"\n",
+                "cannot be used with proxy_url",
+            ),
+            (
+                "[[remote_write]]\nname = \"a\"\nurl = \"https://h/w\"\nproxy_url = \"http://proxy.invalid:3128\"\nproxy_user = \"u\"\nproxy_password_file = \"/p\"\n",
+                "proxy_url: http:// to proxy.invalid would send the proxy password in clear text",
+            ),
+            (
                 "[[remote_write]]\nname = \"a\"\nurl = \"http://tiger.invalid/w\"\nbearer_token_file = \"/t\"\n",
                 "remote_write[0] (name \"a\").url: http:// to tiger.invalid would send the bearer token in clear text",
             ),
@@ -367,10 +454,22 @@ mod example {
                 "pid_file",
                 "dir",
                 "geoip_database",
+                "tls_cert_file",
+                "tls_key_file",
+                "proxy_url",
             ][..],
-            &["basic_auth_user", "basic_auth_password_file"],
+            &[
+                "basic_auth_user",
+                "basic_auth_password_file",
+                "tls_server_name",
+            ],
+            &["proxy_url", "proxy_user", "proxy_password_file"],
         ] {
-            let text = with(keys);
+            let mut text = with(keys);
+            if keys.contains(&"proxy_user") {
+                // The example's proxy is off this host: its password needs the opt-in.
+                text = text.replace("insecure_http = false", "insecure_http = true");
+            }
             for key in keys {
                 assert!(
                     text.contains(&format!("\n{key} = ")),

@@ -86,6 +86,9 @@ impl Client {
             .timeout(timeout)
             // A 3xx is an error naming its Location (see get_json_inner), never followed.
             .redirect(reqwest::redirect::Policy::none())
+            // Jellyfin is on this host or next to it: never through a proxy, not even one
+            // named by HTTP_PROXY in the environment (remote_write.proxy_url is per remote).
+            .no_proxy()
             .build()
             .map_err(ClientError::Build)?;
         Ok(Client {

@@ -1,6 +1,12 @@
 //! Jellyfin's timestamps: ISO 8601 in UTC (`2026-11-25T09:14:03.1234567Z`, 0 to 7 fraction
-//! digits; a missing zone is UTC too, as the server stores UTC). Only what the activity-log
-//! cursor and the playback matching need: to milliseconds since the epoch and back.
+//! digits; a missing zone is UTC too, as the server stores UTC). To milliseconds since the
+//! epoch and back for the activity-log cursor and the playback matching; to a `SystemTime`,
+//! fraction kept, for the task durations (some last microseconds) and the inventory's dates.
+
+/// The time as a `SystemTime`, every fraction digit kept; None when it is not such a time.
+pub fn parse_time(text: &str) -> Option<std::time::SystemTime> {
+    humantime::parse_rfc3339_weak(text.trim_end_matches('Z')).ok()
+}
 
 /// Milliseconds since the epoch, or None for anything that is not such a timestamp.
 pub fn parse_ms(text: &str) -> Option<i64> {

@@ -3,6 +3,9 @@
 use super::sets::*;
 use super::{Bound, Rule};
 
+/// How many collectors there are (collectors::COLLECTORS).
+const COLLECTORS: usize = 12;
+
 const fn any(label: &'static str, bound: Bound) -> Rule {
     Rule {
         family: None,
@@ -36,8 +39,8 @@ impl Rule {
 pub const RULES: &[Rule] = &[
     // The agent's own words.
     any("endpoint", Bound::Fixed(9)),
-    // The eleven collectors of collectors::COLLECTORS (a test there keeps the count true).
-    any("collector", Bound::Fixed(11)),
+    // The collectors of collectors::COLLECTORS (a test there keeps the count true).
+    any("collector", Bound::Fixed(COLLECTORS)),
     // Which figure the process collector read: `cgroup` or `process_tree`.
     any("source", Bound::Fixed(2)),
     // The supervised tasks: one per collector, the pipeline, one sender per remote (default 1).
@@ -64,8 +67,8 @@ pub const RULES: &[Rule] = &[
         "status",
         Bound::Fixed(4),
     ),
-    // activity.rs keeps its own allow-list of 22 activity Types plus `other`.
-    only("jellyfin_activity_events_total", "type", Bound::Fixed(23)),
+    // collectors/activity/types.rs keeps the 21 Types the server writes, plus `other`.
+    only("jellyfin_activity_events_total", "type", Bound::Fixed(22)),
     only(
         "jellyfin_pusher_samples_dropped_total",
         "reason",
@@ -78,11 +81,11 @@ pub const RULES: &[Rule] = &[
     any("from_codec", Bound::AllowList(VIDEO_CODECS)),
     any("to_codec", Bound::AllowList(VIDEO_CODECS)),
     any("codec", Bound::AllowList(VIDEO_CODECS)),
-    any("play_method", Bound::AllowList(PLAY_METHODS)),
+    any("play_method", Bound::AllowList(PLAY_METHOD_VALUES)),
     only(
         "jellyfin_playback_total",
         "type",
-        Bound::AllowList(PLAY_METHODS),
+        Bound::AllowList(PLAY_METHOD_VALUES),
     ),
     any("media_type", Bound::AllowList(MEDIA_TYPES)),
     any("severity", Bound::AllowList(SEVERITIES)),

@@ -75,8 +75,19 @@ pub const VIDEO_CODECS: &[&str] = &[
     "unknown",
 ];
 
-/// PlayMethod, lower-cased, and `unknown`.
-pub const PLAY_METHODS: &[&str] = &["directplay", "directstream", "transcode", "unknown"];
+/// The play methods as Jellyfin's dashboard tells them (jellyfin-web's playmethodhelper.js,
+/// see collectors/sessions/classify.rs), in its order: the one list the collectors emit.
+pub const PLAY_METHODS: [&str; 4] = ["directplay", "remux", "directstream", "transcode"];
+
+/// Every value a play-method label may take: [`PLAY_METHODS`] and `unknown` (a session that
+/// says nothing).
+pub const PLAY_METHOD_VALUES: &[&str] = &[
+    PLAY_METHODS[0],
+    PLAY_METHODS[1],
+    PLAY_METHODS[2],
+    PLAY_METHODS[3],
+    "unknown",
+];
 
 /// MediaType, lower-cased.
 pub const MEDIA_TYPES: &[&str] = &["unknown", "video", "audio", "photo", "book"];

@@ -40,6 +40,7 @@
 //! blocks to disk, in order, so the queue recovers by itself when space returns.
 
 mod block;
+pub mod inspect;
 mod meta;
 pub mod record;
 pub mod segment;

@@ -70,6 +70,9 @@ pub struct Scan {
     pub valid_end: u64,
     /// Stretches with a damaged header that were skipped to the next valid header.
     pub damaged_stretches: u64,
+    /// Samples in the records found, and the oldest of their timestamps (for `status`).
+    pub samples: u64,
+    pub oldest_sample_ms: Option<i64>,
 }
 
 /// Walks the records of `file` (of `len` bytes) from byte `from` by their headers.
@@ -92,6 +95,11 @@ pub fn scan(file: &File, len: u64, from: u64) -> io::Result<Scan> {
         if let Some(h) = complete {
             pos += h.record_len();
             scan.records += 1;
+            scan.samples += u64::from(h.samples);
+            scan.oldest_sample_ms = Some(
+                scan.oldest_sample_ms
+                    .map_or(h.min_ts_ms, |o| o.min(h.min_ts_ms)),
+            );
             scan.valid_end = pos;
             continue;
         }

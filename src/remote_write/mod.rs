@@ -3,8 +3,10 @@
 //! as stored, with the spec's retry rules.
 
 pub mod encode;
+pub mod progress;
 pub mod retry;
 pub mod sender;
+pub mod transport;
 pub mod worker;
 
 /// The generated prompb messages (see proto/remote.proto).
@@ -13,4 +15,4 @@ pub mod proto {
 }
 
 pub use encode::{DecodeError, decode, encode, merge};
-pub use sender::{Delivery, Outcome, Sender, classify};
+pub use sender::{Delivery, Outcome, Probe, Sender, classify};

@@ -13,6 +13,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio_util::sync::CancellationToken;
 
 use super::{Delivery, Outcome};
+use crate::sample::now_ms;
 use crate::stats::RemoteStats;
 
 /// Longest wait a `Retry-After` may ask for; a longer one is clipped so that a
@@ -73,10 +74,13 @@ impl Schedule<'_> {
                     return Delivery::Delivered;
                 }
                 Outcome::Rejected { status, message } => {
+                    self.stats
+                        .failed(&format!("HTTP {status}: {message}"), now_ms());
                     return Delivery::Rejected { status, message };
                 }
                 Outcome::Retry { reason, after } => {
                     self.stats.retry();
+                    self.stats.failed(&reason, now_ms());
                     let delay = after
                         .map(|d| d.min(MAX_RETRY_AFTER))
                         .or_else(|| backoff.next())

@@ -7,6 +7,7 @@
 //! | 2xx | delivered |
 //! | 400, 409, 415 | rejected: resending the same bytes cannot succeed, so the block is dropped and counted (`reason="rejected"`), and the receiver's message is logged as is |
 //! | 3xx | retried like a 5xx: redirects are never followed (the metrics and the credentials would go to a host nobody configured); the log names the `Location`, without user info or query |
+//! | 400 from vmauth for an unknown token, or from nginx for a missing or untrusted client certificate | retried like a 401: the fix is a file, not the data |
 //! | anything else (401/403, 404, 429, 5xx, no answer) | retried with exponential backoff and jitter (1 s doubling to 1 min), or after `Retry-After` when the receiver sends one (the schedule is in `retry.rs`); never given up, so a wrong token or a long outage only delays delivery |
 
 use std::path::{Path, PathBuf};
@@ -55,6 +56,17 @@ pub fn classify(status: u16) -> Class {
     }
 }
 
+/// What [`Sender::probe`] got.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probe {
+    /// A credentials file could not be read.
+    NotSent(String),
+    /// No HTTP answer: DNS, connect, TLS, timeout; the whole error chain.
+    NoAnswer(String),
+    /// The receiver's status and, unless 2xx, its message with credentials cut out.
+    Answered { status: u16, message: String },
+}
+
 /// What [`Sender::deliver`] came to after all its retries.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
@@ -93,17 +105,13 @@ enum Auth {
 
 impl Sender {
     pub fn new(config: &RemoteWriteConfig, stats: Arc<RemoteStats>) -> Result<Sender, SenderError> {
-        let mut builder = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .user_agent(crate::USER_AGENT)
             .timeout(config.timeout)
             // A 3xx is answered as an error (see send_once), never followed.
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.timeout.min(Duration::from_secs(10)));
-        if let Some(path) = &config.ca_file {
-            for cert in load_ca_file(path)? {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
+        let (builder, url) = super::transport::apply(builder, config)?;
         let http = builder.build().map_err(|source| SenderError::Client {
             remote: config.name.clone(),
             source,
@@ -122,7 +130,7 @@ impl Sender {
         };
         Ok(Sender {
             name: config.name.clone(),
-            url: config.url.clone(),
+            url,
             http,
             auth,
             stats,
@@ -135,15 +143,42 @@ impl Sender {
         &self.name
     }
 
-    /// One POST of `body`, counted in `remote_write_requests_total{code}`.
-    pub async fn send_once(&self, body: Bytes) -> Outcome {
-        let request = self
-            .http
+    /// The URL requests go to (`url`, or with `tls_server_name` as its host).
+    pub fn url(&self) -> &url::Url {
+        &self.url
+    }
+
+    fn post(&self, body: Bytes) -> reqwest::RequestBuilder {
+        self.http
             .post(self.url.clone())
             .header(header::CONTENT_ENCODING, "snappy")
             .header(header::CONTENT_TYPE, "application/x-protobuf")
             .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-            .body(body);
+            .body(body)
+    }
+
+    /// One POST of `body` for `check`: the answer as it came, unclassified and uncounted.
+    pub async fn probe(&self, body: Bytes) -> Probe {
+        let (request, secret) = match self.authorize(self.post(body)) {
+            Ok(authorized) => authorized,
+            Err(reason) => return Probe::NotSent(reason),
+        };
+        match request.send().await {
+            Err(e) => Probe::NoAnswer(error_chain(&e.without_url())),
+            Ok(response) if response.status().is_success() => Probe::Answered {
+                status: response.status().as_u16(),
+                message: String::new(),
+            },
+            Ok(response) => Probe::Answered {
+                status: response.status().as_u16(),
+                message: read_message(response, &secret.iter().collect::<Vec<_>>()).await,
+            },
+        }
+    }
+
+    /// One POST of `body`, counted in `remote_write_requests_total{code}`.
+    pub async fn send_once(&self, body: Bytes) -> Outcome {
+        let request = self.post(body);
         let (request, secret) = match self.authorize(request) {
             Ok(authorized) => authorized,
             Err(reason) => {
@@ -194,7 +229,10 @@ impl Sender {
         // Receivers may quote the request back (vmauth 1.79 repeats an unknown token).
         let message = read_message(response, &secrets).await;
         match class {
-            Class::Rejected if !is_vmauth_unknown_token(status, &message) => {
+            Class::Rejected
+                if !is_vmauth_unknown_token(status, &message)
+                    && !is_client_certificate_refusal(status, &message) =>
+            {
                 Outcome::Rejected { status, message }
             }
             _ => Outcome::Retry {
@@ -262,6 +300,16 @@ fn is_vmauth_unknown_token(status: u16, message: &str) -> bool {
             || message.contains("missing `Authorization` request header"))
 }
 
+/// nginx answers a TLS client that sent no certificate, or one it does not trust, with an
+/// HTTP 400 page ("No required SSL certificate was sent", "The SSL certificate error")
+/// instead of failing the handshake. A corrected certificate fixes it, so the block is
+/// retried, not dropped as malformed.
+pub fn is_client_certificate_refusal(status: u16, message: &str) -> bool {
+    status == 400
+        && (message.contains("No required SSL certificate was sent")
+            || message.contains("The SSL certificate error"))
+}
+
 /// Reads PEM certificates for `ca_file`.
 pub fn load_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, CaFileError> {
     let path_buf = || path.to_path_buf();
@@ -300,8 +348,9 @@ pub enum CaFileError {
 /// Why a remote's sender could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum SenderError {
+    /// Its proxy or TLS settings (a CA, certificate, key or proxy password file).
     #[error(transparent)]
-    CaFile(#[from] CaFileError),
+    Transport(#[from] super::transport::TransportError),
     #[error("remote_write {remote:?}: cannot build the HTTP client: {source}")]
     Client {
         remote: String,

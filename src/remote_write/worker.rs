@@ -11,11 +11,12 @@
 //! `draining` at shutdown and `stop` after a grace period, so a reachable receiver gets the
 //! last cycles before the agent exits and an unreachable one does not hold the shutdown up.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::progress::{self, Progress};
 use super::{Delivery, Sender, merge};
 use crate::queue::{Pending, Queue};
 use crate::sample::now_ms;
@@ -39,11 +40,13 @@ pub async fn run(
 ) {
     // Seen by the systemd watchdog; dropped when this task ends, panics included.
     let _running = stats.sender_running();
+    let progress = Mutex::new(Progress::new(progress::PERIOD, queue.gauges()));
     let worker = Worker {
         queue,
         sender,
         stats,
         stop,
+        progress,
     };
     loop {
         if worker.stop.is_cancelled() {
@@ -58,6 +61,7 @@ pub async fn run(
             Ok(Ok(batch)) if !batch.is_empty() => batch,
             Ok(Ok(_)) => {
                 worker.stats.sender_idle();
+                worker.emptied();
                 worker.sync().await;
                 if draining.is_cancelled() {
                     break;
@@ -100,12 +104,14 @@ struct Worker {
     sender: Sender,
     stats: Arc<RemoteStats>,
     stop: CancellationToken,
+    progress: Mutex<Progress>,
 }
 
 impl Worker {
     /// Delivers one block and settles its fate; false on shutdown.
     async fn deliver_one(&self, pending: &Pending) -> bool {
         let too_old = || self.queue.is_too_old(&pending.block, now_ms());
+        let retries = self.stats.retries();
         match self
             .sender
             .deliver(&pending.block.data, &self.stop, too_old)
@@ -115,6 +121,7 @@ impl Worker {
                 self.stats
                     .delivered(u64::from(pending.block.samples), now_ms());
                 self.queue.ack(pending);
+                self.delivered(std::slice::from_ref(pending), retries);
             }
             Delivery::Rejected { status, message } => {
                 tracing::error!(remote = self.sender.name(), status, receiver_message = %message, samples = pending.block.samples,
@@ -138,6 +145,7 @@ impl Worker {
                 .iter()
                 .any(|p| self.queue.is_too_old(&p.block, now_ms()))
         };
+        let retries = self.stats.retries();
         match self.sender.deliver(&body, &self.stop, too_old).await {
             Delivery::Delivered => {
                 let samples = batch.iter().map(|p| u64::from(p.block.samples)).sum();
@@ -145,6 +153,7 @@ impl Worker {
                 for pending in batch {
                     self.queue.ack(pending);
                 }
+                self.delivered(batch, retries);
                 true
             }
             Delivery::Rejected { status, message } => {
@@ -164,6 +173,40 @@ impl Worker {
             }
         }
         true
+    }
+
+    /// Feeds the drain progress (see [`progress`]); `retries` is the retry count before the
+    /// delivery, so a higher one now means it needed more than one attempt.
+    fn delivered(&self, batch: &[Pending], retries: u64) {
+        let delivered = progress::Delivered {
+            samples: batch.iter().map(|p| u64::from(p.block.samples)).sum(),
+            bytes: batch.iter().map(|p| p.block.data.len() as u64).sum(),
+            after_failure: self.stats.retries() > retries,
+            oldest_sample_ms: batch
+                .iter()
+                .map(|p| p.block.min_timestamp_ms)
+                .min()
+                .unwrap_or_else(now_ms),
+        };
+        let line = self.progress().delivered(
+            &delivered,
+            self.queue.gauges(),
+            std::time::Instant::now(),
+            now_ms(),
+        );
+        if let Some(line) = line {
+            tracing::info!(remote = self.sender.name(), "{line}");
+        }
+    }
+
+    fn emptied(&self) {
+        if let Some(line) = self.progress().emptied(std::time::Instant::now()) {
+            tracing::info!(remote = self.sender.name(), "{line}");
+        }
+    }
+
+    fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn sync(&self) {

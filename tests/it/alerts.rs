@@ -6,7 +6,7 @@ use crate::common;
 use std::path::Path;
 use std::process::Command;
 
-use common::require_binary;
+use common::{require_binary, run};
 
 const ALERTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/alerts");
 
@@ -19,18 +19,6 @@ fn rule_files() -> Vec<String> {
     files.sort();
     assert!(!files.is_empty());
     files
-}
-
-fn run(command: &mut Command) -> (bool, String) {
-    let out = command.output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 #[test]
@@ -90,6 +78,20 @@ fn anchor(heading: &str) -> String {
         .collect()
 }
 
+/// Alertmanager shows a runbook link as is, so it must be absolute: the repository URL of
+/// Cargo.toml, then the README as the forge shows it (`/blob/main/README.md#<anchor>`).
+fn runbook_base() -> String {
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    let repository = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("repository = "))
+        .expect("Cargo.toml names its repository")
+        .trim_matches('"');
+    assert!(repository.starts_with("https://"), "{repository}");
+    format!("{repository}/blob/main/README.md#")
+}
+
 #[test]
 fn every_runbook_link_leads_to_a_troubleshooting_section_of_the_readme() {
     let readme =
@@ -103,16 +105,17 @@ fn every_runbook_link_leads_to_a_troubleshooting_section_of_the_readme() {
         anchors.contains(&"jellyfin-is-down".to_string()),
         "{anchors:?}"
     );
+    let base = runbook_base();
     let mut links = 0;
     for file in rule_files() {
         let rules = std::fs::read_to_string(&file).unwrap();
         for line in rules.lines().filter(|l| l.contains("runbook_url")) {
             links += 1;
             let target = line
-                .split("README.md#")
+                .split(&format!("\"{base}"))
                 .nth(1)
                 .map(|t| t.trim_end_matches('"'))
-                .unwrap_or_else(|| panic!("{file}: runbook_url outside the README: {line}"));
+                .unwrap_or_else(|| panic!("{file}: runbook_url not under {base}: {line}"));
             assert!(
                 anchors.iter().any(|a| a == target),
                 "{file}: {target} is not a README heading ({anchors:?})"

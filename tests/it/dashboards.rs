@@ -134,20 +134,14 @@ fn check_dashboard(d: &Dashboard, f: &mut Findings) {
         || "no link to the other jellyfin dashboards keeping time and variables".into(),
     );
 
-    // Importable through the UI: the data source is asked for, and what it needs is listed.
-    let inputs = j["__inputs"].as_array().cloned().unwrap_or_default();
-    f.check(
-        inputs
-            .iter()
-            .any(|i| i["type"] == "datasource" && i["pluginId"] == "prometheus"),
-        || "__inputs does not ask for a Prometheus data source".into(),
-    );
-    for i in &inputs {
-        let name = format!("${{{}}}", i["name"].as_str().unwrap_or(""));
-        f.check(text_outside_inputs(d).contains(&name), || {
-            format!("__inputs names {name}, which nothing uses")
-        });
-    }
+    // Provisioned from files nothing substitutes `${DS_…}` inputs: the data source variable
+    // starts on Grafana's default data source, in the UI import and in file provisioning alike.
+    f.check(j["__inputs"].is_null(), || {
+        "__inputs: file provisioning never substitutes them; use the data source variable".into()
+    });
+    f.check(!j.to_string().contains("${DS_"), || {
+        "a ${DS_…} input is referenced: provisioned from files it stays unresolved".into()
+    });
     let required: BTreeSet<&str> = j["__requires"]
         .as_array()
         .into_iter()
@@ -176,6 +170,9 @@ fn check_dashboard(d: &Dashboard, f: &mut Findings) {
             ds["name"] == "datasource" && ds["label"] == "Data source" && ds["query"] == "prometheus",
             || "the data source variable must be `datasource`, labelled `Data source`, of type prometheus".into(),
         );
+        f.check(ds["current"]["value"] == "default", || {
+            "the data source variable must start on the default data source".into()
+        });
     }
     for (name, label) in [("job", "Job"), ("instance", "Instance")] {
         let Some(v) = d.variable(name) else {
@@ -283,6 +280,15 @@ fn check_dashboard(d: &Dashboard, f: &mut Findings) {
                 }
             }
         }
+        // Without thresholds Grafana paints a stat, gauge or bar gauge red from 80 up.
+        if matches!(panel["type"].as_str(), Some("stat" | "gauge" | "bargauge")) {
+            f.check(
+                panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+                    .as_array()
+                    .is_some_and(|s| !s.is_empty()),
+                || format!("panel {title:?}: a {} without thresholds", panel["type"]),
+            );
+        }
         let targets = panel["targets"].as_array().cloned().unwrap_or_default();
         f.check(!targets.is_empty(), || {
             format!("panel {title:?}: no targets")
@@ -297,13 +303,6 @@ fn check_dashboard(d: &Dashboard, f: &mut Findings) {
             });
         }
     }
-}
-
-/// The dashboard as text, without its `__inputs` (which name themselves).
-fn text_outside_inputs(d: &Dashboard) -> String {
-    let mut j = d.json.clone();
-    j["__inputs"] = Value::Null;
-    j.to_string()
 }
 
 #[test]
@@ -496,7 +495,16 @@ type Break = (&'static str, fn(&mut Value));
 #[test]
 fn the_dashboard_rules_catch_what_they_are_for() {
     let good = dashboards::load_all().remove(0);
-    let breaks: [Break; 8] = [
+    let breaks: [Break; 11] = [
+        ("without thresholds", |j| {
+            j["panels"][4]["fieldConfig"]["defaults"]["thresholds"] = Value::Null
+        }),
+        ("default data source", |j| {
+            j["templating"]["list"][0]["current"] = serde_json::json!({"value": "${DS_PROMETHEUS}"})
+        }),
+        ("__inputs", |j| {
+            j["__inputs"] = serde_json::json!([{"name": "DS_PROMETHEUS"}])
+        }),
         ("no description", |j| {
             j["panels"][1]["description"] = Value::Null
         }),
@@ -626,4 +634,124 @@ fn panels_about_transcodes_count_video_transcodes_only() {
         "transcode panels over a play-method split:\n{}",
         wrong.join("\n")
     );
+}
+
+/// How often each collector slower than the cycle sends its gauges (src/collectors/mod.rs), and
+/// the window an instant query reads them over: the cadence plus slack for a late run.
+const SLOW_GAUGES: [(&str, Duration); 12] = [
+    ("jellyfin_library_inventory_items", INVENTORY),
+    ("jellyfin_library_missing_metadata_items", INVENTORY),
+    ("jellyfin_library_size_bytes", INVENTORY),
+    ("jellyfin_library_duration_seconds", INVENTORY),
+    ("jellyfin_library_video_codec_items", INVENTORY),
+    ("jellyfin_library_resolution_items", INVENTORY),
+    ("jellyfin_library_recently_added", INVENTORY),
+    ("jellyfin_library_items", FIVE_MINUTES),
+    ("jellyfin_library_info", FIVE_MINUTES),
+    ("jellyfin_storage_used_bytes", FIVE_MINUTES),
+    ("jellyfin_storage_free_bytes", FIVE_MINUTES),
+    ("jellyfin_users", FIVE_MINUTES),
+];
+const INVENTORY: Duration = Duration::from_secs(3600);
+const FIVE_MINUTES: Duration = Duration::from_secs(300);
+
+/// Counters sent once a minute (tasks, activity): a rate over them needs the panel's minimum
+/// interval at 1m, so that `$__rate_interval` (at least 4 x the minimum interval) holds
+/// several samples on Prometheus too.
+const MINUTE_COUNTERS: [&str; 4] = [
+    "jellyfin_activity_events_total",
+    "jellyfin_playback_total",
+    "jellyfin_scheduled_task_failures_total",
+    "jellyfin_library_scan_failures_total",
+];
+
+/// Every selector of `expr` with the range of the `last_over_time` around it, if any.
+fn selectors_with_window(
+    expr: &Expr,
+    window: Option<Duration>,
+    out: &mut Vec<(String, Option<Duration>)>,
+) {
+    match expr {
+        Expr::VectorSelector(vs) => out.push((vs.name.clone().unwrap_or_default(), window)),
+        Expr::MatrixSelector(ms) => out.push((ms.vs.name.clone().unwrap_or_default(), window)),
+        Expr::Call(c) if c.func.name == "last_over_time" => {
+            if let Some(Expr::MatrixSelector(ms)) = c.args.args.first().map(|a| a.as_ref()) {
+                out.push((ms.vs.name.clone().unwrap_or_default(), Some(ms.range)));
+            }
+        }
+        _ => {
+            for child in children(expr) {
+                selectors_with_window(child, window, out);
+            }
+        }
+    }
+}
+
+/// What one target breaks of the cadence rules.
+fn cadence_problems(t: &dashboards::Target) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Ok(parsed) = parser::parse(&dashboards::substitute(&t.expr, &placeholders())) else {
+        return vec!["not PromQL".into()];
+    };
+    let mut found = Vec::new();
+    selectors_with_window(&parsed, None, &mut found);
+    for (name, window) in found {
+        if let Some((_, cadence)) = SLOW_GAUGES.iter().find(|(n, _)| *n == name)
+            && t.instant
+            && window.is_none_or(|w| w <= *cadence)
+        {
+            problems.push(format!(
+                "{name} comes every {cadence:?}: an instant query must read it with last_over_time over more than that"
+            ));
+        }
+        let rated = t.expr.contains("$__rate_interval");
+        if MINUTE_COUNTERS.contains(&name.as_str()) && rated {
+            let min = t.panel["interval"].as_str().unwrap_or("");
+            if !matches!(min, "1m" | "2m" | "5m") {
+                problems.push(format!(
+                    "{name} comes every minute: the panel needs a minimum interval of 1m, not {min:?}"
+                ));
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_target_reads_each_metric_over_its_collectors_cadence() {
+    let mut problems = Vec::new();
+    for d in dashboards::load_all() {
+        for t in d.targets() {
+            for p in cadence_problems(&t) {
+                problems.push(format!(
+                    "{} / {:?}: {p}\n    {}",
+                    d.file,
+                    t.panel_title(),
+                    t.expr
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+    // The rules can fail: an hourly gauge read bare, a minute counter at the default interval.
+    let caught = |index: usize, break_it: fn(&mut Value)| {
+        let good = dashboards::load_all().remove(index);
+        let mut json = good.json.clone();
+        for p in json["panels"].as_array_mut().into_iter().flatten() {
+            break_it(p);
+        }
+        let broken = Dashboard {
+            file: good.file.clone(),
+            json,
+        };
+        broken
+            .targets()
+            .iter()
+            .any(|t| !cadence_problems(t).is_empty())
+    };
+    assert!(caught(0, |p| if p["title"] == "Items per library" {
+        p["targets"][0]["expr"] =
+            "sum(jellyfin_library_inventory_items{job=~\"$job\", instance=~\"$instance\"})".into();
+    }));
+    assert!(caught(4, |p| p["interval"] = Value::Null));
 }

@@ -5,75 +5,16 @@
 
 use crate::common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::agent::AgentDir;
 use common::fake_jellyfin::FakeJellyfin;
-use common::servers::{VictoriaMetrics, start_on_free_port};
-use common::{
-    assert_one_sample_per_request, require_binary, up_timestamps, wait_for, wait_for_every_cycle,
-};
+use common::servers::VictoriaMetrics;
+use common::{assert_one_sample_per_request, up_timestamps, wait_for, wait_for_every_cycle};
 use jellyfin_pusher::remote_write::encode;
 use jellyfin_pusher::sample::{Batch, Family};
 
-const TOKEN: &str = "dmz-write-token-0123456789";
-const EXAMPLE: &str = include_str!("../../config/vmauth.example.yml");
-
-struct Vmauth {
-    port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Vmauth {
-    async fn start(vm: &VictoriaMetrics) -> Vmauth {
-        let dir = tempfile::tempdir().unwrap();
-        let config = EXAMPLE
-            .replace("REPLACE_WITH_THE_DMZ_WRITE_TOKEN", TOKEN)
-            .replace("http://127.0.0.1:8428", &vm.base_url());
-        assert_ne!(config, EXAMPLE);
-        let path = dir.path().join("auth.yml");
-        std::fs::write(&path, config).unwrap();
-        let spawn = |port: u16| {
-            Command::new(require_binary("vmauth"))
-                .arg(format!("-auth.config={}", path.display()))
-                .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-                .arg("-loggerLevel=ERROR")
-                // As the example asks for a port that faces the DMZ.
-                .args(
-                    [
-                        "-metricsAuthKey",
-                        "-pprofAuthKey",
-                        "-flagsAuthKey",
-                        "-reloadAuthKey",
-                    ]
-                    .map(|f| format!("{f}=not-the-dmz-token")),
-                )
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        };
-        let (port, child) = start_on_free_port("vmauth", "/health", spawn).await;
-        Vmauth {
-            port,
-            child,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for Vmauth {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::vmauth::{TOKEN, Vmauth};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dmz_token_can_write_through_vmauth_and_nothing_else() {

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Each top-level module of src/ and the modules it may use.
-const MAY_USE: [(&str, &[&str]); 22] = [
+const MAY_USE: [(&str, &[&str]); 23] = [
     ("allocator", &[]),
     ("fault", &[]),
     ("sample", &[]),
@@ -41,6 +41,10 @@ const MAY_USE: [(&str, &[&str]); 22] = [
         ],
     ),
     (
+        "status",
+        &["config", "queue", "sample", "state_file", "stats"],
+    ),
+    (
         "collectors",
         &[
             "config",
@@ -69,6 +73,7 @@ const MAY_USE: [(&str, &[&str]); 22] = [
             "secret",
             "stats",
             "state_file",
+            "status",
         ],
     ),
     ("cli", &["logging"]),

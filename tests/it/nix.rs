@@ -101,6 +101,10 @@ const DMZ: &str = r#"
     remoteWrite = [
       { name = "tiger"; url = "https://tiger.example.invalid:8427/api/v1/write"; bearerTokenFile = "/run/secrets/dmz_write_token"; }
       { name = "backup"; url = "https://10.0.0.9:8428/api/v1/write"; basicAuthUser = "dmz"; basicAuthPasswordFile = "/run/secrets/backup_password"; }
+      { name = "proxied"; url = "https://offsite.example.invalid/api/v1/write"; proxyUrl = "http://192.0.2.20:3128";
+        proxyUser = "dmz"; proxyPasswordFile = "/run/secrets/proxy_password"; insecureHttp = true; }
+      { name = "mtls"; url = "https://10.0.0.11:8443/api/v1/write"; caFile = "/etc/jellyfin-pusher/ca.pem";
+        tlsCertFile = "/etc/jellyfin-pusher/client.pem"; tlsKeyFile = "/run/secrets/client_key"; tlsServerName = "mtls.example.invalid"; }
     ];
     settings = {
       jellyfin = { url = "http://127.0.0.1:8096/jellyfin"; timeout = "1m 30s"; max_response_size = "48mib"; };
@@ -181,7 +185,10 @@ fn dmz_module_on(release: &str) {
         serde_json::json!([
             "jellyfin-token:/run/secrets/jellyfin_api_token",
             "remote-write-tiger-token:/run/secrets/dmz_write_token",
-            "remote-write-backup-password:/run/secrets/backup_password"
+            "remote-write-backup-password:/run/secrets/backup_password",
+            "remote-write-proxied-proxy-password:/run/secrets/proxy_password",
+            "remote-write-mtls-cert:/etc/jellyfin-pusher/client.pem",
+            "remote-write-mtls-key:/run/secrets/client_key"
         ])
     );
     // The rendered settings name credential paths only: no secret file and no secret.
@@ -250,6 +257,40 @@ fn dmz_module_on(release: &str) {
         Some(Path::new(
             "/run/credentials/jellyfin-pusher.service/remote-write-backup-password"
         ))
+    );
+    let credential = |name: &str| format!("/run/credentials/jellyfin-pusher.service/{name}");
+    let mtls = &config.remote_write[3];
+    assert_eq!(
+        mtls.tls_cert_file.as_deref(),
+        Some(Path::new(&credential("remote-write-mtls-cert")))
+    );
+    assert_eq!(
+        mtls.tls_key_file.as_deref(),
+        Some(Path::new(&credential("remote-write-mtls-key")))
+    );
+    assert_eq!(
+        mtls.tls_server_name.as_deref(),
+        Some("mtls.example.invalid")
+    );
+    assert_eq!(
+        mtls.ca_file.as_deref(),
+        Some(Path::new("/etc/jellyfin-pusher/ca.pem"))
+    );
+    let proxied = &config.remote_write[2];
+    assert_eq!(
+        proxied.proxy_url.as_ref().map(|u| u.as_str()),
+        Some("http://192.0.2.20:3128/")
+    );
+    assert_eq!(proxied.proxy_user.as_deref(), Some("dmz"));
+    assert!(
+        proxied.insecure_http,
+        "the proxy password over http:// needs the opt-in"
+    );
+    assert_eq!(
+        proxied.proxy_password_file.as_deref(),
+        Some(Path::new(&credential(
+            "remote-write-proxied-proxy-password"
+        )))
     );
 }
 
@@ -329,7 +370,15 @@ fn the_nixos_unit_carries_the_same_sandbox_as_the_plain_unit() {
     assert_eq!(nixos["IPAddressDeny"], "any");
     assert_eq!(
         nixos["IPAddressAllow"],
-        serde_json::json!(["localhost", "127.0.0.1", "10.0.0.9", "192.0.2.10"])
+        // The proxied remote is reached through its proxy's address, not its own name.
+        serde_json::json!([
+            "localhost",
+            "127.0.0.1",
+            "10.0.0.9",
+            "192.0.2.20",
+            "10.0.0.11",
+            "192.0.2.10"
+        ])
     );
     let named = DMZ.replace("egress.allowedAddresses = [ \"192.0.2.10\" ];", "");
     let result = evaluate(&named).unwrap();
@@ -480,7 +529,8 @@ fn settings_the_agent_would_refuse_fail_at_evaluation_with_a_clear_message() {
     let result = evaluate(&by_hand).unwrap();
     assert_refused(
         &result,
-        "remote_write.[2].bearer_token_file = \"/run/secrets/x\" names a secret file",
+        // After the four of remoteWrite.
+        "remote_write.[4].bearer_token_file = \"/run/secrets/x\" names a secret file",
     );
 }
 
@@ -1073,6 +1123,44 @@ fn insecure_http_reaches_the_agent_only_when_a_remote_asks_for_it() {
     assert_eq!(remotes(&result)[0].get("insecure_http"), None);
     let result = evaluate(DMZ).unwrap();
     assert_eq!(remotes(&result)[1].get("insecure_http"), None);
+
+    // What the agent would refuse at start is refused at evaluation.
+    let clear = DMZ.replace("https://10.0.0.9:8428", "http://10.0.0.9:8428");
+    assert_refused(
+        &evaluate(&clear).unwrap(),
+        "remoteWrite \"backup\": http:// to 10.0.0.9 would send its credentials in clear text",
+    );
+    let result = evaluate(&clear.replace(
+        "basicAuthPasswordFile = \"/run/secrets/backup_password\"; }",
+        "basicAuthPasswordFile = \"/run/secrets/backup_password\"; insecureHttp = true; }",
+    ))
+    .unwrap();
+    assert_eq!(result["failedAssertions"], Value::Array(vec![]));
+    let toml = toml::to_string(&result["pusher"]["settings"]).unwrap();
+    let env = |key: &str| match key {
+        "STATE_DIRECTORY" => Some("/var/lib/jellyfin-pusher".to_string()),
+        "CREDENTIALS_DIRECTORY" => Some("/run/credentials/jellyfin-pusher.service".to_string()),
+        _ => None,
+    };
+    Config::from_toml(&toml, Path::new("nix.toml"), &env).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    let remote_jellyfin = DMZ.replace("http://127.0.0.1:8096/jellyfin", "http://192.0.2.5:8096");
+    assert_refused(
+        &evaluate(&remote_jellyfin).unwrap(),
+        "settings.jellyfin.url: http:// to 192.0.2.5 would send the API key in clear text",
+    );
+    let opted = remote_jellyfin.replace(
+        "timeout = \"1m 30s\";",
+        "timeout = \"1m 30s\"; insecure_http = true;",
+    );
+    assert_eq!(
+        evaluate(&opted).unwrap()["failedAssertions"],
+        Value::Array(vec![])
+    );
+    let local = DMZ.replace("http://127.0.0.1:8096/jellyfin", "http://localhost:8096");
+    assert_eq!(
+        evaluate(&local).unwrap()["failedAssertions"],
+        Value::Array(vec![])
+    );
 }
 
 #[test]

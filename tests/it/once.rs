@@ -289,9 +289,21 @@ fn help_explains_every_flag() {
         "--check-config",
         "--log-format",
         "--version",
+        "status",
+        "check",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
     }
+    // The subcommands' own help names their flags.
+    let out = std::process::Command::new(common::agent::BIN)
+        .args(["status", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("--format") && help.contains("--config"),
+        "{help}"
+    );
 }
 
 #[test]

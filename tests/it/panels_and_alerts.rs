@@ -67,8 +67,8 @@ fn quick_rules(dir: &Path) -> std::path::PathBuf {
             "- alert: JellyfinDown\n        expr: jellyfin_up == 0\n        for: 2s\n",
         ),
         (
-            "absent_over_time(jellyfin_pusher_build_info{job=\"jellyfin\"}[10m])",
-            "absent_over_time(jellyfin_pusher_build_info{job=\"jellyfin\"}[3s])",
+            "(present_over_time(jellyfin_pusher_build_info[10m]))",
+            "(present_over_time(jellyfin_pusher_build_info[3s]))",
         ),
         (
             "jellyfin_pusher_buffer_oldest_sample_timestamp_seconds > 900\n        for: 10m\n",
@@ -302,5 +302,6 @@ async fn every_panel_shows_data_from_victoriametrics_and_prometheus_and_the_aler
     let labels = wait_for_state(&quick, "JellyfinPusherNoData", "firing").await;
     assert_eq!(labels["severity"], "critical", "{labels}");
     assert_eq!(labels["job"], "jellyfin", "{labels}");
+    assert_eq!(labels["instance"], "test-dmz", "{labels}");
     assert_eq!(shipped.state("JellyfinPusherNoData").await, None);
 }

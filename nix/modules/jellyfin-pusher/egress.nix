@@ -1,11 +1,13 @@
 # Egress pinned (IPAddressDeny=any): the unit may reach localhost, the IP literals in the
-# Jellyfin and receiver URLs, the configured DNS servers and egress.allowedAddresses. systemd
+# Jellyfin and receiver URLs (the proxy's, for a remote with proxyUrl), the configured DNS servers and egress.allowedAddresses. systemd
 # filters by address, so a URL with a host name needs its address in allowedAddresses; an
 # assertion names the URL otherwise.
 { lib, cfg, config }:
 
 let
-  urls = [ cfg.settings.jellyfin.url ] ++ map (rw: rw.url) cfg.remoteWrite;
+  # A remote behind a proxy is reached through the proxy only: the proxy resolves its name.
+  urls = [ cfg.settings.jellyfin.url ]
+    ++ map (rw: if rw.proxyUrl or null != null then rw.proxyUrl else rw.url) cfg.remoteWrite;
   inherit (import ../common.nix { inherit lib; }) urlHost isIP bare isLocal;
   named = lib.filter (url: let h = urlHost url; in !(isIP h || isLocal h)) urls;
   literals = lib.unique (map (url: bare (urlHost url)) (lib.filter (url: isIP (urlHost url)) urls));

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::collectors::plays_seen::PlaysSeen;
-use crate::collectors::sessions::classify::PLAY_METHODS;
+use crate::labels::PLAY_METHOD_VALUES;
 use crate::sample::Family;
 
 /// Starts waiting for a sighting beyond this many are settled as `unknown` at once.
@@ -44,7 +44,7 @@ impl Starts {
     pub fn new(seen: PlaysSeen, top_items: usize) -> Self {
         let mut playbacks = BTreeMap::new();
         // Born at 0 for what the dashboards split by: increase() skips a series' first sample.
-        for method in PLAY_METHODS.iter().chain(&["unknown"]) {
+        for method in PLAY_METHOD_VALUES {
             for media in ["video", "audio"] {
                 playbacks.insert((method.to_string(), media.to_string()), 0);
             }

@@ -71,4 +71,13 @@ mod tests {
         assert_eq!(playback_start(Some("Playback")), Some("other"));
         assert_eq!(playback_start(Some("VideoPlaybackStopped")), None);
     }
+
+    #[test]
+    fn the_central_label_bound_follows_this_list() {
+        let bound = crate::labels::rule("jellyfin_activity_events_total", "type").map(|r| r.bound);
+        assert_eq!(
+            bound,
+            Some(crate::labels::Bound::Fixed(KNOWN_TYPES.len() + 1))
+        );
+    }
 }

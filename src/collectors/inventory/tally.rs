@@ -79,7 +79,7 @@ impl Tally {
         let created = item
             .date_created
             .as_deref()
-            .and_then(crate::collectors::tasks::parse_time);
+            .and_then(crate::jellyfin::date::parse_time);
         if let (Some(created), true) = (created, recent > 0) {
             let at = created
                 .duration_since(std::time::UNIX_EPOCH)

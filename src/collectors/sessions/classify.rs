@@ -8,10 +8,7 @@
 
 use crate::jellyfin::dto::{EncodingOptions, MediaStream, NowPlaying, Session};
 
-use super::snapshot::enum_label;
-
-/// The `play_method` values, in the dashboard's order.
-pub const PLAY_METHODS: [&str; 4] = ["directplay", "remux", "directstream", "transcode"];
+use crate::sample::enum_label;
 
 /// Target codecs Jellyfin can hand to a GPU encoder (EncodingHelper.GetH26xOrAv1Encoder).
 const HW_ENCODED: [&str; 3] = ["h264", "hevc", "av1"];
@@ -237,5 +234,33 @@ mod tests {
             .unwrap()
             .hardware_acceleration_type = Some("none".into());
         assert_eq!(hw_accel(&s, &item, None), "none");
+    }
+
+    #[test]
+    fn every_play_method_passes_the_central_label_bound() {
+        for label in ["play_method"] {
+            let Some(crate::labels::Bound::AllowList(allowed)) =
+                crate::labels::rule("jellyfin_streams", label)
+                    .or_else(|| {
+                        crate::labels::RULES
+                            .iter()
+                            .find(|r| r.family.is_none() && r.label == label)
+                    })
+                    .map(|r| r.bound)
+            else {
+                panic!("no allow-list for {label}");
+            };
+            for method in crate::labels::PLAY_METHODS.iter().chain(&["unknown"]) {
+                assert!(allowed.contains(method), "{method} would become other");
+            }
+        }
+        let Some(crate::labels::Bound::AllowList(allowed)) =
+            crate::labels::rule("jellyfin_playback_total", "type").map(|r| r.bound)
+        else {
+            panic!("no allow-list for jellyfin_playback_total type");
+        };
+        for method in crate::labels::PLAY_METHODS.iter().chain(&["unknown"]) {
+            assert!(allowed.contains(method), "{method} would become other");
+        }
     }
 }

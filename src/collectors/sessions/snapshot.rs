@@ -3,23 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use super::classify::{
-    PLAY_METHODS, hw_accel, is_video_transcode, lead_seconds, play_method, source_video,
-};
+use super::classify::{hw_accel, is_video_transcode, lead_seconds, play_method, source_video};
 use crate::jellyfin::dto::{EncodingOptions, NowPlaying, Session};
+use crate::labels::PLAY_METHODS;
 use crate::privacy::Privacy;
-use crate::sample::{Family, label_value};
+use crate::sample::{Family, enum_label, label_value};
 
 /// Clients beyond this many distinct names are counted as `other`.
 const TOP_CLIENTS: usize = 20;
-
-/// Lower-cased and sanitised, or `unknown`.
-pub fn enum_label(value: Option<&str>) -> String {
-    match value.map(str::trim).filter(|v| !v.is_empty()) {
-        Some(v) => label_value(&v.to_ascii_lowercase()),
-        None => "unknown".into(),
-    }
-}
 
 pub fn is_paused(session: &Session) -> bool {
     session

@@ -5,11 +5,14 @@
 
 pub mod agent;
 pub mod catalogue;
+pub mod certs;
 pub mod dashboards;
+pub mod egress;
 pub mod fake_jellyfin;
 pub mod fault_proxy;
 pub mod host;
 pub mod servers;
+pub mod vmauth;
 
 use std::time::{Duration, Instant};
 
@@ -41,6 +44,21 @@ where
 }
 
 /// Fails with a clear message when a binary the tests need is missing.
+/// Runs a command to its end: whether it succeeded, and its stdout and stderr together.
+pub fn run(command: &mut std::process::Command) -> (bool, String) {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?} did not start: {e}"));
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 pub fn require_binary(name: &str) -> std::path::PathBuf {
     for dir in std::env::var("PATH").unwrap_or_default().split(':') {
         let path = std::path::Path::new(dir).join(name);

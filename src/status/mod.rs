@@ -1,0 +1,109 @@
+//! What `jellyfin-pusher status` reads: the agent writes a snapshot of its health to
+//! `<state_dir>/status.json` every [`WRITE_PERIOD`] and when it stops (atomically, through
+//! [`crate::state_file`]), and `status` combines it with the backlog read from the queue files
+//! ([`crate::queue::inspect`]). So `status` works whether the agent runs or not, and needs
+//! no connection to it.
+
+pub mod report;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::sample::now_ms;
+use crate::state_file::StateFile;
+use crate::stats::{CollectorHealth, LastError, PusherStats};
+
+/// The file under `state_dir`.
+pub const FILE: &str = "status.json";
+/// How often the running agent rewrites the file: often enough that `status` is current,
+/// rarely enough that the fsyncs cost nothing.
+pub const WRITE_PERIOD: Duration = Duration::from_secs(5);
+
+/// The contents of `status.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub version: u32,
+    pub pid: u32,
+    pub started_ms: i64,
+    pub written_ms: i64,
+    pub remotes: BTreeMap<String, RemoteSnapshot>,
+    pub collectors: BTreeMap<String, CollectorHealth>,
+}
+
+/// One remote's delivery record. Its backlog is not here: `status` reads it from the queue.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RemoteSnapshot {
+    pub last_success_ms: Option<i64>,
+    /// The latest failed attempt, with the receiver's message (credentials cut out).
+    pub last_error: Option<LastError>,
+    pub samples_sent: u64,
+    /// Samples given up since the agent started, by reason (the `reason` label of
+    /// `jellyfin_pusher_samples_dropped_total`).
+    pub dropped: BTreeMap<String, u64>,
+}
+
+impl Snapshot {
+    pub fn take(stats: &PusherStats, started_ms: i64) -> Snapshot {
+        let remotes = stats
+            .remotes()
+            .map(|(name, r)| {
+                let snapshot = RemoteSnapshot {
+                    last_success_ms: Some(r.last_success_ms()).filter(|ms| *ms > 0),
+                    last_error: r.last_error(),
+                    samples_sent: r.samples_sent(),
+                    dropped: r
+                        .dropped_by_reason()
+                        .into_iter()
+                        .map(|(reason, n)| (reason.as_str().to_string(), n))
+                        .collect(),
+                };
+                (name.clone(), snapshot)
+            })
+            .collect();
+        Snapshot {
+            version: 1,
+            pid: std::process::id(),
+            started_ms,
+            written_ms: now_ms(),
+            remotes,
+            collectors: stats.collectors(),
+        }
+    }
+}
+
+/// Writes the snapshot now (blocking: it fsyncs). A failure is logged once per incident by
+/// the caller's loop; `status` then shows an older snapshot, nothing else suffers.
+pub fn write(file: &StateFile, stats: &PusherStats, started_ms: i64) -> std::io::Result<()> {
+    file.save(&Snapshot::take(stats, started_ms))
+}
+
+/// Rewrites the snapshot every [`WRITE_PERIOD`] until `stop`; the agent writes it once more
+/// after its senders have stopped.
+pub async fn keep_written(
+    file: Arc<StateFile>,
+    stats: Arc<PusherStats>,
+    started_ms: i64,
+    stop: CancellationToken,
+) {
+    let mut failing = false;
+    loop {
+        let (f, s) = (file.clone(), stats.clone());
+        let result = tokio::task::spawn_blocking(move || write(&f, &s, started_ms)).await;
+        match result {
+            Ok(Err(e)) if !failing => {
+                tracing::warn!(error = %e, "cannot write {FILE}; `status` shows older data until it works again");
+                failing = true;
+            }
+            Ok(Ok(())) => failing = false,
+            _ => {}
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(WRITE_PERIOD) => {}
+        }
+    }
+}
