@@ -1,9 +1,12 @@
-//! Figures for the collectors (README, "Figures"): the agent's CPU time per cycle and its
-//! peak RSS against a Jellyfin with 50 playing sessions, 1,000 users and a 100,000-item
-//! library, pushing into a local VictoriaMetrics; and the requests and bytes it fetches per
-//! fast cycle. Then the activity log: what counting a burst of 10,000 failed logins costs.
+//! Figures for the collectors (README, "Figures"): the agent's CPU time per cycle, its steady
+//! and peak RSS against a Jellyfin with 50 sessions built from the real captures (playing,
+//! paused, transcoding, idle), 1,000 users and a 100,000-item library, pushing into a local
+//! VictoriaMetrics, with vmagent running beside it in the same run; and the requests and bytes
+//! it fetches per fast cycle. Then the activity log: what counting a burst of 10,000 failed
+//! logins costs.
 //!
-//! Run: `cargo bench --bench collect` (needs victoria-metrics; tests/run.sh installs it).
+//! Run: `cargo bench --bench collect` (needs victoria-metrics and vmagent; tests/run.sh
+//! installs them).
 //! It prints the figures; it asserts nothing about speed.
 
 #[path = "../tests/it/common/mod.rs"]
@@ -17,23 +20,70 @@ use common::servers::VictoriaMetrics;
 
 const FILMS: &str = "f137a2dd21bbc1b99aa5c0f6bf02a805";
 
-/// 50 sessions: the two 10.11 fixture sessions, 25 times over with their own ids and users.
-fn fifty_sessions() -> String {
-    let two: Vec<serde_json::Value> = serde_json::from_str(&common::fixture(
+/// The session shapes of the real captures (tests/fixtures/jellyfin/SOURCES.md): from the
+/// 10.9.6 capture a playing transcode, a paused transcode (both with their full NowPlayingItem,
+/// NowPlayingQueue and Capabilities, 20-40 KB each) and an idle browser; from the 10.11 synthetic
+/// capture a transcode and a direct play.
+fn session_shapes() -> Vec<serde_json::Value> {
+    let old: Vec<serde_json::Value> =
+        serde_json::from_str(&common::fixture("sessions.transcoding.10.9.6.json")).unwrap();
+    let new: Vec<serde_json::Value> = serde_json::from_str(&common::fixture(
         "sessions.transcoding.synthetic.10.11.json",
     ))
     .unwrap();
-    let mut all = Vec::new();
-    for i in 0..25 {
-        for (j, session) in two.iter().enumerate() {
-            let mut s = session.clone();
-            s["Id"] = format!("{:032x}", i * 2 + j).into();
-            s["UserId"] = format!("{:032x}", 1000 + i * 2 + j).into();
-            s["UserName"] = format!("User {}", i * 2 + j).into();
-            all.push(s);
-        }
-    }
-    serde_json::to_string(&all).unwrap()
+    let idle = old
+        .iter()
+        .find(|s| s.get("NowPlayingItem").is_none())
+        .expect("an idle session in the 10.9.6 capture");
+    let playing = old
+        .iter()
+        .find(|s| s["PlayState"]["IsPaused"] == false && s.get("NowPlayingItem").is_some())
+        .expect("a playing session in the 10.9.6 capture");
+    let paused = old
+        .iter()
+        .find(|s| s["PlayState"]["IsPaused"] == true)
+        .expect("a paused session in the 10.9.6 capture");
+    vec![
+        playing.clone(),
+        paused.clone(),
+        new[0].clone(),
+        new[1].clone(),
+        idle.clone(),
+    ]
+}
+
+/// 50 sessions, 10 of each real shape, each with its own session, user and device id; served
+/// compact, as Jellyfin does.
+fn fifty_sessions() -> (String, String) {
+    let shapes = session_shapes();
+    let all: Vec<serde_json::Value> = (0..50)
+        .map(|i| {
+            let mut s = shapes[i % shapes.len()].clone();
+            s["Id"] = format!("{i:032x}").into();
+            s["UserId"] = format!("{:032x}", 1000 + i).into();
+            s["UserName"] = format!("User {i}").into();
+            s["DeviceId"] = format!("device-{i}").into();
+            s
+        })
+        .collect();
+    let playing = all
+        .iter()
+        .filter(|s| s.get("NowPlayingItem").is_some())
+        .count();
+    let paused = all
+        .iter()
+        .filter(|s| s["PlayState"]["IsPaused"] == true)
+        .count();
+    let transcoding = all
+        .iter()
+        .filter(|s| s.get("TranscodingInfo").is_some())
+        .count();
+    let body = serde_json::to_string(&all).unwrap();
+    let what = format!(
+        "50 sessions from the real captures ({playing} with a NowPlayingItem of which {paused} paused, {transcoding} transcoding; {:.0} KiB)",
+        body.len() as f64 / 1024.0
+    );
+    (body, what)
 }
 
 fn thousand_users() -> String {
@@ -50,23 +100,87 @@ fn thousand_users() -> String {
     serde_json::to_string(&users).unwrap()
 }
 
-/// (utime + stime seconds, VmHWM bytes) of a process.
-fn usage(pid: i32) -> (f64, f64) {
+/// What a process has used so far: CPU (utime + stime), resident now (VmRSS), at most (VmHWM).
+struct Usage {
+    cpu_s: f64,
+    rss: f64,
+    peak_rss: f64,
+}
+
+fn usage(pid: i32) -> Usage {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
         .split_whitespace()
         .collect();
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let cpu = (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / ticks;
+    let cpu_s = (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / ticks;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let hwm_kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    (cpu, hwm_kib * 1024.0)
+    let kib = |key: &str| -> f64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap()
+            * 1024.0
+    };
+    Usage {
+        cpu_s,
+        rss: kib("VmRSS:"),
+        peak_rss: kib("VmHWM:"),
+    }
 }
+
+/// Steady RSS: the median of one reading per second over the measured window.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// vmagent beside the agent: scraping VictoriaMetrics' own /metrics at the agent's interval and
+/// writing to the same VictoriaMetrics, so the two run on the same machine at the same time.
+struct VmAgent {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl VmAgent {
+    fn start(vm: &VictoriaMetrics, interval: &str) -> VmAgent {
+        let dir = tempfile::tempdir().unwrap();
+        let scrape = dir.path().join("scrape.yml");
+        std::fs::write(
+            &scrape,
+            format!(
+                "scrape_configs:\n- job_name: vm\n  scrape_interval: {interval}\n  static_configs:\n  - targets: ['127.0.0.1:{}']\n",
+                vm.port
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new(common::require_binary("vmagent"))
+            .arg(format!("-httpListenAddr=127.0.0.1:{}", common::free_port()))
+            .arg(format!("-promscrape.config={}", scrape.display()))
+            .arg(format!("-remoteWrite.url={}", vm.write_url()))
+            .arg(format!(
+                "-remoteWrite.tmpDataPath={}",
+                dir.path().join("q").display()
+            ))
+            .arg("-loggerLevel=ERROR")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("vmagent on PATH");
+        VmAgent { child, _dir: dir }
+    }
+}
+
+impl Drop for VmAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const INTERVAL_S: u64 = 2;
+const WINDOW_S: u64 = 40;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -76,39 +190,61 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let jellyfin = FakeJellyfin::start("").await;
-        jellyfin.route("/Sessions", fifty_sessions());
+        let (sessions, what) = fifty_sessions();
+        jellyfin.route("/Sessions", sessions);
         jellyfin.route("/Users", thousand_users());
         jellyfin.generate_items(FILMS, 100_000);
         let vm = VictoriaMetrics::start().await;
-        let dir = AgentDir::new(&jellyfin.url(), &[("tiger", &vm.write_url())], "1s", "");
+        let interval = format!("{INTERVAL_S}s");
+        let vmagent = VmAgent::start(&vm, &interval);
+        let dir = AgentDir::new(&jellyfin.url(), &[("tiger", &vm.write_url())], &interval, "");
         let agent = dir.start();
         // Start-up runs every collector once, the 100k-item inventory walk included.
-        jellyfin.wait_for_requests("/System/Info", 3).await;
+        jellyfin.wait_for_requests("/System/Info", 2).await;
         // The steady state starts once the walk is over: 200 pages of Films, one empty page
         // each for the two other libraries.
         jellyfin.wait_for_requests("/Items", 202).await;
-        let (cpu_start, _) = usage(agent.pid());
+        jellyfin.wait_for_requests("/System/Info", 3).await;
+        let walk_peak = usage(agent.pid()).peak_rss;
+        let ours_start = usage(agent.pid());
+        let theirs_start = usage(vmagent.child.id() as i32);
         let before = jellyfin.requests().len();
         let cycles_before = jellyfin.requests_to("/System/Info").len();
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        let (cpu_end, peak_rss) = usage(agent.pid());
+        let (mut ours_rss, mut theirs_rss) = (Vec::new(), Vec::new());
+        for _ in 0..WINDOW_S {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            ours_rss.push(usage(agent.pid()).rss);
+            theirs_rss.push(usage(vmagent.child.id() as i32).rss);
+        }
+        let ours_end = usage(agent.pid());
+        let theirs_end = usage(vmagent.child.id() as i32);
         let requests = jellyfin.requests();
         let cycles = requests.iter().filter(|r| r.path == "/System/Info").count() - cycles_before;
         let fast: Vec<_> = requests[before..].iter().collect();
         let bytes: usize = fast.iter().map(|r| r.bytes).sum();
-        let cpu_per_cycle = (cpu_end - cpu_start) / cycles as f64;
-        println!("jellyfin: 50 sessions (2 transcoding kinds), 1,000 users, 100,000 items; agent interval 1 s, release build");
+        let ours_cpu = (ours_end.cpu_s - ours_start.cpu_s) / cycles as f64;
+        let theirs_cycles = WINDOW_S as f64 / INTERVAL_S as f64;
+        let theirs_cpu = (theirs_end.cpu_s - theirs_start.cpu_s) / theirs_cycles;
+        let mib = |b: f64| b / 1048576.0;
+        println!("jellyfin: {what}, 1,000 users, 100,000 items; interval {INTERVAL_S} s, {WINDOW_S} s measured, release build");
         println!(
-            "steady state: {cycles} cycles in 30 s, {:.2} ms CPU per cycle = {:.3} % of one core at a 15 s interval",
-            cpu_per_cycle * 1000.0,
-            cpu_per_cycle / 15.0 * 100.0
+            "agent:   {cycles} cycles, {:.2} ms CPU per cycle = {:.3} % of one core at a 15 s interval; steady RSS {:.1} MiB (median of {WINDOW_S} readings); peak RSS {:.1} MiB (start-up inventory walk included)",
+            ours_cpu * 1000.0,
+            ours_cpu / 15.0 * 100.0,
+            mib(median(ours_rss)),
+            mib(walk_peak.max(ours_end.peak_rss)),
+        );
+        println!(
+            "vmagent: scraping VictoriaMetrics' /metrics every {INTERVAL_S} s into the same VictoriaMetrics, {:.2} ms CPU per scrape; steady RSS {:.1} MiB; peak RSS {:.1} MiB",
+            theirs_cpu * 1000.0,
+            mib(median(theirs_rss)),
+            mib(theirs_end.peak_rss),
         );
         println!(
             "requests per fast cycle: {:.1} ({:.1} KiB fetched per cycle)",
             fast.len() as f64 / cycles as f64,
             bytes as f64 / cycles as f64 / 1024.0
         );
-        println!("peak RSS (VmHWM) including the start-up inventory walk: {:.1} MiB", peak_rss / 1048576.0);
         // The walk is the start-up's only run of the hourly inventory: its first and last page.
         let pages = jellyfin.requests_to("/Items");
         if let (Some(first), Some(last)) = (pages.first(), pages.last()) {
@@ -120,6 +256,7 @@ fn main() {
             );
         }
         drop(agent);
+        drop(vmagent);
         activity_burst(&vm).await;
     });
 }
@@ -156,10 +293,14 @@ async fn activity_burst(vm: &VictoriaMetrics) {
         ));
     }
     let before = jellyfin.requests_to(ENTRIES).len();
-    let (cpu_start, _) = usage(agent.pid());
+    let cpu_start = usage(agent.pid()).cpu_s;
     // Every walk re-reads the minute of overlap: 10 s of cycles, then the averages.
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let (cpu_end, peak_rss) = usage(agent.pid());
+    let Usage {
+        cpu_s: cpu_end,
+        peak_rss,
+        ..
+    } = usage(agent.pid());
     let requests = &jellyfin.requests_to(ENTRIES)[before..];
     let walks = requests
         .iter()

@@ -39,6 +39,7 @@
 //! - [`app`]: wires the stages into tasks (`run`), the dry run (`once`) and `--check-config`
 //!   (the file checks, which ask the stages that use each file).
 //! - [`shutdown`], [`logging`]: signal handling and the tracing subscriber.
+//! - [`allocator`]: glibc malloc settings (one arena, memory returned early) for a small RSS.
 //! - [`error_chain`]: an error and its causes on one line, for messages.
 //! - [`fault`]: the debug-build-only seam that makes a task panic, for the supervision tests
 //!   (`app::supervise` restarts collectors, the pipeline and senders).
@@ -49,6 +50,7 @@
 //! Tests: unit tests next to the code they test; the integration tests are one binary,
 //! `tests/it/` (one module per subject, the shared harness in `tests/it/common/`).
 
+pub mod allocator;
 pub mod app;
 pub mod cli;
 pub mod collectors;

@@ -10,6 +10,7 @@ use jellyfin_pusher::{logging, shutdown};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
+    jellyfin_pusher::allocator::tune();
     let cli = Cli::parse();
     // status and check run by hand from a shell, outside the service's environment.
     let env: jellyfin_pusher::config::Env<'_> = match cli.command {

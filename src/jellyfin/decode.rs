@@ -35,6 +35,12 @@ pub(crate) fn decode<T: DeserializeOwned>(
             ),
         });
     }
+    // The plain decoder first: serde_path_to_error records every key it passes (an owned
+    // String each), which on a 50-session /Sessions answer costs more than the parse itself.
+    // Only a body that fails is decoded again, to name the field.
+    if let Ok(value) = serde_json::from_slice(body) {
+        return Ok(value);
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| ApiError::Decode {
         endpoint,
