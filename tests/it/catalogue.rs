@@ -43,6 +43,9 @@ async fn every_family_of_the_catalogue_arrives_in_victoriametrics() {
         "/Sessions",
         common::fixture("sessions.transcoding.synthetic.10.11.json"),
     );
+    // Watch time is credited on the second unpaused poll of the playing session; the poll
+    // under way at the switch may still have read the idle list.
+    let sessions_polled = jellyfin.requests_to("/Sessions").len();
     jellyfin.route(
         "/System/ActivityLog/Entries",
         activity_with(&[(200, "UserLockedOut", "Warning")]),
@@ -60,6 +63,10 @@ async fn every_family_of_the_catalogue_arrives_in_victoriametrics() {
         .await;
     let n = jellyfin.requests_to("/System/Info").len();
     jellyfin.wait_for_requests("/System/Info", n + 2).await;
+    // Request n+3 starts only after poll n+2 (the second on the new list) has finished.
+    jellyfin
+        .wait_for_requests("/Sessions", sessions_polled + 3)
+        .await;
     assert!(agent.stop().success());
     vm.settle().await;
 
