@@ -31,6 +31,7 @@ mod once;
 mod panels_and_alerts;
 mod playback;
 mod process;
+mod production_cadence;
 mod push;
 mod receiver_errors;
 mod sessions;

@@ -15,9 +15,9 @@
 //! cost the time to build them, not memory. Two ways out:
 //! - [`write_vm_import`]: VictoriaMetrics' JSON-lines import format (`POST /api/v1/import`),
 //!   one line per series per chunk of time;
-//! - [`push_remote_write`]: snappy protobuf bodies made by the agent's own encoder, posted in
-//!   time order, which a Prometheus head accepts (every sample newer than the head's newest
-//!   minus an hour) and VictoriaMetrics too.
+//! - [`push_remote_write`] of [`for_hosts`]: snappy protobuf bodies made by the agent's own
+//!   encoder, posted in time order, which a Prometheus head accepts (every sample newer than
+//!   the head's newest minus an hour) and VictoriaMetrics too.
 //!
 //! The static labels (job, instance) are given at output time, so one recording makes any
 //! number of hosts.
@@ -344,27 +344,37 @@ fn flush(
     Ok(samples)
 }
 
-/// Posts `batches` to a remote-write `url` (Prometheus with `--web.enable-remote-write-receiver`,
-/// or VictoriaMetrics), in time order, `per_request` batches merged into one body as the
-/// agent's sender merges blocks. Returns the number of samples accepted; a refused request
+/// Posts `blocks` (batches [`encode`]d with a host's labels, e.g. by [`for_hosts`]) to a
+/// remote-write `url` (Prometheus with `--web.enable-remote-write-receiver`, or
+/// VictoriaMetrics), in the order given, `per_request` blocks merged into one body as the
+/// agent's sender merges them. Returns the number of samples accepted; a refused request
 /// panics with the receiver's answer.
 pub async fn push_remote_write(
     url: &str,
-    batches: impl Iterator<Item = Batch>,
-    static_labels: &[(String, String)],
+    blocks: impl Iterator<Item = Block>,
     per_request: usize,
 ) -> u64 {
     let client = reqwest::Client::new();
     let mut pending: Vec<Block> = Vec::with_capacity(per_request);
     let mut sent = 0;
-    let mut batches = batches.peekable();
-    while let Some(batch) = batches.next() {
-        pending.push(encode(&batch, static_labels));
-        if pending.len() < per_request && batches.peek().is_some() {
+    let mut blocks = blocks.peekable();
+    while let Some(block) = blocks.next() {
+        pending.push(block);
+        if pending.len() < per_request && blocks.peek().is_some() {
             continue;
         }
         let body = merge(&pending).expect("the encoder's own blocks");
         let samples: u64 = pending.iter().map(|b| u64::from(b.samples)).sum();
+        let from = pending
+            .iter()
+            .map(|b| b.min_timestamp_ms)
+            .min()
+            .unwrap_or(0);
+        let to = pending
+            .iter()
+            .map(|b| b.max_timestamp_ms)
+            .max()
+            .unwrap_or(0);
         pending.clear();
         let answer = client
             .post(url)
@@ -378,10 +388,26 @@ pub async fn push_remote_write(
         let status = answer.status();
         assert!(
             status.is_success(),
-            "{url} refused a history request: {status} {}",
+            "{url} refused the history from {from} to {to} ms ({} s before now): {status} {}",
+            (now_ms() - from) / 1000,
             answer.text().await.unwrap_or_default()
         );
         sent += samples;
     }
     sent
+}
+
+/// Every batch encoded once per host whose static labels `hosts` gives for its timestamp
+/// (None: that host sent nothing then, e.g. during its outage), hosts interleaved cycle by
+/// cycle so that the blocks stay in time order.
+pub fn for_hosts<'a>(
+    batches: impl Iterator<Item = Batch> + 'a,
+    hosts: impl Fn(i64) -> Vec<Vec<(String, String)>> + 'a,
+) -> impl Iterator<Item = Block> + 'a {
+    batches.flat_map(move |batch| {
+        hosts(batch.timestamp_ms)
+            .iter()
+            .map(|labels| encode(&batch, labels))
+            .collect::<Vec<_>>()
+    })
 }

@@ -110,6 +110,22 @@ impl VictoriaMetrics {
         tokio::time::sleep(Duration::from_millis(2000)).await;
     }
 
+    /// Loads a body in the import format (`POST /api/v1/import`, JSON lines).
+    pub async fn import(&self, body: Vec<u8>) {
+        let answer = reqwest::Client::new()
+            .post(format!("{}/api/v1/import", self.base_url()))
+            .body(body)
+            .send()
+            .await
+            .expect("import");
+        let status = answer.status();
+        assert!(
+            status.is_success(),
+            "import: {status} {:?}",
+            answer.text().await
+        );
+    }
+
     /// Every sample of the series matching `selector`.
     pub async fn export(&self, selector: &str) -> Vec<Series> {
         let client = reqwest::Client::new();
@@ -156,6 +172,12 @@ pub async fn query(base_url: &str, expr: &str, range_s: Option<u64>) -> Vec<serd
                 ("step", "5".to_string()),
             ]),
     };
+    query_result(request, expr).await
+}
+
+/// Sends a query API `request` (for `expr`) and returns its `data.result`; panics on anything
+/// but a success answer, with the server's error text.
+pub async fn query_result(request: reqwest::RequestBuilder, expr: &str) -> Vec<serde_json::Value> {
     let answer: serde_json::Value = request
         .send()
         .await
@@ -304,6 +326,54 @@ impl Prometheus {
 
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Loads the rule file `rules`, evaluated every second from now on (the config rewritten,
+    /// then SIGHUP), and waits until its groups are listed. Load it after writing history: a
+    /// Prometheus evaluating rules refused history hours old as "out of bounds".
+    pub async fn load_rules(&self, rules: &std::path::Path) {
+        let config = self._dir.path().join("prometheus.yml");
+        let text = format!(
+            "global: {{evaluation_interval: 1s}}\nrule_files: [\"{}\"]\nscrape_configs: []\n",
+            rules.display()
+        );
+        std::fs::write(&config, text).expect("write prometheus.yml");
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGHUP) };
+        let url = format!("{}/api/v1/rules", self.base_url());
+        wait_for(
+            "Prometheus to load the rules",
+            Duration::from_secs(30),
+            || {
+                let url = url.clone();
+                async move {
+                    let answer: serde_json::Value =
+                        reqwest::get(url).await.ok()?.json().await.ok()?;
+                    let groups = answer["data"]["groups"].as_array()?;
+                    (!groups.is_empty()).then_some(())
+                }
+            },
+        )
+        .await;
+    }
+
+    /// Alerts now (/api/v1/alerts): name, state and labels of each.
+    pub async fn alerts(&self) -> Vec<(String, String, serde_json::Value)> {
+        let answer: serde_json::Value = reqwest::get(format!("{}/api/v1/alerts", self.base_url()))
+            .await
+            .expect("alerts")
+            .json()
+            .await
+            .expect("alerts json");
+        answer["data"]["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| {
+                let labels = a["labels"].clone();
+                let name = labels["alertname"].as_str().unwrap_or("").to_string();
+                (name, a["state"].as_str().unwrap_or("").to_string(), labels)
+            })
+            .collect()
     }
 
     /// Raw samples of `selector` over the last `range` (a range-vector instant query returns
