@@ -88,7 +88,14 @@ async fn a_400_drops_only_that_block_and_every_other_failure_is_retried_until_de
         fail(415, None),
     ];
     let proxy = FaultProxy::start(&vm.write_url(), script).await;
-    let dir = AgentDir::new(&jellyfin.url(), &[("tiger", &proxy.write_url())], "1s", "");
+    // One request at a time, oldest first (what kind = "prometheus" does), so that the
+    // requests the proxy sees are each block's history of attempts, one after another.
+    let dir = AgentDir::new(
+        &jellyfin.url(),
+        &[("tiger", &proxy.write_url())],
+        "1s",
+        "concurrency = 1\nnewest_first = false\n",
+    );
     let mut agent = dir.start();
     wait_for("the script to run out", Duration::from_secs(60), || {
         let left = proxy.script_left();
