@@ -277,7 +277,8 @@ pub fn write_vm_import(
     chunk_ms: i64,
     out: &mut impl Write,
 ) -> std::io::Result<u64> {
-    let mut chunk: HashMap<String, (Vec<f64>, Vec<i64>)> = HashMap::new();
+    let mut chunk: HashMap<Vec<u8>, (Vec<f64>, Vec<i64>)> = HashMap::new();
+    let mut key = Vec::new();
     let mut chunk_start = None;
     let mut written = 0;
     for batch in batches {
@@ -288,14 +289,23 @@ pub fn write_vm_import(
         }
         for family in &batch.families {
             for sample in &family.samples {
-                let key = metric_json(family.name, static_labels, &sample.labels);
+                key.clear();
+                metric_json(&mut key, family.name, static_labels, &sample.labels);
                 if !sample.value.is_finite() {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::InvalidData,
-                        format!("{key}: value {} has no JSON form", sample.value),
+                        format!(
+                            "{}: value {} has no JSON form",
+                            String::from_utf8_lossy(&key),
+                            sample.value
+                        ),
                     ));
                 }
-                let series = chunk.entry(key).or_default();
+                // Looked up by reference first: a series' key is allocated once per chunk.
+                let series = match chunk.get_mut(key.as_slice()) {
+                    Some(series) => series,
+                    None => chunk.entry(key.clone()).or_default(),
+                };
                 series.0.push(sample.value);
                 series.1.push(batch.timestamp_ms);
             }
@@ -305,41 +315,47 @@ pub fn write_vm_import(
     Ok(written)
 }
 
-/// `{"__name__":…,"label":"value",…}`, a sample's own label winning over a static one.
+/// Appends `{"__name__":…,"label":"value",…}` to `out`, a sample's own label winning over a
+/// static one.
 fn metric_json(
+    out: &mut Vec<u8>,
     name: &str,
     static_labels: &[(String, String)],
     labels: &[(&'static str, String)],
-) -> String {
-    let quoted = |s: &str| serde_json::Value::from(s).to_string();
-    let mut out = format!("{{\"__name__\":{}", quoted(name));
+) {
+    // Writing JSON into a Vec cannot fail.
+    let quoted = |out: &mut Vec<u8>, s: &str| {
+        let _ = serde_json::to_writer(out, s);
+    };
+    out.extend_from_slice(b"{\"__name__\":");
+    quoted(out, name);
     let statics = static_labels
         .iter()
         .filter(|(k, _)| !labels.iter().any(|(own, _)| own == k))
-        .map(|(k, v)| (k.as_str(), v));
-    for (k, v) in statics.chain(labels.iter().map(|(k, v)| (*k, v))) {
-        out.push(',');
-        out.push_str(&quoted(k));
-        out.push(':');
-        out.push_str(&quoted(v));
+        .map(|(k, v)| (k.as_str(), v.as_str()));
+    for (k, v) in statics.chain(labels.iter().map(|(k, v)| (*k, v.as_str()))) {
+        out.push(b',');
+        quoted(out, k);
+        out.push(b':');
+        quoted(out, v);
     }
-    out.push('}');
-    out
+    out.push(b'}');
 }
 
 fn flush(
-    chunk: &mut HashMap<String, (Vec<f64>, Vec<i64>)>,
+    chunk: &mut HashMap<Vec<u8>, (Vec<f64>, Vec<i64>)>,
     out: &mut impl Write,
 ) -> std::io::Result<u64> {
     let mut samples = 0;
     for (metric, (values, timestamps)) in std::mem::take(chunk) {
         samples += values.len() as u64;
-        writeln!(
-            out,
-            "{{\"metric\":{metric},\"values\":{},\"timestamps\":{}}}",
-            serde_json::Value::from(values),
-            serde_json::Value::from(timestamps)
-        )?;
+        out.write_all(b"{\"metric\":")?;
+        out.write_all(&metric)?;
+        out.write_all(b",\"values\":")?;
+        serde_json::to_writer(&mut *out, &values)?;
+        out.write_all(b",\"timestamps\":")?;
+        serde_json::to_writer(&mut *out, &timestamps)?;
+        out.write_all(b"}\n")?;
     }
     Ok(samples)
 }
