@@ -12,8 +12,9 @@
 //! `dmz-b`'s freshness panels must show its outage: "Last successful push" and "Agent last
 //! seen" say the time since its last cycle at every moment (under 15 s before the outage,
 //! growing through it), "Jellyfin up" is green before and empty once its 2-minute window has
-//! passed rather than its last green value; and JellyfinPusherNoData must fire for `dmz-b` alone: its
-//! expression at the same moments on both backends, and live from vmalert and Prometheus.
+//! passed rather than its last green value; and JellyfinPusherNoData must fire for `dmz-b`
+//! alone: its expression at the same moments on both backends, and live from vmalert and
+//! Prometheus.
 
 use crate::common;
 
