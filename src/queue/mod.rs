@@ -137,9 +137,9 @@ struct Inner {
     /// differs.
     ledger: Ledger,
     ledger_unsaved: bool,
-    /// The newest record appended since the queue was opened (offset, next offset), which
-    /// newest-first taking sends before the backlog.
-    last_record: Option<(u64, u64)>,
+    /// The newest records appended since the queue was opened, oldest first, at most
+    /// [`take::RECENT`]: what newest-first taking sends before the backlog, newest first.
+    recent: VecDeque<take::Recent>,
 }
 
 impl Inner {
@@ -243,16 +243,19 @@ impl Queue {
         result
     }
 
-    /// The newest block alone, if no sender holds it and it is not settled yet: what a
-    /// newest-first sender tries while the link is down.
-    pub fn take_newest(&self, now_ms: i64) -> io::Result<Take> {
+    /// The blocks of the newest cycle (the newest block and those stored less than `window`
+    /// ms before it), if no sender holds the newest yet: what a newest-first sender tries
+    /// while the link is down.
+    pub fn take_newest(&self, now_ms: i64, window_ms: i64) -> io::Result<Take> {
         let mut inner = self.lock();
         let too_old = age_limit(inner.opts.max_age, now_ms);
-        let result = inner.take_newest(too_old).map(|newest| match newest {
-            Some(pending) => Take::Batch(vec![pending]),
-            None if inner.disk_blocks == 0 && inner.fallback.is_empty() => Take::Empty,
-            None => Take::Held,
-        });
+        let result = inner
+            .take_newest(too_old, Some(window_ms), usize::MAX, usize::MAX)
+            .map(|newest| match newest {
+                batch if !batch.is_empty() => Take::Batch(batch),
+                _ if inner.disk_blocks == 0 && inner.fallback.is_empty() => Take::Empty,
+                _ => Take::Held,
+            });
         self.publish(&mut inner);
         result
     }
@@ -285,7 +288,7 @@ impl Queue {
     /// up for the newest).
     pub fn newer_than(&self, batch: &[Pending]) -> bool {
         let inner = self.lock();
-        let Some((newest, _)) = inner.last_record else {
+        let Some(newest) = inner.recent.back().map(|r| r.offset) else {
             return false;
         };
         !batch.iter().any(|p| match p.position {
@@ -397,7 +400,7 @@ impl Inner {
             cursor: read_offset,
             ledger,
             ledger_unsaved: false,
-            last_record: None,
+            recent: VecDeque::new(),
         };
         let settled = inner.ledger.totals().0;
         inner.disk_blocks = inner.count_records(&scan)?.saturating_sub(settled);
@@ -469,7 +472,11 @@ impl Inner {
                 self.segments.back_mut().expect("never empty").len += bytes.len() as u64;
                 self.disk_blocks += 1;
                 let offset = start + before;
-                self.last_record = Some((offset, offset + bytes.len() as u64));
+                self.remember_recent(take::Recent {
+                    offset,
+                    next: offset + bytes.len() as u64,
+                    max_ts_ms: block.max_timestamp_ms,
+                });
                 Ok(())
             }
             Err(e) => {

@@ -1,14 +1,30 @@
 //! Handing blocks to senders: several may hold blocks at once (parallel requests to a
-//! receiver that does not need order), and the newest block may go before the backlog (a
+//! receiver that does not need order), and the newest blocks may go before the backlog (a
 //! receiver that accepts out-of-order samples, so that dashboards show "now" first).
 //!
 //! Taken blocks are remembered until they are acknowledged or handed back; oldest-first
 //! taking walks on from a cursor past them and past blocks settled out of order (the
 //! ledger). With one sender taking oldest first, blocks go out strictly in order, as
 //! receivers that need in-order samples per series (Prometheus) require.
+//!
+//! Newest-first taking walks back from the newest block over the last [`RECENT`] blocks
+//! appended since the queue was opened (the file format reads forward only, and an index of
+//! a whole backlog would cost memory), so a backlog drains from both ends: the newest hours
+//! backwards, what is older (or was stored before a restart) forwards.
 
 use super::{HEADER_LEN, Inner, Pending, Position, age_limit, record};
 use crate::stats::{DropReason, RemoteStats};
+
+/// How many of the newest blocks newest-first taking knows (24 bytes each).
+pub const RECENT: usize = 4096;
+
+/// A block appended since the queue was opened.
+#[derive(Debug, Clone, Copy)]
+pub struct Recent {
+    pub offset: u64,
+    pub next: u64,
+    pub max_ts_ms: i64,
+}
 
 /// What [`super::Queue::take`] found.
 #[derive(Debug)]
@@ -38,8 +54,11 @@ impl Inner {
         {
             self.memory_taken = None;
         }
-        if newest_first && let Some(newest) = self.take_newest(too_old)? {
-            return Ok(Take::Batch(vec![newest]));
+        if newest_first {
+            let newest = self.take_newest(too_old, None, max_blocks, max_bytes)?;
+            if !newest.is_empty() {
+                return Ok(Take::Batch(newest));
+            }
         }
         let mut batch: Vec<Pending> = Vec::new();
         let mut bytes = 0usize;
@@ -127,22 +146,63 @@ impl Inner {
         })
     }
 
-    /// The newest record appended, if no sender holds it and it is not settled.
-    pub(super) fn take_newest(&mut self, too_old: i64) -> std::io::Result<Option<Pending>> {
-        let Some((offset, next)) = self.last_record else {
-            return Ok(None);
-        };
-        if offset < self.read_offset
-            || self.taken.contains_key(&offset)
-            || self.ledger.contains(offset)
+    /// Untaken, unsettled blocks from the newest back, within `max_blocks` and `max_bytes`
+    /// (one block may be larger). With `window_ms`: only when the newest block itself is
+    /// free, and only blocks stored within `window_ms` of it (its cycle). A block that is
+    /// damaged or too old is left for oldest-first taking to settle.
+    pub(super) fn take_newest(
+        &mut self,
+        too_old: i64,
+        window_ms: Option<i64>,
+        max_blocks: usize,
+        max_bytes: usize,
+    ) -> std::io::Result<Vec<Pending>> {
+        while self
+            .recent
+            .front()
+            .is_some_and(|r| r.offset < self.read_offset)
         {
-            return Ok(None);
+            self.recent.pop_front();
         }
-        let pending = self.record_at(offset, too_old)?;
-        if pending.is_some() {
-            self.taken.insert(offset, next);
+        let mut batch = Vec::new();
+        let Some(newest) = self.recent.back().copied() else {
+            return Ok(batch);
+        };
+        let mut bytes = 0usize;
+        for i in (0..self.recent.len()).rev() {
+            let r = self.recent[i];
+            if batch.len() >= max_blocks
+                || bytes >= max_bytes
+                || window_ms.is_some_and(|w| r.max_ts_ms < newest.max_ts_ms - w)
+            {
+                break;
+            }
+            let free = r.offset >= self.read_offset
+                && !self.taken.contains_key(&r.offset)
+                && !self.ledger.contains(r.offset);
+            if !free {
+                if window_ms.is_some() && r.offset == newest.offset {
+                    break; // the prober holds it already
+                }
+                continue;
+            }
+            if !batch.is_empty() && bytes + (r.next - r.offset) as usize > max_bytes {
+                break;
+            }
+            if let Some(pending) = self.record_at(r.offset, too_old)? {
+                bytes += pending.block.data.len();
+                self.taken.insert(r.offset, r.next);
+                batch.push(pending);
+            }
         }
-        Ok(pending)
+        Ok(batch)
+    }
+
+    pub(super) fn remember_recent(&mut self, recent: Recent) {
+        if self.recent.len() >= RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(recent);
     }
 
     /// A taken block handed back unsent.

@@ -64,35 +64,54 @@ fn parallel_takes_are_disjoint_and_out_of_order_acks_survive_a_restart() {
 }
 
 #[test]
-fn newest_first_sends_the_newest_then_the_backlog_oldest_first() {
+fn newest_first_drains_recent_blocks_backwards_and_settles_them_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let queue = open(dir.path());
     for n in 1..=6 {
         queue.append(block(n));
     }
-    let newest = batch(queue.take(NOW, 10, usize::MAX, true).unwrap());
-    assert_eq!(newest[0].block.samples, 6);
-    // The next cycle arrives while the backlog drains: it goes next, then the backlog.
-    queue.append(block(7));
-    assert_eq!(ids(queue.take(NOW, 10, usize::MAX, true).unwrap()), vec![7]);
-    let backlog = batch(queue.take(NOW, 10, usize::MAX, true).unwrap());
+    let newest = batch(queue.take(NOW, 2, usize::MAX, true).unwrap());
     assert_eq!(
-        backlog.iter().map(|p| p.block.samples).collect::<Vec<_>>(),
-        vec![1, 2, 3, 4, 5]
+        newest.iter().map(|p| p.block.samples).collect::<Vec<_>>(),
+        vec![6, 5]
+    );
+    // The next cycle arrives while the backlog drains: it goes next, then on backwards.
+    queue.append(block(7));
+    assert_eq!(
+        ids(queue.take(NOW, 2, usize::MAX, true).unwrap()),
+        vec![7, 4]
+    );
+    assert_eq!(
+        ids(queue.take(NOW, 10, usize::MAX, true).unwrap()),
+        vec![3, 2, 1]
     );
     assert!(matches!(
         queue.take(NOW, 10, usize::MAX, true).unwrap(),
         Take::Held
     ));
-    queue.ack(&newest[0]);
+    for p in &newest {
+        queue.ack(p);
+    }
     queue.sync();
     drop(queue); // crash with 7 and the backlog unacknowledged
     let queue = open(dir.path());
-    assert_eq!(drain(&queue), vec![1, 2, 3, 4, 5, 7]);
+    assert_eq!(drain(&queue), vec![1, 2, 3, 4, 7]);
     assert!(matches!(
         queue.take(NOW, 10, usize::MAX, true).unwrap(),
         Take::Empty
     ));
+}
+
+#[test]
+fn while_the_link_is_down_only_the_newest_cycle_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = open(dir.path());
+    for n in 1..=5 {
+        queue.append(block(n));
+    }
+    // block(n) ends at NOW + n: a window of 1 ms holds blocks 5 and 4.
+    assert_eq!(ids(queue.take_newest(NOW, 1).unwrap()), vec![5, 4]);
+    assert!(matches!(queue.take_newest(NOW, 1).unwrap(), Take::Held));
 }
 
 #[test]
@@ -104,11 +123,11 @@ fn a_released_block_is_taken_again_in_its_place_and_newer_than_sees_newer_blocks
     }
     let old = batch(queue.take(NOW, 2, usize::MAX, false).unwrap());
     assert!(queue.newer_than(&old), "3 is newer than 1 and 2");
-    let Take::Batch(newest) = queue.take_newest(NOW).unwrap() else {
+    let Take::Batch(newest) = queue.take_newest(NOW, 0).unwrap() else {
         panic!("the newest is free")
     };
     assert!(!queue.newer_than(&newest));
-    assert!(matches!(queue.take_newest(NOW).unwrap(), Take::Held));
+    assert!(matches!(queue.take_newest(NOW, 0).unwrap(), Take::Held));
     queue.release(&old);
     queue.release(&newest);
     assert_eq!(drain(&queue), vec![1, 2, 3]);

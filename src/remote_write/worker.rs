@@ -9,13 +9,13 @@
 //! The remote's [`DeliveryOrder`] decides the rest:
 //! - `concurrency` lanes take and send at once, each its own blocks (one lane: strictly
 //!   oldest first, one request at a time, as Prometheus needs).
-//! - `newest_first`: each lane takes the newest block before the backlog when no lane holds
-//!   it yet. While the link is down (an attempt failed and none succeeded since) only the
-//!   newest block is tried: lanes holding older blocks hand them back and wait, and the lane
-//!   holding the newest hands it back for a newer one as soon as one is appended (its retry
-//!   then starts afresh, at once). So the first request that gets through after an outage
-//!   carries the current cycle, within one interval of the link's return, and the backlog
-//!   follows on every lane.
+//! - `newest_first`: lanes take the newest blocks first, walking back (`Queue::take`). While
+//!   the link is down (an attempt failed and none succeeded since) only the newest cycle's
+//!   blocks are tried, by one lane: lanes holding older blocks hand them back and wait, and
+//!   the lane holding the newest cycle hands it back for the next one as soon as a block is
+//!   appended (its retry then starts afresh, at once). So the first request that gets
+//!   through after an outage carries the current cycle, within one interval of the link's
+//!   return, and the backlog follows on every lane.
 //!
 //! Two tokens end the loop: `draining` (nothing more will be appended: deliver what is queued,
 //! then return) and `stop` (return now; blocks in flight stay queued). The agent cancels
@@ -49,6 +49,7 @@ pub async fn run(
     sender: Sender,
     stats: Arc<RemoteStats>,
     order: DeliveryOrder,
+    interval: Duration,
     draining: CancellationToken,
     stop: CancellationToken,
 ) {
@@ -65,6 +66,9 @@ pub async fn run(
         draining,
         progress,
         order,
+        // Blocks of one cycle are stored within milliseconds of each other (each collector
+        // sends its own); half an interval takes them all and nothing of the cycle before.
+        cycle_window_ms: i64::try_from(interval.as_millis() / 2).unwrap_or(i64::MAX),
         link_up: watch::channel(true).0,
     });
     let mut lanes = tokio::task::JoinSet::new();
@@ -90,6 +94,8 @@ struct Worker {
     draining: CancellationToken,
     progress: Mutex<Progress>,
     order: DeliveryOrder,
+    /// Blocks stored this close to the newest belong to its cycle (see `Queue::take_newest`).
+    cycle_window_ms: i64,
     /// False from a failed attempt until the next delivery (newest-first only).
     link_up: watch::Sender<bool>,
 }
@@ -114,9 +120,9 @@ impl Worker {
             let down = self.order.newest_first && !*link.borrow_and_update();
             appends.borrow_and_update();
             let q = self.queue.clone();
-            let newest_first = self.order.newest_first;
+            let (newest_first, window) = (self.order.newest_first, self.cycle_window_ms);
             let took = tokio::task::spawn_blocking(move || match down {
-                true => q.take_newest(now_ms()),
+                true => q.take_newest(now_ms(), window),
                 false => q.take(now_ms(), MAX_BATCH_BLOCKS, MAX_BATCH_BYTES, newest_first),
             })
             .await;

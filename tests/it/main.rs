@@ -26,6 +26,7 @@ mod ingress;
 mod inventory;
 mod layout;
 mod local_files;
+mod newest_first;
 mod nix;
 mod once;
 mod panels_and_alerts;

@@ -100,7 +100,7 @@ const DMZ: &str = r#"
     egress.allowedAddresses = [ "192.0.2.10" ];
     remoteWrite = [
       { name = "tiger"; url = "https://tiger.example.invalid:8427/api/v1/write"; bearerTokenFile = "/run/secrets/dmz_write_token"; }
-      { name = "backup"; url = "https://10.0.0.9:8428/api/v1/write"; basicAuthUser = "dmz"; basicAuthPasswordFile = "/run/secrets/backup_password"; kind = "prometheus"; }
+      { name = "backup"; kind = "prometheus"; url = "https://10.0.0.9:8428/api/v1/write"; basicAuthUser = "dmz"; basicAuthPasswordFile = "/run/secrets/backup_password"; }
       { name = "proxied"; url = "https://offsite.example.invalid/api/v1/write"; proxyUrl = "http://192.0.2.20:3128";
         proxyUser = "dmz"; proxyPasswordFile = "/run/secrets/proxy_password"; insecureHttp = true; }
       { name = "mtls"; url = "https://10.0.0.11:8443/api/v1/write"; caFile = "/etc/jellyfin-pusher/ca.pem";

@@ -13,21 +13,6 @@ use common::servers::VictoriaMetrics;
 use common::wait_for;
 use jellyfin_pusher::remote_write::decode;
 
-/// (name, timestamp) of every jellyfin_up sample in a request body.
-fn up_samples(body: &[u8]) -> Vec<i64> {
-    let request = decode(body).expect("a snappy WriteRequest");
-    request
-        .timeseries
-        .iter()
-        .filter(|ts| {
-            ts.labels
-                .iter()
-                .any(|l| l.name == "__name__" && l.value == "jellyfin_up")
-        })
-        .flat_map(|ts| ts.samples.iter().map(|s| s.timestamp))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_carry_the_spec_headers_and_the_bearer_token_from_its_file() {
     let jellyfin = FakeJellyfin::start("").await;
@@ -62,7 +47,7 @@ async fn requests_carry_the_spec_headers_and_the_bearer_token_from_its_file() {
         seen.iter().all(|s| s.answered == 204),
         "VictoriaMetrics took every request"
     );
-    assert!(seen.iter().any(|s| !up_samples(&s.body).is_empty()));
+    assert!(seen.iter().any(|s| !s.up_samples().is_empty()));
     assert!(
         !agent.log().contains("write-only-token"),
         "the token must not be logged"

@@ -288,36 +288,45 @@ impl Drop for VictoriaMetrics {
 
 pub struct Prometheus {
     pub port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
 }
 
 impl Prometheus {
     pub async fn start() -> Prometheus {
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(&config, "global: {}\nscrape_configs: []\n").expect("write prometheus.yml");
-        let spawn = |port: u16| {
-            Command::new(require_binary("prometheus"))
-                .arg(format!("--config.file={}", config.display()))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    dir.path().join("data").display()
-                ))
-                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .arg("--web.enable-remote-write-receiver")
-                .arg("--log.level=warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start prometheus")
-        };
-        let (port, child) = start_on_free_port("Prometheus", "/-/ready", spawn).await;
+        std::fs::write(
+            dir.path().join("prometheus.yml"),
+            "global: {}\nscrape_configs: []\n",
+        )
+        .expect("write prometheus.yml");
+        let (port, child) = start_on_free_port("Prometheus", "/-/ready", |port| {
+            spawn_prometheus(&dir, port)
+        })
+        .await;
         Prometheus {
             port,
-            child,
-            _dir: dir,
+            child: Some(child),
+            dir,
         }
+    }
+
+    /// Stops the server (SIGTERM: it closes its head block and WAL) and waits for it to exit.
+    pub fn down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts again on the same port and data folder.
+    pub async fn up(&mut self) {
+        self.child = Some(spawn_prometheus(&self.dir, self.port));
+        wait_until_ok(
+            "Prometheus /-/ready",
+            &format!("{}/-/ready", self.base_url()),
+        )
+        .await;
     }
 
     pub fn write_url(&self) -> String {
@@ -393,9 +402,30 @@ impl Prometheus {
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
+}
+
+fn spawn_prometheus(dir: &tempfile::TempDir, port: u16) -> Child {
+    Command::new(require_binary("prometheus"))
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--web.enable-remote-write-receiver")
+        .arg("--log.level=warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prometheus")
 }
 
 /// Starts a server that `spawn` makes listen on the port it is given. The port is picked and
