@@ -341,13 +341,14 @@ impl Prometheus {
     /// then SIGHUP), and waits until its groups are listed. Load it after writing history: a
     /// Prometheus evaluating rules refused history hours old as "out of bounds".
     pub async fn load_rules(&self, rules: &std::path::Path) {
-        let config = self._dir.path().join("prometheus.yml");
+        let config = self.dir.path().join("prometheus.yml");
         let text = format!(
             "global: {{evaluation_interval: 1s}}\nrule_files: [\"{}\"]\nscrape_configs: []\n",
             rules.display()
         );
         std::fs::write(&config, text).expect("write prometheus.yml");
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGHUP) };
+        let child = self.child.as_ref().expect("Prometheus is running");
+        unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
         let url = format!("{}/api/v1/rules", self.base_url());
         wait_for(
             "Prometheus to load the rules",
