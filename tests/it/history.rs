@@ -1,7 +1,7 @@
 //! The history generator (common/history.rs) gives what the agent would have sent: every
 //! collector at its default interval, counters rising and never resetting (watch time by the
-//! clock), and the history
-//! arrives in a real VictoriaMetrics through its import API with the exact timestamps.
+//! clock), and the history arrives in a real VictoriaMetrics through its import API with the
+//! exact timestamps.
 
 use crate::common;
 
