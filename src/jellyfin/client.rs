@@ -97,6 +97,9 @@ impl Client {
             // (hyper: up to about 400 KiB for a /Sessions or /Users answer): between cycles
             // that was most of the agent's heap. Pages of one walk still share a connection.
             .pool_idle_timeout(POOL_IDLE)
+            // Over http:// (Jellyfin on this host) no certificate is ever checked: the
+            // system's CA bundle is not read and parsed into memory for nothing.
+            .tls_built_in_root_certs(base.scheme() == "https")
             .build()
             .map_err(ClientError::Build)?;
         Ok(Client {
