@@ -48,11 +48,10 @@ fn read(dir: &Path) -> io::Result<Backlog> {
         .flatten()
         .unwrap_or(first)
         .clamp(first, end);
-    let mut backlog = Backlog {
-        bytes: end - read_offset,
-        ..Backlog::default()
-    };
+    let mut backlog = Backlog::default();
     for seg in segments.iter().filter(|s| s.end() > read_offset) {
+        // Packed segments are shorter than the offsets between them: count their bytes.
+        backlog.bytes += seg.end() - read_offset.max(seg.start);
         let from = read_offset.saturating_sub(seg.start);
         let file = File::open(segment::path(dir, seg.start))?;
         let scan = segment::scan(&file, seg.len, from)?;

@@ -56,7 +56,7 @@ pub fn encode(batch: &Batch, static_labels: &[(String, String)]) -> Block {
     }
 }
 
-fn compress(raw: &[u8]) -> Bytes {
+pub(super) fn compress(raw: &[u8]) -> Bytes {
     // snap's block encoder cannot fail on input below 4 GiB, and a batch is never near that;
     // an empty body would still be a valid (empty) WriteRequest, so fall back to it.
     Bytes::from(

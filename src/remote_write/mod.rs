@@ -3,6 +3,7 @@
 //! as stored, with the spec's retry rules.
 
 pub mod encode;
+pub mod pack;
 pub mod progress;
 pub mod retry;
 pub mod sender;

@@ -27,6 +27,7 @@ mod layout;
 mod local_files;
 mod nix;
 mod once;
+mod packing;
 mod panels_and_alerts;
 mod playback;
 mod process;
