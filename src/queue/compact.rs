@@ -68,13 +68,12 @@ pub fn remove_leftovers(dir: &Path) -> io::Result<()> {
 }
 
 /// What one compaction did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compacted {
     /// The segment after compaction (same start, new length).
     pub segment: Segment,
-    /// Records read that were still waiting (not acknowledged), and packed records written.
-    pub records_in: u64,
-    pub records_out: u64,
+    /// The packed records: queue offset, the next record's offset, newest sample (ms).
+    pub records: Vec<(u64, u64, i64)>,
 }
 
 /// The steps of a compaction, for the crash tests: stop after one as if the process died.
@@ -120,7 +119,6 @@ pub fn compact(
     let file = File::open(segment::path(dir, seg.start))?;
     let mut packer = new_packer();
     let mut packs = Vec::new();
-    let mut records_in = 0;
     let mut pos = 0;
     let mut header_buf = [0u8; HEADER_LEN];
     while pos < seg.len {
@@ -150,12 +148,18 @@ pub fn compact(
             tracing::warn!(segment = seg.start, error = %e, "cannot pack a buffer record; the segment stays as it is");
             return Ok(None);
         }
-        records_in += 1;
     }
     packs.extend(packer.take().map(|b| record::frame(&b)));
     let len: u64 = packs.iter().map(|p| p.len() as u64).sum();
     if len >= seg.len {
         return Ok(None);
+    }
+    let mut records = Vec::with_capacity(packs.len());
+    let mut offset = seg.start;
+    for pack in &packs {
+        let newest = record::parse_header(pack).map_or(i64::MAX, |h| h.max_ts_ms);
+        records.push((offset, offset + pack.len() as u64, newest));
+        offset += pack.len() as u64;
     }
     replace(dir, seg.start, &packs)?;
     Ok(Some(Compacted {
@@ -163,8 +167,7 @@ pub fn compact(
             start: seg.start,
             len,
         },
-        records_in,
-        records_out: packs.len() as u64,
+        records,
     }))
 }
 

@@ -56,21 +56,33 @@ fn open(dir: &Path) -> (Queue, Arc<RemoteStats>) {
     (queue, stats)
 }
 
-/// The block numbers in the bodies delivered (each body says its number three times), and
-/// the samples delivered.
+/// The numbers of the test blocks in a (packed) body: each says its number three times.
+fn block_ids(block: &Block) -> Vec<u32> {
+    let text = String::from_utf8(block.data.to_vec()).unwrap();
+    let numbers: Vec<u32> = text
+        .split("block number ")
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    numbers.into_iter().step_by(3).collect()
+}
+
+/// The block numbers in the bodies delivered, and the samples delivered.
 fn drain_ids(queue: &Queue) -> (Vec<u32>, u64) {
     let (mut ids, mut samples) = (Vec::new(), 0);
     while let Some(p) = queue.peek(NOW).unwrap() {
-        let text = String::from_utf8(p.block.data.to_vec()).unwrap();
-        let numbers: Vec<u32> = text
-            .split("block number ")
-            .filter_map(|s| s.trim().parse().ok())
-            .collect();
-        ids.extend(numbers.iter().step_by(3));
+        ids.extend(block_ids(&p.block));
         samples += u64::from(p.block.samples);
         queue.ack(&p);
     }
     (ids, samples)
+}
+
+/// Takes up to `n` blocks oldest first, as one sender does.
+fn taken(queue: &Queue, n: usize) -> Vec<Pending> {
+    match queue.take(NOW, n, usize::MAX, false).unwrap() {
+        Take::Batch(batch) => batch,
+        other => panic!("nothing to take: {other:?}"),
+    }
 }
 
 fn segment_bytes(dir: &Path) -> u64 {
@@ -139,7 +151,7 @@ fn the_reader_segment_and_records_in_flight_are_not_packed() {
         queue.append(block(n));
     }
     // The sender holds blocks 1-5 (and could hold more of the next segment's).
-    let batch = queue.peek_batch(NOW, 100, 1 << 20).unwrap();
+    let batch = taken(&queue, 100);
     assert_eq!(batch.len(), 5);
     for n in 6..=40 {
         queue.append(block(n));
@@ -163,7 +175,7 @@ fn the_reader_segment_and_records_in_flight_are_not_packed() {
     }
     let segments = segment::list(dir.path()).unwrap();
     assert_eq!(segments.len(), 2);
-    let batch = queue.peek_batch(NOW, 100, 1 << 20).unwrap();
+    let batch = taken(&queue, 100);
     assert_eq!(batch.len(), 14, "the batch reaches into the second segment");
     for n in 15..=30 {
         queue.append(block(n));
@@ -259,4 +271,45 @@ fn a_crash_after_any_step_of_a_compaction_loses_and_repeats_nothing() {
         );
         assert_eq!(stats.buffer().blocks, 0, "{step:?}");
     }
+}
+
+#[test]
+fn blocks_settled_out_of_order_are_left_out_and_newest_first_takes_packs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, stats) = open(dir.path());
+    for n in 1..=12 {
+        queue.append(block(n));
+    }
+    // Block 12 (in the second segment) is delivered while 1-11 are handed back unsent.
+    let batch = taken(&queue, 100);
+    assert_eq!(batch.len(), 12);
+    queue.ack(&batch[11]);
+    queue.release(&batch[..11]);
+    for n in 13..=30 {
+        queue.append(block(n));
+    }
+    let segments = segment::list(dir.path()).unwrap();
+    assert!(segments[1].len < FULL_UNPACKED, "packed: {segments:?}");
+    // Newest first: the newest block, then the packs backwards, then the rest; each once.
+    let mut ids: Vec<u32> = Vec::new();
+    while let Take::Batch(batch) = queue.take(NOW, 1, usize::MAX, true).unwrap() {
+        for p in &batch {
+            ids.extend(block_ids(&p.block));
+            queue.ack(p);
+        }
+    }
+    assert_eq!(ids[0], 30, "the newest first");
+    ids.sort();
+    let want: Vec<u32> = (1..=30).filter(|n| *n != 12).collect();
+    assert_eq!(ids, want, "block 12 is not sent again, nothing twice");
+    assert_eq!(stats.buffer().blocks, 0);
+    assert_eq!(stats.buffer().bytes, 0);
+    queue.sync();
+    drop(queue);
+    let (queue, _) = open(dir.path());
+    assert_eq!(
+        drain_ids(&queue).0,
+        Vec::<u32>::new(),
+        "nothing left after a restart"
+    );
 }
