@@ -82,7 +82,8 @@ async fn a_packed_backlog_arrives_whole_and_a_rejected_pack_loses_one_cycle() {
         &jellyfin.url(),
         &[("tiger", &proxy.write_url())],
         "1s",
-        "[buffer]\nsegment_size = \"64KiB\"\n",
+        // One request at a time, oldest first, so that the script meets the requests in order.
+        "concurrency = 1\nnewest_first = false\n[buffer]\nsegment_size = \"64KiB\"\n",
     );
 
     // The outage, as the agent would have stored it: a first block that fills the segment the
@@ -190,7 +191,12 @@ async fn prometheus_takes_a_packed_backlog_without_a_rejection() {
     let jellyfin = FakeJellyfin::start("").await;
     let prometheus = Prometheus::start().await;
     let proxy = FaultProxy::start(&prometheus.write_url(), vec![]).await;
-    let dir = AgentDir::new(&jellyfin.url(), &[("tiger", &proxy.write_url())], "1s", "");
+    let dir = AgentDir::new(
+        &jellyfin.url(),
+        &[("tiger", &proxy.write_url())],
+        "1s",
+        "kind = \"prometheus\"\n",
+    );
     // 2.5 hours of 10 s cycles of 3 series: a 64 KiB segment holds well over an hour of them.
     let start = now_ms() - 9_000_000 - 60_000;
     let prefilled: Vec<i64> = (0..900).map(|i| start + i * 10_000).collect();
