@@ -49,9 +49,11 @@
 //! any instant leaves one of the two whole, and a `.packing` leftover is deleted on open.
 //!
 //! Packing never touches the segment being written, the segment the reader is in (or has
-//! passed), any record in flight, or a segment with damage (the reader's skip-and-count
-//! stays the one way damage is handled). Records already acknowledged out of order are left
-//! out through compaction's `is_acked` predicate. In normal operation the reader is at the
+//! passed), any record a sender holds, a segment with damage (the reader's skip-and-count
+//! stays the one way damage is handled), or one that a ledger span reaches beyond. Records
+//! settled out of order inside it are left out through compaction's `is_acked` predicate;
+//! their spans leave the ledger, saved, before the rename (a crash in between resends them,
+//! never skips a pack), and the recent list gets the packs in place of the old records. In normal operation the reader is at the
 //! end of the segment sealed, so nothing is packed and nothing costs more; the first segment
 //! of an outage (where the reader waits) stays unpacked.
 //!
@@ -573,15 +575,31 @@ impl Inner {
         let Ok(records_in) = self.records_in(seg) else {
             return;
         };
+        // The settled records leave the saved ledger before the file that no longer holds
+        // them replaces the old one: a crash in between then resends them (at least once),
+        // where the other order would have the old spans skip packed records after a restart.
+        if !settled.is_empty() {
+            for span in &settled {
+                self.ledger.take_at(span.start);
+            }
+            self.ledger_unsaved = true;
+            self.save_position(true);
+            if self.ledger_unsaved {
+                self.unsettle_nothing(&settled);
+                return;
+            }
+        }
         // An open reader handle would keep reading the replaced file.
         if self.reader.as_ref().is_some_and(|(s, _)| *s == seg.start) {
             self.reader = None;
         }
-        let ledger = &self.ledger;
-        let (packed, records) = match compact::compact(&self.dir, seg, packer, &|offset| {
-            ledger.contains(offset)
-        }) {
-            Ok(None) => return,
+        let is_settled = |offset: u64| settled.iter().any(|s| (s.start..s.end).contains(&offset));
+        let (packed, records) = match compact::compact(&self.dir, seg, packer, &is_settled) {
+            Ok(None) => {
+                // Left as it was: its settled records are settled still.
+                self.unsettle_nothing(&settled);
+                return;
+            }
             Ok(Some(done)) => (done.segment, done.records),
             Err(e) => {
                 tracing::warn!(segment = seg.start, error = %e, "cannot pack a buffer segment; it stays as it is");
@@ -594,7 +612,10 @@ impl Inner {
                         },
                         Vec::new(),
                     ),
-                    _ => return,
+                    _ => {
+                        self.unsettle_nothing(&settled);
+                        return;
+                    }
                 }
             }
         };
@@ -608,10 +629,6 @@ impl Inner {
         // The settled records are gone with their offsets; so is what took and remembered
         // the old offsets.
         let settled_blocks: u64 = settled.iter().map(|s| s.blocks).sum();
-        for span in &settled {
-            self.ledger.take_at(span.start);
-            self.ledger_unsaved = true;
-        }
         self.disk_blocks = (self.disk_blocks + records_out)
             .saturating_sub(records_in - settled_blocks.min(records_in));
         self.cursor = self.cursor.min(seg.start);
@@ -631,6 +648,14 @@ impl Inner {
         );
         recent.sort_by_key(|r| r.offset);
         self.recent = recent.into();
+    }
+
+    /// Puts back spans taken out of the ledger for a packing that did not happen.
+    fn unsettle_nothing(&mut self, spans: &[Span]) {
+        for span in spans {
+            self.ledger.insert(*span);
+        }
+        self.ledger_unsaved |= !spans.is_empty();
     }
 
     /// Records (and damaged stretches) in a whole segment, from its headers.
