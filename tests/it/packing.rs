@@ -251,3 +251,44 @@ async fn prometheus_takes_a_packed_backlog_without_a_rejection() {
         "packs went out whole: cycles per request {spans:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_default_parallel_newest_first_delivery_every_packed_cycle_arrives_once() {
+    let jellyfin = FakeJellyfin::start("").await;
+    let vm = VictoriaMetrics::start().await;
+    let dir = AgentDir::pushing(&jellyfin, &vm, "[buffer]\nsegment_size = \"64KiB\"\n");
+    let start = now_ms() - 2_000_000 - 600_000;
+    let prefilled: Vec<i64> = (0..2000).map(|i| start + i * 1000).collect();
+    {
+        let queue = packing_queue(&dir);
+        for ts in &prefilled {
+            queue.append(cycle(*ts, 1));
+        }
+    }
+    let packed = segment::list(&dir.state().join("queue/tiger")).unwrap();
+    assert!(packed.len() >= 4, "{packed:?}");
+
+    let mut agent = dir.start();
+    let (last, expected) = (*prefilled.last().unwrap(), prefilled.len());
+    wait_for("the backlog to arrive", Duration::from_secs(60), || {
+        let vm = &vm;
+        async move {
+            vm.settle().await;
+            let n = up_timestamps(vm)
+                .await
+                .iter()
+                .filter(|t| **t <= last)
+                .count();
+            (n >= expected).then_some(())
+        }
+    })
+    .await;
+    assert!(agent.stop().success());
+    vm.settle().await;
+    let stored: Vec<i64> = up_timestamps(&vm)
+        .await
+        .into_iter()
+        .filter(|t| *t <= last)
+        .collect();
+    assert_eq!(stored, prefilled, "each cycle once, none missing");
+}
