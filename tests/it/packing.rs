@@ -59,6 +59,25 @@ fn packing_queue(dir: &AgentDir) -> Queue {
     queue
 }
 
+/// Waits until VictoriaMetrics holds at least `expected` jellyfin_up samples up to `last`
+/// (the prefilled backlog); returns their timestamps, sorted.
+async fn backlog_arrived(vm: &VictoriaMetrics, last: i64, expected: usize) -> Vec<i64> {
+    wait_for(
+        "the backlog to arrive",
+        Duration::from_secs(60),
+        || async move {
+            vm.settle().await;
+            let stored: Vec<i64> = up_timestamps(vm)
+                .await
+                .into_iter()
+                .filter(|t| *t <= last)
+                .collect();
+            (stored.len() >= expected).then_some(stored)
+        },
+    )
+    .await
+}
+
 /// Timestamps of every sample in a request body.
 fn timestamps(body: &[u8]) -> BTreeSet<i64> {
     decode(body)
@@ -124,20 +143,7 @@ async fn a_packed_backlog_arrives_whole_and_a_rejected_pack_loses_one_cycle() {
 
     let mut agent = dir.start();
     let last = *prefilled.last().unwrap();
-    let expected = prefilled.len() - 1;
-    wait_for("the backlog to arrive", Duration::from_secs(60), || {
-        let vm = &vm;
-        async move {
-            vm.settle().await;
-            let n = up_timestamps(vm)
-                .await
-                .iter()
-                .filter(|t| **t <= last)
-                .count();
-            (n >= expected).then_some(())
-        }
-    })
-    .await;
+    backlog_arrived(&vm, last, prefilled.len() - 1).await;
     wait_for(
         "the dropped cycle to be counted",
         Duration::from_secs(30),
@@ -172,12 +178,7 @@ async fn a_packed_backlog_arrives_whole_and_a_rejected_pack_loses_one_cycle() {
     );
 
     // VictoriaMetrics holds every prefilled cycle but the rejected one, each once.
-    vm.settle().await;
-    let stored: Vec<i64> = up_timestamps(&vm)
-        .await
-        .into_iter()
-        .filter(|t| *t <= last)
-        .collect();
+    let stored = backlog_arrived(&vm, last, 0).await;
     let want: Vec<i64> = prefilled
         .iter()
         .copied()
@@ -269,26 +270,9 @@ async fn with_the_default_parallel_newest_first_delivery_every_packed_cycle_arri
     assert!(packed.len() >= 4, "{packed:?}");
 
     let mut agent = dir.start();
-    let (last, expected) = (*prefilled.last().unwrap(), prefilled.len());
-    wait_for("the backlog to arrive", Duration::from_secs(60), || {
-        let vm = &vm;
-        async move {
-            vm.settle().await;
-            let n = up_timestamps(vm)
-                .await
-                .iter()
-                .filter(|t| **t <= last)
-                .count();
-            (n >= expected).then_some(())
-        }
-    })
-    .await;
+    let last = *prefilled.last().unwrap();
+    backlog_arrived(&vm, last, prefilled.len()).await;
     assert!(agent.stop().success());
-    vm.settle().await;
-    let stored: Vec<i64> = up_timestamps(&vm)
-        .await
-        .into_iter()
-        .filter(|t| *t <= last)
-        .collect();
+    let stored = backlog_arrived(&vm, last, 0).await;
     assert_eq!(stored, prefilled, "each cycle once, none missing");
 }
