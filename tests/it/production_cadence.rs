@@ -8,7 +8,9 @@
 //! dashboard's default range, the step and `$__interval` from the panel's width and min
 //! interval, `$__rate_interval` from Grafana's formula, the range aligned to the step, instant
 //! or range) at 13 moments spread over the last hour, on both backends: each must show data
-//! for `dmz-a`, whose every subject exists all the time (a range panel: at its last point).
+//! for `dmz-a`, whose every subject exists all the time (a range panel: at its last point),
+//! and, at every fourth moment, for the selection the dashboards open with (All jobs, All
+//! instances). The job and instance variables must offer both hosts at every moment.
 //! `dmz-b`'s freshness panels must show its outage: "Last successful push" and "Agent last
 //! seen" say the time since its last cycle at every moment (under 15 s before the outage,
 //! growing through it), "Jellyfin up" is green before and empty once its 2-minute window has
@@ -23,7 +25,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::dashboards;
-use common::grafana_time::{self, Timing};
+use common::grafana_time::{self, ALL, Timing};
 use common::history::{self, Recording};
 use common::servers::{Prometheus, VictoriaMetrics, VmAlert};
 
@@ -152,7 +154,29 @@ async fn every_panel_shows_data_at_production_cadence_and_an_outage_shows_for_it
     ];
     let looked_at = moments(end);
 
-    // Every target shows dmz-a's data at every moment, on both backends.
+    // The instance variable offers both hosts at every moment (dmz-b too while it is dark:
+    // it pushed within the range), the job variable the one job.
+    for d in &all {
+        let range = grafana_time::default_range_ms(&d.json);
+        for (name, expected) in [
+            ("job", vec!["jellyfin"]),
+            ("instance", vec!["dmz-a", "dmz-b"]),
+        ] {
+            let variable = d.variable(name).expect("job and instance variables");
+            let query = variable["query"]["query"]
+                .as_str()
+                .expect("a query variable");
+            let query = query.replace("$job", ALL);
+            for (backend, url) in &backends {
+                for &now in &looked_at {
+                    let offered = grafana_time::label_values(url, &query, range, now).await;
+                    assert_eq!(offered, expected, "{backend}: {} / ${name}", d.file);
+                }
+            }
+        }
+    }
+
+    // Every target shows data at every moment, on both backends.
     let mut empty = BTreeSet::new();
     let mut asked = 0;
     for d in &all {
@@ -162,15 +186,23 @@ async fn every_panel_shows_data_at_production_cadence_and_an_outage_shows_for_it
             if NO_SUBJECT.iter().any(|(panel, _)| *panel == title) {
                 continue;
             }
-            for &now in &looked_at {
+            // dmz-a at every moment; at every fourth, also the selection the dashboards open
+            // with (All jobs, All instances).
+            let selections = looked_at.iter().enumerate().flat_map(|(i, now)| {
+                let all = (i % 4 == 0).then_some((*now, ALL, ALL));
+                [Some((*now, "jellyfin", "dmz-a")), all]
+                    .into_iter()
+                    .flatten()
+            });
+            for (now, job, instance) in selections {
                 let t = grafana_time::timing(target.panel, target.json, range, now);
-                let expr = grafana_time::fill(&target.expr, "dmz-a", &t);
+                let expr = grafana_time::fill(&target.expr, job, instance, &t);
                 for (backend, url) in &backends {
                     let result = grafana_time::query(url, &expr, &t, target.instant).await;
                     asked += 1;
                     if !shows_data(&result, &t, target.instant) {
                         empty.insert(format!(
-                            "{backend}: {} / {title:?} / {} ({}, step {} s, rate interval {} s) at {} min before the end:\n    {expr}",
+                            "{backend}: {} / {title:?} / {} ({}, step {} s, rate interval {} s) for {instance} at {} min before the end:\n    {expr}",
                             d.file,
                             target.ref_id,
                             if target.instant { "instant" } else { "range" },
@@ -212,7 +244,7 @@ async fn every_panel_shows_data_at_production_cadence_and_an_outage_shows_for_it
                 let (range, target) = panel(title);
                 assert!(target.instant, "{title} is an instant query");
                 let t = grafana_time::timing(target.panel, target.json, range, now);
-                let expr = grafana_time::fill(&target.expr, "dmz-b", &t);
+                let expr = grafana_time::fill(&target.expr, "jellyfin", "dmz-b", &t);
                 let seen = single_value(&grafana_time::query(url, &expr, &t, true).await);
                 // dmz-b's last cycle by the time the query is evaluated.
                 let last = b_cycle_before(t.end_ms + 1);
