@@ -148,6 +148,42 @@ async fn every_panel_shows_data_at_production_cadence_and_an_outage_shows_for_it
     history::push_remote_write(&prometheus.write_url(), blocks, 200).await;
     vm.settle().await;
 
+    // Live first, while dmz-a's last cycle is recent (the rule looks back 10 minutes): the
+    // shipped rule file in vmalert on VictoriaMetrics and in Prometheus's own evaluation.
+    let vmalert = VmAlert::start(&vm, Path::new(RULES)).await;
+    prometheus.load_rules(Path::new(RULES)).await;
+    let fired = common::wait_for(
+        "JellyfinPusherNoData from vmalert and Prometheus",
+        Duration::from_secs(30),
+        || async {
+            let from_vmalert: Vec<_> = vmalert
+                .active()
+                .await
+                .into_iter()
+                .filter(|(name, state, _)| name == "JellyfinPusherNoData" && state == "firing")
+                .map(|(_, _, labels)| labels)
+                .collect();
+            let from_prometheus: Vec<_> = prometheus
+                .alerts()
+                .await
+                .into_iter()
+                .filter(|(name, state, _)| name == "JellyfinPusherNoData" && state == "firing")
+                .map(|(_, _, labels)| labels)
+                .collect();
+            (!from_vmalert.is_empty() && !from_prometheus.is_empty())
+                .then_some((from_vmalert, from_prometheus))
+        },
+    )
+    .await;
+    for labels in [fired.0, fired.1] {
+        assert_eq!(labels.len(), 1, "{labels:?}");
+        assert_eq!(
+            (&labels[0]["instance"], &labels[0]["job"]),
+            (&"dmz-b".into(), &"jellyfin".into()),
+            "{labels:?}"
+        );
+    }
+
     let backends = [
         ("VictoriaMetrics", vm.base_url()),
         ("Prometheus", prometheus.base_url()),
@@ -266,8 +302,8 @@ async fn every_panel_shows_data_at_production_cadence_and_an_outage_shows_for_it
         }
     }
 
-    // JellyfinPusherNoData, the rule's own expression, at the same moments: nobody before
-    // dmz-b has been dark for 10 minutes, then dmz-b alone.
+    // And JellyfinPusherNoData's expression at the same moments: nobody before dmz-b has
+    // been dark for 10 minutes, then dmz-b alone.
     let no_data = no_data_expr();
     for (backend, url) in &backends {
         for &now in &looked_at {
@@ -296,41 +332,5 @@ async fn every_panel_shows_data_at_production_cadence_and_an_outage_shows_for_it
                 (end - now) / MINUTE
             );
         }
-    }
-
-    // And live, from the shipped rule file: vmalert on VictoriaMetrics, Prometheus's own
-    // rule evaluation.
-    let vmalert = VmAlert::start(&vm, Path::new(RULES)).await;
-    prometheus.load_rules(Path::new(RULES)).await;
-    let fired = common::wait_for(
-        "JellyfinPusherNoData from vmalert and Prometheus",
-        Duration::from_secs(30),
-        || async {
-            let from_vmalert: Vec<_> = vmalert
-                .active()
-                .await
-                .into_iter()
-                .filter(|(name, state, _)| name == "JellyfinPusherNoData" && state == "firing")
-                .map(|(_, _, labels)| labels)
-                .collect();
-            let from_prometheus: Vec<_> = prometheus
-                .alerts()
-                .await
-                .into_iter()
-                .filter(|(name, state, _)| name == "JellyfinPusherNoData" && state == "firing")
-                .map(|(_, _, labels)| labels)
-                .collect();
-            (!from_vmalert.is_empty() && !from_prometheus.is_empty())
-                .then_some((from_vmalert, from_prometheus))
-        },
-    )
-    .await;
-    for labels in [fired.0, fired.1] {
-        assert_eq!(labels.len(), 1, "{labels:?}");
-        assert_eq!(
-            (&labels[0]["instance"], &labels[0]["job"]),
-            (&"dmz-b".into(), &"jellyfin".into()),
-            "{labels:?}"
-        );
     }
 }
