@@ -4,6 +4,7 @@ use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, interval};
 use tokio_util::sync::CancellationToken;
 
+use super::ended::Ended;
 use super::{Scheduled, run_once};
 use crate::sample::{Batch, now_ms};
 use crate::stats::PusherStats;
@@ -15,7 +16,8 @@ pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5
 /// interval, and a run that overruns delays the next one instead of bunching them up.
 /// A failure is logged when it starts or its message changes, and its end is logged too, so a
 /// Jellyfin outage gives two log lines, not one every cycle.
-/// Every run's outcome is recorded in `health` for `status`.
+/// Every run's outcome is recorded in `health` for `status`. After a successful run, series
+/// the last one sent and this one lacks get their last sample ([`Ended`]).
 pub async fn run_scheduled(
     mut scheduled: Scheduled,
     batches: mpsc::Sender<Batch>,
@@ -26,6 +28,7 @@ pub async fn run_scheduled(
     let mut ticker = interval(scheduled.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_error: Option<String> = None;
+    let mut ended = Ended::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -42,13 +45,16 @@ pub async fn run_scheduled(
             shutdown.cancelled().await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         };
-        let (batch, error) = tokio::select! {
+        let (mut batch, error) = tokio::select! {
             done = run => done,
             () = grace_over => {
                 tracing::info!(collector = name, "run abandoned at shutdown; it is redone at the next start");
                 return;
             }
         };
+        if error.is_none() {
+            ended.close(&mut batch.families);
+        }
         let error = error.map(|e| e.to_string());
         health.collector_ran(name, error.as_deref(), now_ms());
         match (error, &last_error) {

@@ -33,6 +33,7 @@ mod process;
 mod push;
 mod receiver_errors;
 mod sessions;
+mod staleness;
 mod status;
 mod supervision;
 mod systemd;
