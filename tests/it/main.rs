@@ -20,6 +20,7 @@ mod fixtures_schema;
 mod fuzz_jellyfin;
 mod golden;
 mod grafana_schema;
+mod history;
 mod hostile_peers;
 mod ingress;
 mod inventory;

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use common::agent::AgentDir;
 use common::dashboards::{self, Values};
-use common::fake_jellyfin::{FakeJellyfin, activity_entry, jellyfin_date};
-use common::host::{JellyfinHost, activity_with};
+use common::fake_jellyfin::FakeJellyfin;
+use common::host::{JellyfinHost, two_plays_start};
 use common::servers::{Prometheus, VictoriaMetrics, VmAlert, query};
 use common::{fixture, free_port, wait_for};
 
@@ -138,41 +138,7 @@ async fn every_panel_shows_data_from_victoriametrics_and_prometheus_and_the_aler
     );
     let mut agent = dir.start();
     jellyfin.wait_for_requests("/System/Info", 2).await;
-    jellyfin.route(
-        "/Sessions",
-        fixture("sessions.transcoding.synthetic.10.11.json"),
-    );
-    // Entries newer than the agent's start (older ones are history, never counted).
-    jellyfin.route(
-        "/System/ActivityLog/Entries",
-        activity_with(&[
-            (200, "UserLockedOut", "Warning"),
-            (201, "AuthenticationFailed", "Error"),
-        ]),
-    );
-    // And the server's record of the two plays that just started (PlaybackStartLogger).
-    for (id, kind, user, item) in [
-        (
-            202,
-            "VideoPlayback",
-            "1b3c5d7e9f0a4b2c8d6e0f1a2b3c4d5e",
-            "0aa1bb2cc3dd4ee5ff6a7b8c9d0e1f2a",
-        ),
-        (
-            203,
-            "AudioPlayback",
-            "2c4e6a8b0d1f4a3b9c7d5e3f1a2b4c6d",
-            "1bb2cc3dd4ee5ff6a7b8c9d0e1f2a3b4",
-        ),
-    ] {
-        jellyfin.log_activity(activity_entry(
-            id,
-            kind,
-            &jellyfin_date(common::now_ms()),
-            Some(user),
-            Some(item),
-        ));
-    }
+    two_plays_start(&jellyfin);
     host.failing_transcode();
     // Enough cycles after the change for every rate window to hold several samples.
     let n = jellyfin.requests_to("/System/Info").len();

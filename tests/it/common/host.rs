@@ -4,6 +4,8 @@
 
 use std::process::{Child, Command, Stdio};
 
+use super::fake_jellyfin::{FakeJellyfin, activity_entry, jellyfin_date};
+
 pub struct JellyfinHost {
     dir: tempfile::TempDir,
     stand_in: Child,
@@ -81,4 +83,45 @@ pub fn activity_with(newer: &[(u64, &str, &str)]) -> String {
             .insert(0, entry);
     }
     entries.to_string()
+}
+
+/// Two plays start on `jellyfin` (a transcode and a direct play, from the 10.11 capture), and
+/// the server logs them (PlaybackStartLogger) after a lock-out and a failed login: entries
+/// newer than the agent's start, which it counts.
+pub fn two_plays_start(jellyfin: &FakeJellyfin) {
+    jellyfin.route(
+        "/Sessions",
+        super::fixture("sessions.transcoding.synthetic.10.11.json"),
+    );
+    // Entries newer than the agent's start (older ones are history, never counted).
+    jellyfin.route(
+        "/System/ActivityLog/Entries",
+        activity_with(&[
+            (200, "UserLockedOut", "Warning"),
+            (201, "AuthenticationFailed", "Error"),
+        ]),
+    );
+    // And the server's record of the two plays that just started (PlaybackStartLogger).
+    for (id, kind, user, item) in [
+        (
+            202,
+            "VideoPlayback",
+            "1b3c5d7e9f0a4b2c8d6e0f1a2b3c4d5e",
+            "0aa1bb2cc3dd4ee5ff6a7b8c9d0e1f2a",
+        ),
+        (
+            203,
+            "AudioPlayback",
+            "2c4e6a8b0d1f4a3b9c7d5e3f1a2b4c6d",
+            "1bb2cc3dd4ee5ff6a7b8c9d0e1f2a3b4",
+        ),
+    ] {
+        jellyfin.log_activity(activity_entry(
+            id,
+            kind,
+            &jellyfin_date(super::now_ms()),
+            Some(user),
+            Some(item),
+        ));
+    }
 }
