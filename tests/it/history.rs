@@ -71,13 +71,7 @@ async fn two_hours_of_history_arrive_at_the_default_intervals_with_rising_counte
         &mut body,
     )
     .expect("import body");
-    let answer = reqwest::Client::new()
-        .post(format!("{}/api/v1/import", vm.base_url()))
-        .body(body)
-        .send()
-        .await
-        .expect("import");
-    assert!(answer.status().is_success(), "{:?}", answer.text().await);
+    vm.import(body).await;
     vm.settle().await;
 
     // The fast tier every 15 s, the hourly inventory twice, the minute tasks 120 times, the

@@ -19,6 +19,7 @@ mod egress;
 mod fixtures_schema;
 mod fuzz_jellyfin;
 mod golden;
+mod grafana_requests;
 mod grafana_schema;
 mod history;
 mod hostile_peers;

@@ -10,6 +10,7 @@ pub mod dashboards;
 pub mod egress;
 pub mod fake_jellyfin;
 pub mod fault_proxy;
+pub mod grafana;
 pub mod history;
 pub mod host;
 pub mod servers;

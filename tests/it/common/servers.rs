@@ -130,6 +130,17 @@ impl VictoriaMetrics {
         tokio::time::sleep(Duration::from_millis(2000)).await;
     }
 
+    /// Posts a body of VictoriaMetrics' JSON-lines import format to /api/v1/import.
+    pub async fn import(&self, body: Vec<u8>) {
+        let answer = reqwest::Client::new()
+            .post(format!("{}/api/v1/import", self.base_url()))
+            .body(body)
+            .send()
+            .await
+            .expect("import");
+        assert!(answer.status().is_success(), "{:?}", answer.text().await);
+    }
+
     /// Every sample of the series matching `selector`.
     pub async fn export(&self, selector: &str) -> Vec<Series> {
         let client = reqwest::Client::new();
