@@ -8,8 +8,8 @@
 //! (Prometheus for 5 minutes, VictoriaMetrics for its lookback window).
 //!
 //! The end is modelled on the server: when playback stops, SessionManager.OnPlaybackStopped
-//! removes the session's NowPlayingItem and TranscodingInfo and the session stays in
-//! GET /Sessions, playing nothing.
+//! (RemoveNowPlayingItem) removes the session's NowPlayingItem and TranscodingInfo and the
+//! session stays in GET /Sessions, playing nothing (common::fake_jellyfin::stop_playback).
 
 use crate::common;
 

@@ -584,7 +584,8 @@ fn plugin_answer(rows: &[(i64, String, i64)], body: &str) -> String {
 
 /// A session as GET /Sessions lists it once its playback stopped (SessionManager.
 /// OnPlaybackStopped, or CheckForIdlePlayback after 5 min without a check-in): the session
-/// stays, without NowPlayingItem and TranscodingInfo, its PlayState reset.
+/// stays; RemoveNowPlayingItem clears NowPlayingItem, resets PlayState to a new
+/// PlayerStateInfo (the defaults below) and clears the device's TranscodingInfo.
 pub fn stop_playback(session: &mut serde_json::Value) {
     if let Some(session) = session.as_object_mut() {
         session.remove("NowPlayingItem");
