@@ -175,4 +175,64 @@ mod tests {
         assert!(!delivered, "the unfinished walk sends nothing");
         assert_eq!(ended, Duration::from_secs(1) + SHUTDOWN_GRACE);
     }
+
+    /// One script entry per run: `Some(Some(v))` a transcode's speed, `Some(None)` no
+    /// transcode, `None` a failed run.
+    struct Scripted(std::collections::VecDeque<Option<Option<f64>>>);
+
+    #[async_trait::async_trait]
+    impl Collector for Scripted {
+        fn name(&self) -> &'static str {
+            "scripted"
+        }
+        async fn collect(&mut self, out: &mut Vec<Family>) -> Result<(), CollectError> {
+            match self.0.pop_front().flatten() {
+                None => Err("down".into()),
+                Some(speed) => {
+                    out.extend(speed.map(|v| {
+                        Family::gauge("jellyfin_transcode_speed_ratio", "Speed.")
+                            .with(vec![("stat", "min".into())], v)
+                    }));
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// The runner ends a series the run before sent (collectors/ended.rs), but only after a
+    /// run that succeeded: a failed one says nothing has ended.
+    #[tokio::test(start_paused = true)]
+    async fn a_series_ends_with_its_marker_after_a_successful_run_only() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let shutdown = CancellationToken::new();
+        let script = [Some(Some(1.5)), None, Some(None), Some(None)];
+        let task = tokio::spawn(run_scheduled(
+            Scheduled {
+                collector: Box::new(Scripted(script.into_iter().collect())),
+                interval: Duration::from_secs(15),
+            },
+            tx,
+            Default::default(),
+            shutdown.clone(),
+        ));
+        let mut speeds = Vec::new();
+        for _ in 0..4 {
+            let batch = rx.recv().await.unwrap();
+            speeds.push(
+                batch
+                    .families
+                    .iter()
+                    .filter(|f| f.name == "jellyfin_transcode_speed_ratio")
+                    .flat_map(|f| f.samples.iter().map(|s| s.value.to_bits()))
+                    .collect::<Vec<u64>>(),
+            );
+        }
+        shutdown.cancel();
+        task.await.unwrap();
+        let stale = crate::sample::STALE_NAN_BITS;
+        assert_eq!(
+            speeds,
+            [vec![1.5f64.to_bits()], vec![], vec![stale], vec![]]
+        );
+    }
 }
