@@ -1,13 +1,14 @@
 //! Figures for the plan's "< 5 second dashboard load times" (README, "Figures"): 30 days of one
 //! host at production cadence loaded into a local VictoriaMetrics, then every dashboard opened
-//! as Grafana 11 opens it (tests/it/common/grafana.rs: the `job` and `instance` variables
+//! as Grafana 11 opens it (tests/it/common/grafana_load.rs: the `job` and `instance` variables
 //! first, then every panel target at once, with `$__interval`, `$__rate_interval`, `$__range`
-//! and the step Grafana computes), at the dashboard's default time range and at 30 days.
+//! and the step Grafana computes, from common/grafana_time.rs), at the dashboard's default
+//! time range and at 30 days.
 //!
 //! The history is the agent's own output (tests/it/common/history.rs: every collector of the
 //! agent run against the fake Jellyfin serving the real captures, replayed at the default
 //! intervals: 15 s, 1 min, 5 min, 1 h), written through VictoriaMetrics' import API. The
-//! variables stay at "All" (`.+`), as the dashboards open. VictoriaMetrics runs with its
+//! variables: job `jellyfin` (the only one), instance "All" (`.+`), as the dashboards open. VictoriaMetrics runs with its
 //! result cache off (`-search.disableCache`, as every test starts it), so every load is a
 //! cold one: a production Grafana reopening a dashboard is faster.
 //!
@@ -22,7 +23,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::dashboards::{self, Dashboard};
-use common::grafana::{self, Request};
+use common::grafana_load::{self, Request};
+use common::grafana_time;
 use common::history::{self, Recording};
 use common::servers::VictoriaMetrics;
 
@@ -52,14 +54,14 @@ async fn send(client: &reqwest::Client, base_url: &str, request: &Request) -> (D
         .await
         .unwrap_or_else(|e| panic!("{}: {e}", request.what));
     assert_eq!(answer["status"], "success", "{}: {answer}", request.what);
-    (started.elapsed(), grafana::has_data(&answer))
+    (started.elapsed(), grafana_load::has_data(&answer))
 }
 
 /// Opens `dashboard` over the `range_ms` before `end_ms`: the variables one after the other,
 /// then every target at once.
 async fn load(base_url: &str, dashboard: &Dashboard, range_ms: i64, end_ms: i64) -> Load {
     let client = reqwest::Client::new();
-    let (variables, panels) = grafana::dashboard_load(dashboard, range_ms, end_ms, ".+", ".+");
+    let (variables, panels) = grafana_load::dashboard_load(dashboard, range_ms, end_ms, ".+");
     let started = Instant::now();
     let mut timed = Vec::new();
     for request in &variables {
@@ -177,9 +179,10 @@ fn main() {
         );
         let mut totals = Vec::new();
         for dashboard in dashboards::load_all() {
-            let default_ms = grafana::default_range_ms(&dashboard);
+            let default_ms = grafana_time::default_range_ms(&dashboard.json);
+            let from = dashboard.json["time"]["from"].as_str().unwrap_or("");
             for (name, range_ms) in [
-                (format!("default now-{}", grafana::format_ms(default_ms)), default_ms),
+                (format!("default {from}"), default_ms),
                 (format!("{days} days"), days * DAY_MS),
             ] {
                 let mut loads = Vec::new();

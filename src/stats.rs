@@ -155,11 +155,14 @@ impl RemoteStats {
         SenderRunning(self.clone())
     }
     /// The sender starts something that must be over by `deadline_ms` (an attempt, a wait).
+    /// A sender sends several requests at once (`concurrency`): the latest deadline any of
+    /// them set holds until the sender is idle, so one request's short wait never makes
+    /// another's long attempt look late.
     pub fn sender_busy_until(&self, deadline_ms: i64) {
         self.sender_deadline_ms
-            .store(deadline_ms, Ordering::Relaxed);
+            .fetch_max(deadline_ms, Ordering::Relaxed);
     }
-    /// The sender waits for blocks: nothing to be late for.
+    /// The sender waits for blocks (none waits, none is out): nothing to be late for.
     pub fn sender_idle(&self) {
         self.sender_deadline_ms.store(0, Ordering::Relaxed);
     }

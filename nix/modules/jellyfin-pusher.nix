@@ -61,6 +61,17 @@ let
       '';
       proxyUser = unset types.str "Proxy basic-auth user (with proxyPasswordFile).";
       proxyPasswordFile = unset secretPath "File with the proxy's basic-auth password; passed as a credential.";
+      kind = mkOption {
+        type = types.enum [ "victoriametrics" "prometheus" ];
+        default = "victoriametrics";
+        description = ''
+          What receives the samples: victoriametrics (also vmagent, vmauth in front) stores them
+          in any order, prometheus refuses out-of-order samples. Decides the defaults of
+          concurrency (4 or 1) and newestFirst (true or false).
+        '';
+      };
+      concurrency = unset (types.ints.between 1 16) "Requests in flight at once while a backlog drains; null: 4 for victoriametrics, 1 for prometheus.";
+      newestFirst = unset types.bool "After an outage the newest cycle first, the backlog behind it; null: true for victoriametrics, false for prometheus.";
       insecureHttp = mkOption {
         type = types.bool;
         default = false;
@@ -81,7 +92,9 @@ let
   ];
 
   remoteWriteSettings = rw:
-    { inherit (rw) name url; }
+    { inherit (rw) name url kind; }
+    // lib.optionalAttrs (rw.concurrency != null) { inherit (rw) concurrency; }
+    // lib.optionalAttrs (rw.newestFirst != null) { newest_first = rw.newestFirst; }
     // lib.listToAttrs (map (f: lib.nameValuePair f.key "${credentials}/${credentialName rw f.kind}") (remoteFiles rw))
     // lib.optionalAttrs (rw.basicAuthUser != null) { basic_auth_user = rw.basicAuthUser; }
     // lib.optionalAttrs (rw.caFile != null) { ca_file = "${rw.caFile}"; }

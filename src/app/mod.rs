@@ -106,6 +106,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
             // After `senders_drain` a sender ends once its queue is empty: that end is expected.
             stop: Some(senders_drain.clone()),
         };
+        let (order, interval) = (remote.delivery_order(), config.collect.interval);
         let (remote, queue_, drain, stop) = (
             remote.clone(),
             queue.clone(),
@@ -125,6 +126,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
                 queue_.clone(),
                 sender,
                 remote_stats.clone(),
+                order,
+                interval,
                 drain.clone(),
                 stop.clone(),
             ))

@@ -129,6 +129,15 @@ mod tests {
         assert_eq!(unhealthy(&heartbeat, &stats, stale), None, "idle");
         remote.sender_busy_until(now_ms() + 5_000);
         assert_eq!(unhealthy(&heartbeat, &stats, stale), None, "busy, in time");
+        // An earlier deadline does not replace a later one while requests are out (several
+        // may be, each with its own); after idle it counts.
+        remote.sender_busy_until(now_ms() - 1);
+        assert_eq!(
+            unhealthy(&heartbeat, &stats, stale),
+            None,
+            "the later one holds"
+        );
+        remote.sender_idle();
         remote.sender_busy_until(now_ms() - 1);
         let why = unhealthy(&heartbeat, &stats, stale).unwrap();
         assert!(why.contains("should have ended"), "{why}");

@@ -4,6 +4,7 @@
 //! that names the key (`deny_unknown_fields`), so a typo never silently falls back to a default.
 //! Secrets are never in this file: it only names the files that hold them.
 
+mod receiver;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -12,6 +13,8 @@ use std::time::Duration;
 
 use bytesize::ByteSize;
 use serde::Deserialize;
+
+pub use receiver::{DeliveryOrder, MAX_CONCURRENCY, ReceiverKind};
 
 /// What is wrong with a configuration: every problem found, each naming the key where there
 /// is one. Displayed as one line per problem, each naming the file.
@@ -116,6 +119,27 @@ pub struct RemoteWriteConfig {
     /// Allows http:// with credentials to a host other than loopback (clear text).
     #[serde(default)]
     pub insecure_http: bool,
+    /// What receives the samples; decides the defaults of the two below ([`receiver`]).
+    #[serde(default)]
+    pub kind: ReceiverKind,
+    /// Requests in flight at once while a backlog drains (1 to [`MAX_CONCURRENCY`]).
+    pub concurrency: Option<usize>,
+    /// The newest block first after an outage, the backlog behind it.
+    pub newest_first: Option<bool>,
+}
+
+impl RemoteWriteConfig {
+    /// `concurrency` and `newest_first`, or the defaults of `kind`.
+    pub fn delivery_order(&self) -> DeliveryOrder {
+        DeliveryOrder {
+            concurrency: self
+                .concurrency
+                .unwrap_or_else(|| self.kind.default_concurrency()),
+            newest_first: self
+                .newest_first
+                .unwrap_or_else(|| self.kind.default_newest_first()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

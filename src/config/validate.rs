@@ -106,6 +106,15 @@ pub(super) fn validate(c: &Config) -> Vec<String> {
         if let Some(what) = credentials {
             check_cleartext(&key, &rw.url, what, rw.insecure_http, &mut problems);
         }
+        if rw
+            .concurrency
+            .is_some_and(|n| !(1..=super::MAX_CONCURRENCY).contains(&n))
+        {
+            problems.push(format!(
+                "{key}.concurrency must be 1 to {}",
+                super::MAX_CONCURRENCY
+            ));
+        }
         if rw.timeout.is_zero() {
             problems.push(format!("{key}.timeout must be more than 0s"));
         }
@@ -307,6 +316,14 @@ token_file = "/tmp/token"
             ("[labels]\n__x = \"1\"\n", "labels.__x"),
             ("[collect]\ninterval = \"10ms\"\n", "collect.interval"),
             ("[collect]\ninterval = \"soon\"\n", "interval"),
+            (
+                "[[remote_write]]\nname = \"a\"\nurl = \"http://h/w\"\nconcurrency = 0\n",
+                "remote_write[0] (name \"a\").concurrency must be 1 to 16",
+            ),
+            (
+                "[[remote_write]]\nname = \"a\"\nurl = \"http://h/w\"\nkind = \"mimir\"\n",
+                "kind",
+            ),
             (
                 "[[remote_write]]\nname = \"a b\"\nurl = \"http://h/api/v1/write\"\n",
                 "remote_write[0]",

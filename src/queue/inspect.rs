@@ -3,6 +3,8 @@
 //!
 //! The reader position comes from `meta.json`, which the agent saves at most once a second
 //! while draining, so a backlog being sent may show up to a second's worth of blocks too many.
+//! Blocks settled out of order (the ledger saved with the position) are not counted; the
+//! oldest sample is read from the records' headers, those blocks' included.
 //! Blocks the agent holds in memory because the disk refused them are not on disk and not
 //! counted here.
 
@@ -10,6 +12,7 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 
+use super::ledger::Ledger;
 use super::{meta, segment};
 
 /// A queue's backlog on disk.
@@ -43,13 +46,19 @@ fn read(dir: &Path) -> io::Result<Backlog> {
     let segments = segment::list(dir)?;
     let first = segments.first().map_or(0, |s| s.start);
     let end = segments.last().map_or(0, segment::Segment::end);
-    let read_offset = meta::load(dir)
-        .ok()
-        .flatten()
-        .unwrap_or(first)
+    let saved = meta::load(dir).ok().flatten();
+    let read_offset = saved
+        .as_ref()
+        .map_or(first, |m| m.read_offset)
         .clamp(first, end);
+    let settled = Ledger::restore(
+        saved.as_ref().map_or(&[][..], |m| &m.acked),
+        read_offset,
+        end,
+    );
+    let (settled_blocks, settled_bytes, settled_samples) = settled.totals();
     let mut backlog = Backlog {
-        bytes: end - read_offset,
+        bytes: end - read_offset - settled_bytes,
         ..Backlog::default()
     };
     for seg in segments.iter().filter(|s| s.end() > read_offset) {
@@ -63,6 +72,8 @@ fn read(dir: &Path) -> io::Result<Backlog> {
             (a, b) => a.or(b),
         };
     }
+    backlog.blocks = backlog.blocks.saturating_sub(settled_blocks);
+    backlog.samples = backlog.samples.saturating_sub(settled_samples);
     Ok(backlog)
 }
 

@@ -17,6 +17,10 @@
 //!   when the reader has passed its last record, and the segment being written is never deleted.
 //! - The reader position is kept in `meta.json` ([`meta`]), replaced atomically, at most once a
 //!   second while draining, whenever the queue runs empty, and on shutdown.
+//! - Blocks are taken ([`Queue::take`]) by one or several senders at once, oldest first, or
+//!   the newest first when the remote asks for it ([`take`]). A block settled while older ones
+//!   are still out is kept in the ledger ([`ledger`]), saved with the reader position, so that
+//!   the reader skips it and a restart does not send it again.
 //!
 //! # fsync policy
 //!
@@ -41,11 +45,13 @@
 
 mod block;
 pub mod inspect;
+mod ledger;
 mod meta;
 pub mod record;
 pub mod segment;
+mod take;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
@@ -53,13 +59,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
+use tokio::sync::watch;
 
 use crate::stats::{BufferGauges, DropReason, RemoteStats};
+use ledger::{Ledger, Span};
 use record::HEADER_LEN;
 use segment::Segment;
 
 pub use block::Block;
+pub use take::Take;
 
 /// Limits of one queue, from the `[buffer]` config table.
 #[derive(Debug, Clone, Copy)]
@@ -94,7 +102,8 @@ enum Position {
 
 pub struct Queue {
     inner: Mutex<Inner>,
-    appended: Notify,
+    /// Counts appends, so that every waiting sender sees one.
+    appends: watch::Sender<u64>,
     stats: Arc<RemoteStats>,
 }
 
@@ -117,25 +126,28 @@ struct Inner {
     disk_failure: Option<String>,
     /// Saving the reader position failed and has not worked since.
     position_unsaved: bool,
-    /// The block the sender holds (see `drop_for_space`).
-    in_flight: InFlight,
+    /// Disk records the senders hold (offset to the next record's offset), and the memory
+    /// block one of them holds (see `drop_for_space`).
+    taken: BTreeMap<u64, u64>,
+    memory_taken: Option<u64>,
+    /// Where taking oldest-first goes on: every record between the reader and here is taken
+    /// or settled.
+    cursor: u64,
+    /// Records settled beyond the reader ([`ledger`]); `ledger_unsaved` while the saved copy
+    /// differs.
+    ledger: Ledger,
+    ledger_unsaved: bool,
+    /// The newest records appended since the queue was opened, oldest first, at most
+    /// [`take::RECENT`]: what newest-first taking sends before the backlog, newest first.
+    recent: VecDeque<take::Recent>,
 }
 
-/// What the sender holds: a run of disk records (offsets of the first and the last) or one
-/// memory block.
-#[derive(Debug, Default, Clone, Copy)]
-struct InFlight {
-    disk: Option<(u64, u64)>,
-    memory: Option<u64>,
-}
-
-impl InFlight {
-    fn contains(&self, position: Position) -> bool {
+impl Inner {
+    /// Whether a sender holds the block at `position`.
+    fn is_taken(&self, position: Position) -> bool {
         match position {
-            Position::Disk { offset, .. } => {
-                self.disk.is_some_and(|(a, b)| (a..=b).contains(&offset))
-            }
-            Position::Memory { seq } => self.memory == Some(seq),
+            Position::Disk { offset, .. } => self.taken.contains_key(&offset),
+            Position::Memory { seq } => self.memory_taken == Some(seq),
         }
     }
 }
@@ -157,7 +169,7 @@ impl Queue {
         inner.enforce_limits(&stats);
         let queue = Queue {
             inner: Mutex::new(inner),
-            appended: Notify::new(),
+            appends: watch::channel(0).0,
             stats,
         };
         queue.publish(&mut queue.lock());
@@ -198,61 +210,99 @@ impl Queue {
         inner.enforce_limits(&self.stats);
         self.publish(&mut inner);
         drop(inner);
-        self.appended.notify_one();
+        self.appends.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// The oldest deliverable block, or None when the queue is empty. Damaged records and
-    /// blocks past `max_age` met on the way are dropped and counted.
+    /// blocks past `max_age` met on the way are dropped and counted. For one sender at a
+    /// time: whatever was taken before is handed out again.
     pub fn peek(&self, now_ms: i64) -> io::Result<Option<Pending>> {
         let mut inner = self.lock();
-        let result = inner.peek(now_ms, &self.stats);
+        inner.release_all();
+        let result = inner.take(now_ms, 1, usize::MAX, false, &self.stats);
         self.publish(&mut inner);
-        result
+        Ok(match result? {
+            Take::Batch(mut batch) => batch.pop(),
+            Take::Held | Take::Empty => None,
+        })
     }
 
-    /// The oldest blocks, in order: the head as [`Queue::peek`] gives it, then the disk records
-    /// that follow it while they are intact, not too old, and within `max_blocks` and
-    /// `max_bytes` (compressed). Used to send a backlog several blocks per request.
-    pub fn peek_batch(
+    /// Blocks no other sender holds, for one request: the newest block alone when
+    /// `newest_first` and it is not out yet, else the oldest, up to `max_blocks` and
+    /// `max_bytes` (compressed; one block may be larger). See [`take`].
+    pub fn take(
         &self,
         now_ms: i64,
         max_blocks: usize,
         max_bytes: usize,
-    ) -> io::Result<Vec<Pending>> {
+        newest_first: bool,
+    ) -> io::Result<Take> {
         let mut inner = self.lock();
-        let mut batch: Vec<Pending> = inner.peek(now_ms, &self.stats)?.into_iter().collect();
-        let mut bytes = batch.first().map_or(0, |p| p.block.data.len());
-        let too_old = age_limit(inner.opts.max_age, now_ms);
-        while let Some(Pending {
-            position: Position::Disk { next, .. },
-            ..
-        }) = batch.last()
-        {
-            if batch.len() >= max_blocks || bytes >= max_bytes {
-                break;
-            }
-            match inner.record_at(*next, too_old)? {
-                Some(pending) if bytes + pending.block.data.len() <= max_bytes => {
-                    bytes += pending.block.data.len();
-                    if let (Some((first, _)), Position::Disk { offset, .. }) =
-                        (inner.in_flight.disk, pending.position)
-                    {
-                        inner.in_flight.disk = Some((first, offset));
-                    }
-                    batch.push(pending);
-                }
-                _ => break,
-            }
-        }
+        let result = inner.take(now_ms, max_blocks, max_bytes, newest_first, &self.stats);
         self.publish(&mut inner);
-        Ok(batch)
+        result
+    }
+
+    /// The blocks of the newest cycle (the newest block and those stored less than `window`
+    /// ms before it), if no sender holds the newest yet: what a newest-first sender tries
+    /// while the link is down.
+    pub fn take_newest(&self, now_ms: i64, window_ms: i64) -> io::Result<Take> {
+        let mut inner = self.lock();
+        let too_old = age_limit(inner.opts.max_age, now_ms);
+        let result = inner
+            .take_newest(too_old, Some(window_ms), usize::MAX, usize::MAX)
+            .map(|newest| match newest {
+                batch if !batch.is_empty() => Take::Batch(batch),
+                _ if inner.disk_blocks == 0 && inner.fallback.is_empty() => Take::Empty,
+                _ => Take::Held,
+            });
+        self.publish(&mut inner);
+        result
+    }
+
+    /// Hands taken blocks back unsent (a sender that gave them up for newer ones): they are
+    /// taken again later, in their place.
+    pub fn release(&self, batch: &[Pending]) {
+        let mut inner = self.lock();
+        for pending in batch {
+            inner.release(pending.position);
+        }
+    }
+
+    /// Hands every taken block back (a sender starting, or restarted after a panic, resends
+    /// what its predecessor held).
+    pub fn release_all(&self) {
+        self.lock().release_all();
+    }
+
+    /// Whether the record at queue offset `offset` is settled (delivered, or dropped and
+    /// counted): behind the reader or in the ledger of blocks settled out of order. Compaction
+    /// may leave such records out.
+    pub fn is_acknowledged(&self, offset: u64) -> bool {
+        let inner = self.lock();
+        offset < inner.read_offset || inner.ledger.contains(offset)
+    }
+
+    /// Whether a block newer than every block of `batch` waits untaken, or `batch` is not the
+    /// newest one (a newest-first sender holding an old block while the link is down gives it
+    /// up for the newest).
+    pub fn newer_than(&self, batch: &[Pending]) -> bool {
+        let inner = self.lock();
+        let Some(newest) = inner.recent.back().map(|r| r.offset) else {
+            return false;
+        };
+        !batch.iter().any(|p| match p.position {
+            Position::Disk { offset, .. } => offset >= newest,
+            Position::Memory { .. } => true,
+        })
     }
 
     /// Removes a block whose fate is known (delivered, or dropped by the caller and counted
     /// with [`Queue::discard`]). A block that was meanwhile dropped for space is ignored.
     pub fn ack(&self, pending: &Pending) {
         let mut inner = self.lock();
-        inner.remove(pending.position);
+        inner.release(pending.position);
+        inner.remove(pending.position, pending.block.samples);
         self.publish(&mut inner);
     }
 
@@ -266,10 +316,10 @@ impl Queue {
         block.max_timestamp_ms < age_limit(self.lock().opts.max_age, now_ms)
     }
 
-    /// Waits until something is appended (returns at once if something was appended since the
-    /// last wait).
-    pub async fn appended(&self) {
-        self.appended.notified().await;
+    /// Appends as they happen: `changed()` on the receiver returns when something was
+    /// appended since the receiver last looked.
+    pub fn appends(&self) -> watch::Receiver<u64> {
+        self.appends.subscribe()
     }
 
     /// Saves the reader position now if it moved (shutdown, and whenever the queue runs empty).
@@ -292,15 +342,16 @@ impl Inner {
     fn open(dir: &Path, opts: Options) -> io::Result<Inner> {
         crate::state_file::create_private_dir(dir)?;
         let mut segments: VecDeque<Segment> = segment::list(dir)?.into();
-        let saved = match meta::load(dir) {
+        let saved: Option<meta::Meta> = match meta::load(dir) {
             Ok(saved) => saved,
             Err(e) => {
                 tracing::warn!(error = %e, "reader position lost; delivering the whole buffer again");
                 None
             }
         };
+        let saved_offset = saved.as_ref().map(|m| m.read_offset);
         if segments.is_empty() {
-            let start = saved.unwrap_or(0);
+            let start = saved_offset.unwrap_or(0);
             segment::open_append(dir, start)?;
             meta::sync_dir(dir)?;
             segments.push_back(Segment { start, len: 0 });
@@ -321,7 +372,14 @@ impl Inner {
         }
         let first_start = segments.front().map_or(0, |s| s.start);
         let write_end = segments.back().map_or(0, Segment::end);
-        let read_offset = saved.unwrap_or(first_start).clamp(first_start, write_end);
+        let read_offset = saved_offset
+            .unwrap_or(first_start)
+            .clamp(first_start, write_end);
+        let ledger = Ledger::restore(
+            saved.as_ref().map_or(&[][..], |m| &m.acked),
+            read_offset,
+            write_end,
+        );
         let mut inner = Inner {
             dir: dir.to_path_buf(),
             opts,
@@ -330,16 +388,24 @@ impl Inner {
             reader: None,
             read_offset,
             disk_blocks: 0,
-            saved_offset: saved.unwrap_or(u64::MAX),
+            saved_offset: saved_offset.unwrap_or(u64::MAX),
             saved_at: Instant::now(),
             fallback: VecDeque::new(),
             fallback_bytes: 0,
             next_seq: 0,
             disk_failure: None,
             position_unsaved: false,
-            in_flight: InFlight::default(),
+            taken: BTreeMap::new(),
+            memory_taken: None,
+            cursor: read_offset,
+            ledger,
+            ledger_unsaved: false,
+            recent: VecDeque::new(),
         };
-        inner.disk_blocks = inner.count_records(&scan)?;
+        let settled = inner.ledger.totals().0;
+        inner.disk_blocks = inner.count_records(&scan)?.saturating_sub(settled);
+        // A span the reader reached before the position was saved.
+        inner.advance(inner.read_offset, false);
         Ok(inner)
     }
 
@@ -370,7 +436,7 @@ impl Inner {
     }
 
     fn disk_bytes(&self) -> u64 {
-        self.write_end() - self.read_offset
+        (self.write_end() - self.read_offset).saturating_sub(self.ledger.totals().1)
     }
 
     fn gauges(&mut self) -> BufferGauges {
@@ -405,6 +471,12 @@ impl Inner {
             Ok(()) => {
                 self.segments.back_mut().expect("never empty").len += bytes.len() as u64;
                 self.disk_blocks += 1;
+                let offset = start + before;
+                self.remember_recent(take::Recent {
+                    offset,
+                    next: offset + bytes.len() as u64,
+                    max_ts_ms: block.max_timestamp_ms,
+                });
                 Ok(())
             }
             Err(e) => {
@@ -468,32 +540,36 @@ impl Inner {
     /// Drops the oldest block for space. The block the sender holds is not counted: its send
     /// may still succeed, and if it does not, the sender's discard counts it.
     fn drop_for_space(&mut self, position: Position, samples: u32, stats: &RemoteStats) {
-        if !self.in_flight.contains(position) {
+        if !self.is_taken(position) {
             stats.dropped(DropReason::BufferFull, u64::from(samples));
         }
-        self.remove(position);
+        self.remove(position, samples);
     }
 
-    /// The header of the record at the reader, skipping segment ends and damaged stretches
-    /// (those are counted in `disk_blocks` and leave it).
+    /// The header of the record at the reader (see [`Inner::header_from`]).
     fn head_header(&mut self) -> io::Result<Option<(u64, record::Header)>> {
+        self.header_from(self.read_offset)
+    }
+
+    /// The first valid record header at or after `at`, skipping segment ends and damaged
+    /// stretches (those are counted in `disk_blocks` and are settled on the way, as one block
+    /// each).
+    fn header_from(&mut self, mut at: u64) -> io::Result<Option<(u64, record::Header)>> {
         loop {
-            if self.read_offset >= self.write_end() {
+            if at >= self.write_end() {
                 return Ok(None);
             }
-            let Some(seg) = self
-                .segments
-                .iter()
-                .find(|s| s.end() > self.read_offset)
-                .copied()
-            else {
+            let Some(seg) = self.segments.iter().find(|s| s.end() > at).copied() else {
                 return Ok(None);
             };
-            if self.read_offset < seg.start {
-                self.advance(seg.start, false);
+            if at < seg.start {
+                if at == self.read_offset {
+                    self.advance(seg.start, false);
+                }
+                at = seg.start;
                 continue;
             }
-            let pos = self.read_offset - seg.start;
+            let pos = at - seg.start;
             let file = self.reader_for(seg.start)?;
             let mut buf = [0u8; HEADER_LEN];
             let header = if seg.len - pos >= HEADER_LEN as u64 {
@@ -503,81 +579,23 @@ impl Inner {
                 None
             };
             if let Some(header) = header {
-                return Ok(Some((self.read_offset, header)));
+                return Ok(Some((at, header)));
             }
             let next =
                 segment::next_header(file, seg.len, pos + 1)?.map_or(seg.end(), |p| seg.start + p);
             tracing::error!(
                 segment = seg.start,
                 offset = pos,
-                skipped_bytes = next - self.read_offset,
+                skipped_bytes = next - at,
                 "damaged record header in the buffer; skipping to the next valid record"
             );
-            self.advance(next, true);
+            self.settle(at, next, 0);
+            at = next;
         }
-    }
-
-    fn peek(&mut self, now_ms: i64, stats: &RemoteStats) -> io::Result<Option<Pending>> {
-        let too_old = age_limit(self.opts.max_age, now_ms);
-        while let Some((offset, header)) = self.head_header()? {
-            let next = offset + header.record_len();
-            let position = Position::Disk { offset, next };
-            if header.max_ts_ms < too_old {
-                stats.dropped(DropReason::TooOld, u64::from(header.samples));
-                self.remove(position);
-                continue;
-            }
-            let seg_start = self
-                .segments
-                .iter()
-                .find(|s| s.end() > offset)
-                .map_or(0, |s| s.start);
-            let mut body = vec![0u8; header.len as usize];
-            self.reader_for(seg_start)?
-                .read_exact_at(&mut body, offset - seg_start + HEADER_LEN as u64)?;
-            if !record::body_is_intact(&header, &body) {
-                tracing::error!(
-                    segment = seg_start,
-                    offset = offset - seg_start,
-                    samples = header.samples,
-                    "buffer record failed its checksum; dropped (samples_dropped_total{{reason=\"corrupt\"}})"
-                );
-                stats.dropped(DropReason::Corrupt, u64::from(header.samples));
-                self.remove(position);
-                continue;
-            }
-            self.in_flight = InFlight {
-                disk: Some((offset, offset)),
-                memory: None,
-            };
-            return Ok(Some(Pending {
-                block: header.into_block(body),
-                position,
-            }));
-        }
-        while let Some((seq, block)) = self.fallback.front() {
-            if block.max_timestamp_ms < too_old {
-                stats.dropped(DropReason::TooOld, u64::from(block.samples));
-                let seq = *seq;
-                self.remove(Position::Memory { seq });
-                continue;
-            }
-            let position = Position::Memory { seq: *seq };
-            let pending = Pending {
-                block: block.clone(),
-                position,
-            };
-            self.in_flight = InFlight {
-                disk: None,
-                memory: Some(*seq),
-            };
-            return Ok(Some(pending));
-        }
-        Ok(None)
     }
 
     /// The intact, young-enough record at `offset` (crossing into the next segment at a
-    /// segment's end), or None: anything unusual is left for `peek` to deal with at the head.
+    /// segment's end), or None: anything unusual is left for taking in order to deal with.
     fn record_at(&mut self, offset: u64, too_old: i64) -> io::Result<Option<Pending>> {
         let Some(seg) = self.segments.iter().find(|s| s.end() > offset).copied() else {
             return Ok(None);
@@ -612,26 +630,52 @@ impl Inner {
         }))
     }
 
-    fn remove(&mut self, position: Position) {
+    /// A block whose fate is known leaves the queue (`samples` for the ledger's count).
+    fn remove(&mut self, position: Position, samples: u32) {
         match position {
-            Position::Disk { offset, next } if offset == self.read_offset => {
-                self.advance(next, true)
-            }
+            Position::Disk { offset, next } => self.settle(offset, next, u64::from(samples)),
             Position::Memory { seq } if self.fallback.front().is_some_and(|(s, _)| *s == seq) => {
                 if let Some((_, block)) = self.fallback.pop_front() {
                     self.fallback_bytes -= block.data.len() as u64;
                 }
             }
-            _ => {} // already dropped to make room
+            Position::Memory { .. } => {} // already dropped to make room
         }
     }
 
-    /// Moves the reader to `offset`, deleting the segments it has left behind.
+    /// The record (or damaged stretch) from `offset` to `next` is settled: the reader moves
+    /// over it when it is the head, else the ledger keeps it.
+    fn settle(&mut self, offset: u64, next: u64, samples: u64) {
+        if offset < self.read_offset || self.ledger.contains(offset) {
+            return; // already dropped to make room, or settled twice
+        }
+        if offset == self.read_offset {
+            self.advance(next, true);
+            return;
+        }
+        self.ledger.insert(Span {
+            start: offset,
+            end: next,
+            blocks: 1,
+            samples,
+        });
+        self.ledger_unsaved = true;
+        self.disk_blocks = self.disk_blocks.saturating_sub(1);
+        self.save_position(false);
+    }
+
+    /// Moves the reader to `offset`, and on over the settled spans it meets, deleting the
+    /// segments it has left behind.
     fn advance(&mut self, offset: u64, passed_record: bool) {
         self.read_offset = offset;
         if passed_record {
             self.disk_blocks = self.disk_blocks.saturating_sub(1);
         }
+        while let Some(span) = self.ledger.take_at(self.read_offset) {
+            self.read_offset = span.end;
+            self.ledger_unsaved = true;
+        }
+        self.cursor = self.cursor.max(self.read_offset);
         while self.segments.len() > 1
             && self
                 .segments
@@ -658,14 +702,15 @@ impl Inner {
     }
 
     fn save_position(&mut self, now: bool) {
-        if self.read_offset == self.saved_offset
+        if (self.read_offset == self.saved_offset && !self.ledger_unsaved)
             || (!now && self.saved_at.elapsed() < Duration::from_secs(1))
         {
             return;
         }
-        match meta::save(&self.dir, self.read_offset) {
+        match meta::save(&self.dir, self.read_offset, self.ledger.spans()) {
             Ok(()) => {
                 self.saved_offset = self.read_offset;
+                self.ledger_unsaved = false;
                 self.position_unsaved = false;
             }
             Err(e) if !self.position_unsaved => {
@@ -686,6 +731,8 @@ impl Inner {
     }
 }
 
+#[cfg(test)]
+mod take_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

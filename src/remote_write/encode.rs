@@ -198,7 +198,11 @@ mod tests {
         queue.sync();
         drop(queue);
         let queue = Queue::open(dir.path(), opts, stats).unwrap();
-        let pending = queue.peek_batch(ended.timestamp_ms, 10, 1 << 20).unwrap();
+        let crate::queue::Take::Batch(pending) =
+            queue.take(ended.timestamp_ms, 10, 1 << 20, false).unwrap()
+        else {
+            panic!("the two stored blocks are not deliverable");
+        };
         assert_eq!(pending.len(), 2);
         let merged = decode(&merge(pending.iter().map(|p| &p.block)).unwrap()).unwrap();
         let last = merged.timeseries.last().unwrap();

@@ -7,6 +7,7 @@
 //! wait does not advance the backoff. Shutdown ends an attempt in flight or a wait at once.
 
 use std::future::Future;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -39,6 +40,11 @@ pub struct Schedule<'a> {
     /// The remote's per-attempt timeout: with the waits, it sets the deadlines by which the
     /// systemd watchdog calls this sender stuck (`RemoteStats::sender_stuck`).
     pub timeout: Duration,
+    /// The failure of the current incident, shared by every request of the remote (several
+    /// run at once, and newest-first delivery starts new ones while the link is down), so
+    /// that an incident is logged once when it starts, when its reason changes and when it
+    /// ends, not once per request.
+    pub incident: &'a Mutex<Option<String>>,
 }
 
 impl Schedule<'_> {
@@ -55,7 +61,7 @@ impl Schedule<'_> {
         Fut: Future<Output = Outcome>,
     {
         let mut backoff = self.backoff.build();
-        let mut last_reason: Option<String> = None;
+        let incident = || self.incident.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if give_up() {
                 return Delivery::GaveUp;
@@ -68,7 +74,7 @@ impl Schedule<'_> {
             };
             match outcome {
                 Outcome::Delivered => {
-                    if last_reason.is_some() {
+                    if incident().take().is_some() {
                         tracing::info!(remote = %self.remote, "remote write delivering again");
                     }
                     return Delivery::Delivered;
@@ -85,10 +91,15 @@ impl Schedule<'_> {
                         .map(|d| d.min(MAX_RETRY_AFTER))
                         .or_else(|| backoff.next())
                         .unwrap_or(Duration::from_secs(60));
-                    if last_reason.as_deref() != Some(reason.as_str()) {
+                    let new_reason = {
+                        let mut last = incident();
+                        let new = last.as_deref() != Some(reason.as_str());
+                        *last = Some(reason.clone());
+                        new
+                    };
+                    if new_reason {
                         tracing::warn!(remote = %self.remote, %reason, retry_in = ?delay,
                             "remote write failed; the block stays buffered and is retried");
-                        last_reason = Some(reason);
                     } else {
                         tracing::debug!(remote = %self.remote, retry_in = ?delay, "remote write still failing");
                     }

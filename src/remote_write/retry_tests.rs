@@ -37,6 +37,7 @@ impl Run {
 struct Remote {
     stats: RemoteStats,
     backoff: backon::ExponentialBuilder,
+    incident: Mutex<Option<String>>,
 }
 
 impl Default for Remote {
@@ -44,6 +45,7 @@ impl Default for Remote {
         Remote {
             stats: RemoteStats::default(),
             backoff: backoff(),
+            incident: Mutex::default(),
         }
     }
 }
@@ -55,6 +57,7 @@ impl Remote {
             backoff: &self.backoff,
             stats: &self.stats,
             timeout: Duration::from_secs(30),
+            incident: &self.incident,
         }
     }
 }

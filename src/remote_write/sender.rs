@@ -90,6 +90,8 @@ pub struct Sender {
     stats: Arc<RemoteStats>,
     backoff: ExponentialBuilder,
     timeout: Duration,
+    /// The failure being retried, if any (see [`retry::Schedule::incident`]).
+    incident: std::sync::Mutex<Option<String>>,
 }
 
 enum Auth {
@@ -136,6 +138,7 @@ impl Sender {
             stats,
             backoff: retry::backoff(),
             timeout: config.timeout,
+            incident: std::sync::Mutex::default(),
         })
     }
 
@@ -243,21 +246,30 @@ impl Sender {
     }
 
     /// Sends `body` until it is delivered or rejected, `give_up` returns true, or shutdown,
-    /// with the retry schedule of [`super::retry`].
-    pub async fn deliver(
+    /// with the retry schedule of [`super::retry`]. `failed` is called after every attempt
+    /// that is to be retried (the worker's newest-first order watches the link with it).
+    pub async fn deliver_reporting(
         &self,
         body: &Bytes,
         shutdown: &CancellationToken,
         give_up: impl Fn() -> bool,
+        failed: impl Fn(),
     ) -> Delivery {
         let schedule = retry::Schedule {
             remote: &self.name,
             backoff: &self.backoff,
             stats: &self.stats,
             timeout: self.timeout,
+            incident: &self.incident,
         };
         schedule
-            .run(shutdown, give_up, || self.send_once(body.clone()))
+            .run(shutdown, give_up, || async {
+                let outcome = self.send_once(body.clone()).await;
+                if matches!(outcome, Outcome::Retry { .. }) {
+                    failed();
+                }
+                outcome
+            })
             .await
     }
 

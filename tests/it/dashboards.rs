@@ -655,9 +655,12 @@ const SLOW_GAUGES: [(&str, Duration); 12] = [
 const INVENTORY: Duration = Duration::from_secs(3600);
 const FIVE_MINUTES: Duration = Duration::from_secs(300);
 
-/// Counters sent once a minute (tasks, activity): a rate over them needs the panel's minimum
-/// interval at 1m, so that `$__rate_interval` (at least 4 x the minimum interval) holds
-/// several samples on Prometheus too.
+/// Counters sent once a minute (tasks, activity): a rate over them needs the target's min
+/// step (its `interval`) at 1m. Grafana's `$__rate_interval` is max(interval + scrape
+/// interval, 4 x scrape interval), where the scrape interval is the target's min step, else
+/// the data source's (15 s): 4 minutes, 4 samples, with the min step; a panel's min interval
+/// only raises the interval, to 75 s, which on Prometheus holds one sample most of the time
+/// (pkg/promlib/models/query.go; tests/it/production_cadence.rs shows both).
 const MINUTE_COUNTERS: [&str; 4] = [
     "jellyfin_activity_events_total",
     "jellyfin_playback_total",
@@ -706,10 +709,10 @@ fn cadence_problems(t: &dashboards::Target) -> Vec<String> {
         }
         let rated = t.expr.contains("$__rate_interval");
         if MINUTE_COUNTERS.contains(&name.as_str()) && rated {
-            let min = t.panel["interval"].as_str().unwrap_or("");
+            let min = t.json["interval"].as_str().unwrap_or("");
             if !matches!(min, "1m" | "2m" | "5m") {
                 problems.push(format!(
-                    "{name} comes every minute: the panel needs a minimum interval of 1m, not {min:?}"
+                    "{name} comes every minute: the target needs a min step (interval) of 1m, not {min:?}"
                 ));
             }
         }
@@ -753,5 +756,9 @@ fn every_target_reads_each_metric_over_its_collectors_cadence() {
         p["targets"][0]["expr"] =
             "sum(jellyfin_library_inventory_items{job=~\"$job\", instance=~\"$instance\"})".into();
     }));
-    assert!(caught(4, |p| p["interval"] = Value::Null));
+    assert!(caught(4, |p| {
+        for t in p["targets"].as_array_mut().into_iter().flatten() {
+            t["interval"] = Value::Null;
+        }
+    }));
 }

@@ -100,11 +100,12 @@ const DMZ: &str = r#"
     egress.allowedAddresses = [ "192.0.2.10" ];
     remoteWrite = [
       { name = "tiger"; url = "https://tiger.example.invalid:8427/api/v1/write"; bearerTokenFile = "/run/secrets/dmz_write_token"; }
-      { name = "backup"; url = "https://10.0.0.9:8428/api/v1/write"; basicAuthUser = "dmz"; basicAuthPasswordFile = "/run/secrets/backup_password"; }
+      { name = "backup"; kind = "prometheus"; url = "https://10.0.0.9:8428/api/v1/write"; basicAuthUser = "dmz"; basicAuthPasswordFile = "/run/secrets/backup_password"; }
       { name = "proxied"; url = "https://offsite.example.invalid/api/v1/write"; proxyUrl = "http://192.0.2.20:3128";
         proxyUser = "dmz"; proxyPasswordFile = "/run/secrets/proxy_password"; insecureHttp = true; }
       { name = "mtls"; url = "https://10.0.0.11:8443/api/v1/write"; caFile = "/etc/jellyfin-pusher/ca.pem";
-        tlsCertFile = "/etc/jellyfin-pusher/client.pem"; tlsKeyFile = "/run/secrets/client_key"; tlsServerName = "mtls.example.invalid"; }
+        tlsCertFile = "/etc/jellyfin-pusher/client.pem"; tlsKeyFile = "/run/secrets/client_key"; tlsServerName = "mtls.example.invalid";
+        concurrency = 8; newestFirst = false; }
     ];
     settings = {
       jellyfin = { url = "http://127.0.0.1:8096/jellyfin"; timeout = "1m 30s"; max_response_size = "48mib"; };
@@ -258,6 +259,17 @@ fn dmz_module_on(release: &str) {
             "/run/credentials/jellyfin-pusher.service/remote-write-backup-password"
         ))
     );
+    // kind decides the delivery order's defaults; concurrency and newestFirst override them.
+    use jellyfin_pusher::config::{DeliveryOrder, ReceiverKind};
+    let order = |concurrency, newest_first| DeliveryOrder {
+        concurrency,
+        newest_first,
+    };
+    assert_eq!(tiger.kind, ReceiverKind::VictoriaMetrics);
+    assert_eq!(tiger.delivery_order(), order(4, true));
+    assert_eq!(backup.kind, ReceiverKind::Prometheus);
+    assert_eq!(backup.delivery_order(), order(1, false));
+    assert_eq!(config.remote_write[3].delivery_order(), order(8, false));
     let credential = |name: &str| format!("/run/credentials/jellyfin-pusher.service/{name}");
     let mtls = &config.remote_write[3];
     assert_eq!(

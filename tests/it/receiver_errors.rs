@@ -13,21 +13,6 @@ use common::servers::VictoriaMetrics;
 use common::wait_for;
 use jellyfin_pusher::remote_write::decode;
 
-/// (name, timestamp) of every jellyfin_up sample in a request body.
-fn up_samples(body: &[u8]) -> Vec<i64> {
-    let request = decode(body).expect("a snappy WriteRequest");
-    request
-        .timeseries
-        .iter()
-        .filter(|ts| {
-            ts.labels
-                .iter()
-                .any(|l| l.name == "__name__" && l.value == "jellyfin_up")
-        })
-        .flat_map(|ts| ts.samples.iter().map(|s| s.timestamp))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_carry_the_spec_headers_and_the_bearer_token_from_its_file() {
     let jellyfin = FakeJellyfin::start("").await;
@@ -62,7 +47,7 @@ async fn requests_carry_the_spec_headers_and_the_bearer_token_from_its_file() {
         seen.iter().all(|s| s.answered == 204),
         "VictoriaMetrics took every request"
     );
-    assert!(seen.iter().any(|s| !up_samples(&s.body).is_empty()));
+    assert!(seen.iter().any(|s| !s.up_samples().is_empty()));
     assert!(
         !agent.log().contains("write-only-token"),
         "the token must not be logged"
@@ -88,7 +73,14 @@ async fn a_400_drops_only_that_block_and_every_other_failure_is_retried_until_de
         fail(415, None),
     ];
     let proxy = FaultProxy::start(&vm.write_url(), script).await;
-    let dir = AgentDir::new(&jellyfin.url(), &[("tiger", &proxy.write_url())], "1s", "");
+    // One request at a time, oldest first (what kind = "prometheus" does), so that the
+    // requests the proxy sees are each block's history of attempts, one after another.
+    let dir = AgentDir::new(
+        &jellyfin.url(),
+        &[("tiger", &proxy.write_url())],
+        "1s",
+        "concurrency = 1\nnewest_first = false\n",
+    );
     let mut agent = dir.start();
     wait_for("the script to run out", Duration::from_secs(60), || {
         let left = proxy.script_left();

@@ -15,6 +15,8 @@ pub struct Dashboard {
 /// One query of one panel.
 pub struct Target<'a> {
     pub panel: &'a Value,
+    /// The target's own JSON (its min step `interval`, ...).
+    pub json: &'a Value,
     pub ref_id: String,
     pub expr: String,
     /// An instant query (tables, pie charts, ...) rather than a range query.
@@ -73,6 +75,7 @@ impl Dashboard {
             for target in panel["targets"].as_array().into_iter().flatten() {
                 out.push(Target {
                     panel,
+                    json: target,
                     ref_id: target["refId"].as_str().unwrap_or("").to_string(),
                     expr: target["expr"].as_str().unwrap_or("").to_string(),
                     instant: target["instant"] == true,

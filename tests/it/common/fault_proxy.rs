@@ -19,6 +19,29 @@ pub struct Seen {
     pub at: std::time::Instant,
 }
 
+impl Seen {
+    /// The timestamps of the `jellyfin_up` samples (one per cycle) in the request's body.
+    pub fn up_samples(&self) -> Vec<i64> {
+        let request =
+            jellyfin_pusher::remote_write::decode(&self.body).expect("a snappy WriteRequest");
+        request
+            .timeseries
+            .iter()
+            .filter(|ts| {
+                ts.labels
+                    .iter()
+                    .any(|l| l.name == "__name__" && l.value == "jellyfin_up")
+            })
+            .flat_map(|ts| ts.samples.iter().map(|s| s.timestamp))
+            .collect()
+    }
+
+    /// Whether the receiver took it.
+    pub fn delivered(&self) -> bool {
+        (200..300).contains(&self.answered)
+    }
+}
+
 pub type Script = Option<(u16, Option<&'static str>)>;
 
 #[derive(Clone)]

@@ -15,9 +15,9 @@
 //! cost the time to build them, not memory. Two ways out:
 //! - [`write_vm_import`]: VictoriaMetrics' JSON-lines import format (`POST /api/v1/import`),
 //!   one line per series per chunk of time;
-//! - [`push_remote_write`]: snappy protobuf bodies made by the agent's own encoder, posted in
-//!   time order, which a Prometheus head accepts (every sample newer than the head's newest
-//!   minus an hour) and VictoriaMetrics too.
+//! - [`push_remote_write`] of [`for_hosts`]: snappy protobuf bodies made by the agent's own
+//!   encoder, posted in time order, which a Prometheus head accepts (every sample newer than
+//!   the head's newest minus an hour) and VictoriaMetrics too.
 //!
 //! The static labels (job, instance) are given at output time, so one recording makes any
 //! number of hosts.
@@ -277,7 +277,8 @@ pub fn write_vm_import(
     chunk_ms: i64,
     out: &mut impl Write,
 ) -> std::io::Result<u64> {
-    let mut chunk: HashMap<String, (Vec<f64>, Vec<i64>)> = HashMap::new();
+    let mut chunk: HashMap<Vec<u8>, (Vec<f64>, Vec<i64>)> = HashMap::new();
+    let mut key = Vec::new();
     let mut chunk_start = None;
     let mut written = 0;
     for batch in batches {
@@ -288,14 +289,23 @@ pub fn write_vm_import(
         }
         for family in &batch.families {
             for sample in &family.samples {
-                let key = metric_json(family.name, static_labels, &sample.labels);
+                key.clear();
+                metric_json(&mut key, family.name, static_labels, &sample.labels);
                 if !sample.value.is_finite() {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::InvalidData,
-                        format!("{key}: value {} has no JSON form", sample.value),
+                        format!(
+                            "{}: value {} has no JSON form",
+                            String::from_utf8_lossy(&key),
+                            sample.value
+                        ),
                     ));
                 }
-                let series = chunk.entry(key).or_default();
+                // Looked up by reference first: a series' key is allocated once per chunk.
+                let series = match chunk.get_mut(key.as_slice()) {
+                    Some(series) => series,
+                    None => chunk.entry(key.clone()).or_default(),
+                };
                 series.0.push(sample.value);
                 series.1.push(batch.timestamp_ms);
             }
@@ -305,66 +315,82 @@ pub fn write_vm_import(
     Ok(written)
 }
 
-/// `{"__name__":…,"label":"value",…}`, a sample's own label winning over a static one.
+/// Appends `{"__name__":…,"label":"value",…}` to `out`, a sample's own label winning over a
+/// static one.
 fn metric_json(
+    out: &mut Vec<u8>,
     name: &str,
     static_labels: &[(String, String)],
     labels: &[(&'static str, String)],
-) -> String {
-    let quoted = |s: &str| serde_json::Value::from(s).to_string();
-    let mut out = format!("{{\"__name__\":{}", quoted(name));
+) {
+    // Writing JSON into a Vec cannot fail.
+    let quoted = |out: &mut Vec<u8>, s: &str| {
+        let _ = serde_json::to_writer(out, s);
+    };
+    out.extend_from_slice(b"{\"__name__\":");
+    quoted(out, name);
     let statics = static_labels
         .iter()
         .filter(|(k, _)| !labels.iter().any(|(own, _)| own == k))
-        .map(|(k, v)| (k.as_str(), v));
-    for (k, v) in statics.chain(labels.iter().map(|(k, v)| (*k, v))) {
-        out.push(',');
-        out.push_str(&quoted(k));
-        out.push(':');
-        out.push_str(&quoted(v));
+        .map(|(k, v)| (k.as_str(), v.as_str()));
+    for (k, v) in statics.chain(labels.iter().map(|(k, v)| (*k, v.as_str()))) {
+        out.push(b',');
+        quoted(out, k);
+        out.push(b':');
+        quoted(out, v);
     }
-    out.push('}');
-    out
+    out.push(b'}');
 }
 
 fn flush(
-    chunk: &mut HashMap<String, (Vec<f64>, Vec<i64>)>,
+    chunk: &mut HashMap<Vec<u8>, (Vec<f64>, Vec<i64>)>,
     out: &mut impl Write,
 ) -> std::io::Result<u64> {
     let mut samples = 0;
     for (metric, (values, timestamps)) in std::mem::take(chunk) {
         samples += values.len() as u64;
-        writeln!(
-            out,
-            "{{\"metric\":{metric},\"values\":{},\"timestamps\":{}}}",
-            serde_json::Value::from(values),
-            serde_json::Value::from(timestamps)
-        )?;
+        out.write_all(b"{\"metric\":")?;
+        out.write_all(&metric)?;
+        out.write_all(b",\"values\":")?;
+        serde_json::to_writer(&mut *out, &values)?;
+        out.write_all(b",\"timestamps\":")?;
+        serde_json::to_writer(&mut *out, &timestamps)?;
+        out.write_all(b"}\n")?;
     }
     Ok(samples)
 }
 
-/// Posts `batches` to a remote-write `url` (Prometheus with `--web.enable-remote-write-receiver`,
-/// or VictoriaMetrics), in time order, `per_request` batches merged into one body as the
-/// agent's sender merges blocks. Returns the number of samples accepted; a refused request
+/// Posts `blocks` (batches [`encode`]d with a host's labels, e.g. by [`for_hosts`]) to a
+/// remote-write `url` (Prometheus with `--web.enable-remote-write-receiver`, or
+/// VictoriaMetrics), in the order given, `per_request` blocks merged into one body as the
+/// agent's sender merges them. Returns the number of samples accepted; a refused request
 /// panics with the receiver's answer.
 pub async fn push_remote_write(
     url: &str,
-    batches: impl Iterator<Item = Batch>,
-    static_labels: &[(String, String)],
+    blocks: impl Iterator<Item = Block>,
     per_request: usize,
 ) -> u64 {
     let client = reqwest::Client::new();
     let mut pending: Vec<Block> = Vec::with_capacity(per_request);
     let mut sent = 0;
-    let mut batches = batches.peekable();
-    while let Some(batch) = batches.next() {
-        pending.push(encode(&batch, static_labels));
-        if pending.len() < per_request && batches.peek().is_some() {
+    let mut blocks = blocks.peekable();
+    while let Some(block) = blocks.next() {
+        pending.push(block);
+        if pending.len() < per_request && blocks.peek().is_some() {
             continue;
         }
         let body = merge(&pending).expect("the encoder's own blocks");
         let samples: u64 = pending.iter().map(|b| u64::from(b.samples)).sum();
+        let from = pending
+            .iter()
+            .map(|b| b.min_timestamp_ms)
+            .min()
+            .unwrap_or(0);
+        let to = pending
+            .iter()
+            .map(|b| b.max_timestamp_ms)
+            .max()
+            .unwrap_or(0);
         pending.clear();
         let answer = client
             .post(url)
@@ -378,10 +404,26 @@ pub async fn push_remote_write(
         let status = answer.status();
         assert!(
             status.is_success(),
-            "{url} refused a history request: {status} {}",
+            "{url} refused the history from {from} to {to} ms ({} s before now): {status} {}",
+            (now_ms() - from) / 1000,
             answer.text().await.unwrap_or_default()
         );
         sent += samples;
     }
     sent
+}
+
+/// Every batch encoded once per host whose static labels `hosts` gives for its timestamp
+/// (None: that host sent nothing then, e.g. during its outage), hosts interleaved cycle by
+/// cycle so that the blocks stay in time order.
+pub fn for_hosts<'a>(
+    batches: impl Iterator<Item = Batch> + 'a,
+    hosts: impl Fn(i64) -> Vec<Vec<(String, String)>> + 'a,
+) -> impl Iterator<Item = Block> + 'a {
+    batches.flat_map(move |batch| {
+        hosts(batch.timestamp_ms)
+            .iter()
+            .map(|labels| encode(&batch, labels))
+            .collect::<Vec<_>>()
+    })
 }

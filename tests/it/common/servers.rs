@@ -130,7 +130,7 @@ impl VictoriaMetrics {
         tokio::time::sleep(Duration::from_millis(2000)).await;
     }
 
-    /// Posts a body of VictoriaMetrics' JSON-lines import format to /api/v1/import.
+    /// Loads a body in the import format (`POST /api/v1/import`, JSON lines).
     pub async fn import(&self, body: Vec<u8>) {
         let answer = reqwest::Client::new()
             .post(format!("{}/api/v1/import", self.base_url()))
@@ -138,7 +138,12 @@ impl VictoriaMetrics {
             .send()
             .await
             .expect("import");
-        assert!(answer.status().is_success(), "{:?}", answer.text().await);
+        let status = answer.status();
+        assert!(
+            status.is_success(),
+            "import: {status} {:?}",
+            answer.text().await
+        );
     }
 
     /// Every sample of the series matching `selector`.
@@ -190,7 +195,7 @@ pub async fn query(base_url: &str, expr: &str, range_s: Option<u64>) -> Vec<serd
                 ("step", "5".to_string()),
             ]),
     };
-    result_of(request, expr).await
+    query_result(request, expr).await
 }
 
 /// The `data.result` of an instant query evaluated at `at_ms` (epoch ms), to the millisecond.
@@ -201,10 +206,12 @@ pub async fn query_at(base_url: &str, expr: &str, at_ms: i64) -> Vec<serde_json:
             ("query", expr.to_string()),
             ("time", format!("{}.{:03}", at_ms / 1000, at_ms % 1000)),
         ]);
-    result_of(request, expr).await
+    query_result(request, expr).await
 }
 
-async fn result_of(request: reqwest::RequestBuilder, expr: &str) -> Vec<serde_json::Value> {
+/// Sends a query API `request` (for `expr`) and returns its `data.result`; panics on anything
+/// but a success answer, with the server's error text.
+pub async fn query_result(request: reqwest::RequestBuilder, expr: &str) -> Vec<serde_json::Value> {
     let answer: serde_json::Value = request
         .send()
         .await
@@ -315,36 +322,45 @@ impl Drop for VictoriaMetrics {
 
 pub struct Prometheus {
     pub port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
 }
 
 impl Prometheus {
     pub async fn start() -> Prometheus {
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(&config, "global: {}\nscrape_configs: []\n").expect("write prometheus.yml");
-        let spawn = |port: u16| {
-            Command::new(require_binary("prometheus"))
-                .arg(format!("--config.file={}", config.display()))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    dir.path().join("data").display()
-                ))
-                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .arg("--web.enable-remote-write-receiver")
-                .arg("--log.level=warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start prometheus")
-        };
-        let (port, child) = start_on_free_port("Prometheus", "/-/ready", spawn).await;
+        std::fs::write(
+            dir.path().join("prometheus.yml"),
+            "global: {}\nscrape_configs: []\n",
+        )
+        .expect("write prometheus.yml");
+        let (port, child) = start_on_free_port("Prometheus", "/-/ready", |port| {
+            spawn_prometheus(&dir, port)
+        })
+        .await;
         Prometheus {
             port,
-            child,
-            _dir: dir,
+            child: Some(child),
+            dir,
         }
+    }
+
+    /// Stops the server (SIGTERM: it closes its head block and WAL) and waits for it to exit.
+    pub fn down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts again on the same port and data folder.
+    pub async fn up(&mut self) {
+        self.child = Some(spawn_prometheus(&self.dir, self.port));
+        wait_until_ok(
+            "Prometheus /-/ready",
+            &format!("{}/-/ready", self.base_url()),
+        )
+        .await;
     }
 
     pub fn write_url(&self) -> String {
@@ -353,6 +369,55 @@ impl Prometheus {
 
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Loads the rule file `rules`, evaluated every second from now on (the config rewritten,
+    /// then SIGHUP), and waits until its groups are listed. Load it after writing history: a
+    /// Prometheus evaluating rules refused history hours old as "out of bounds".
+    pub async fn load_rules(&self, rules: &std::path::Path) {
+        let config = self.dir.path().join("prometheus.yml");
+        let text = format!(
+            "global: {{evaluation_interval: 1s}}\nrule_files: [\"{}\"]\nscrape_configs: []\n",
+            rules.display()
+        );
+        std::fs::write(&config, text).expect("write prometheus.yml");
+        let child = self.child.as_ref().expect("Prometheus is up");
+        unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+        let url = format!("{}/api/v1/rules", self.base_url());
+        wait_for(
+            "Prometheus to load the rules",
+            Duration::from_secs(30),
+            || {
+                let url = url.clone();
+                async move {
+                    let answer: serde_json::Value =
+                        reqwest::get(url).await.ok()?.json().await.ok()?;
+                    let groups = answer["data"]["groups"].as_array()?;
+                    (!groups.is_empty()).then_some(())
+                }
+            },
+        )
+        .await;
+    }
+
+    /// Alerts now (/api/v1/alerts): name, state and labels of each.
+    pub async fn alerts(&self) -> Vec<(String, String, serde_json::Value)> {
+        let answer: serde_json::Value = reqwest::get(format!("{}/api/v1/alerts", self.base_url()))
+            .await
+            .expect("alerts")
+            .json()
+            .await
+            .expect("alerts json");
+        answer["data"]["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| {
+                let labels = a["labels"].clone();
+                let name = labels["alertname"].as_str().unwrap_or("").to_string();
+                (name, a["state"].as_str().unwrap_or("").to_string(), labels)
+            })
+            .collect()
     }
 
     /// Raw samples of `selector` over the last `range` (a range-vector instant query returns
@@ -372,9 +437,30 @@ impl Prometheus {
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
+}
+
+fn spawn_prometheus(dir: &tempfile::TempDir, port: u16) -> Child {
+    Command::new(require_binary("prometheus"))
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--web.enable-remote-write-receiver")
+        .arg("--log.level=warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prometheus")
 }
 
 /// Starts a server that `spawn` makes listen on the port it is given. The port is picked and
