@@ -221,6 +221,29 @@ mod tests {
     }
 
     #[test]
+    fn a_staleness_marker_keeps_its_bits_through_packing_and_unpacking() {
+        use crate::sample::{STALE_NAN, STALE_NAN_BITS};
+        let ended = Batch {
+            timestamp_ms: 2000,
+            families: vec![Family::gauge("jellyfin_up", "").with(vec![], STALE_NAN)],
+        };
+        let mut packer = SeriesPacker::default();
+        packer.add(&cycle(1000, &[])).unwrap();
+        packer.add(&encode(&ended, &[])).unwrap();
+        let pack = packer.take().unwrap();
+        let bits = |block: &Block| -> Vec<u64> {
+            decode(&block.data).unwrap().timeseries[0]
+                .samples
+                .iter()
+                .map(|s| s.value.to_bits())
+                .collect()
+        };
+        assert_eq!(bits(&pack), [1f64.to_bits(), STALE_NAN_BITS]);
+        let parts = unpack(&pack).unwrap();
+        assert_eq!(bits(&parts[1]), [STALE_NAN_BITS]);
+    }
+
+    #[test]
     fn packs_are_bounded_and_unreadable_blocks_refused() {
         let mut packer = SeriesPacker::default();
         let mut cycles = 0;
