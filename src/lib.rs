@@ -25,7 +25,8 @@
 //! - [`sample`]: the in-memory sample model (`Family`, `Sample`, `Batch`) shared by every stage.
 //! - [`collectors`]: one file per collector behind the [`collectors::Collector`] trait, the one
 //!   table of them ([`collectors::COLLECTORS`]: name, default interval, constructor), and the
-//!   runner that adds `collector_success`/`collector_duration_seconds`.
+//!   runner that adds `collector_success`/`collector_duration_seconds` and ends series whose
+//!   subject is gone (a 0, or Prometheus' staleness marker where 0 would lie: `ended.rs`).
 //!   Collectors share no state but one: [`collectors::PlaysSeen`], what the sessions collector
 //!   saw playing, which the activity collector classifies the server's playback starts with.
 //! - [`exposition`]: renders samples in the Prometheus text format (`--once`).
