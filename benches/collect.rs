@@ -197,7 +197,16 @@ fn main() {
         let vm = VictoriaMetrics::start().await;
         let interval = format!("{INTERVAL_S}s");
         let vmagent = VmAgent::start(&vm, &interval);
-        let dir = AgentDir::new(&jellyfin.url(), &[("tiger", &vm.write_url())], &interval, "");
+        // The fake Jellyfin serves from this process: the process collector watches it, found
+        // by name as a real one is found by its unit.
+        let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+        let process = format!("[collectors.process]\nname = \"{}\"\n", comm.trim_end());
+        let dir = AgentDir::new(
+            &jellyfin.url(),
+            &[("tiger", &vm.write_url())],
+            &interval,
+            &process,
+        );
         let agent = dir.start();
         // Start-up runs every collector once, the 100k-item inventory walk included.
         jellyfin.wait_for_requests("/System/Info", 2).await;

@@ -27,6 +27,12 @@ pub struct Process {
     config: ProcessConfig,
     proc_root: PathBuf,
     cgroup_root: PathBuf,
+    /// The process found last time, with its start time: looking again means reading every
+    /// /proc/<pid>/cgroup and comm of the host (hundreds of files per cycle), so it is done
+    /// only when that process is gone (a pid reused by another process starts later).
+    found: Option<(u32, u64)>,
+    /// Boot time from /proc/stat, which does not change while the host runs.
+    boot_time: Option<f64>,
 }
 
 const CGROUP: &str = "cgroup";
@@ -46,6 +52,8 @@ impl Process {
             config,
             proc_root,
             cgroup_root,
+            found: None,
+            boot_time: None,
         }
     }
 
@@ -58,7 +66,9 @@ impl Process {
             dir.as_ref()
                 .and_then(|d| std::fs::read_to_string(d.join(name)).ok())
         };
-        let members = tree::members(&self.proc_root, pid);
+        // One pass over every /proc/<pid>/stat of the host, so only when the cgroup does not
+        // tell.
+        let members = std::cell::LazyCell::new(|| tree::members(&self.proc_root, pid));
         let ticks = sysconf(libc::_SC_CLK_TCK);
         let page = sysconf(libc::_SC_PAGESIZE);
         let cpu = match read("cpu.stat").as_deref().and_then(cgroup::cpu_seconds) {
@@ -99,6 +109,28 @@ impl Process {
             }
         };
         WithChildren { cpu, memory, io }
+    }
+
+    /// Jellyfin's pid and its /proc/<pid>/stat: the process found last time while it runs,
+    /// else a new search.
+    fn locate(&mut self) -> Result<(u32, Stat), String> {
+        if self.config.pid_file.is_none()
+            && let Some((pid, started)) = self.found
+            && let Some(stat) = self.stat(pid).ok().filter(|s| s.start_ticks == started)
+        {
+            return Ok((pid, stat));
+        }
+        self.found = None;
+        let pid = self.find()?;
+        let stat = self.stat(pid)?;
+        self.found = Some((pid, stat.start_ticks));
+        Ok((pid, stat))
+    }
+
+    fn stat(&self, pid: u32) -> Result<Stat, String> {
+        let text = std::fs::read_to_string(self.proc_root.join(format!("{pid}/stat")))
+            .map_err(|e| format!("process {pid}: {e}"))?;
+        parse_stat(&text).ok_or_else(|| format!("process {pid}: unexpected /proc/{pid}/stat"))
     }
 
     fn find(&self) -> Result<u32, String> {
@@ -217,12 +249,14 @@ impl Collector for Process {
     }
 
     async fn collect(&mut self, out: &mut Vec<Family>) -> Result<(), CollectError> {
-        let pid = self.find()?;
+        let (pid, stat) = self.locate()?;
+        if self.boot_time.is_none() {
+            self.boot_time = read_root(&self.proc_root, "stat")
+                .as_deref()
+                .and_then(parse_btime);
+        }
         let dir = self.proc_root.join(pid.to_string());
         let read = |name: &str| std::fs::read_to_string(dir.join(name));
-        let stat_text = read("stat").map_err(|e| format!("process {pid}: {e}"))?;
-        let stat = parse_stat(&stat_text)
-            .ok_or_else(|| format!("process {pid}: unexpected /proc/{pid}/stat"))?;
         let ticks = sysconf(libc::_SC_CLK_TCK);
         let gauge = |name, help, value| Family::gauge(name, help).with(vec![], value);
         let all = self.with_children(pid);
@@ -251,10 +285,7 @@ impl Collector for Process {
             "Jellyfin's threads.",
             stat.threads as f64,
         ));
-        if let Some(boot) = read_root(&self.proc_root, "stat")
-            .as_deref()
-            .and_then(parse_btime)
-        {
+        if let Some(boot) = self.boot_time {
             out.push(gauge(
                 "process_start_time_seconds",
                 "When Jellyfin's process started (unix seconds).",
@@ -331,6 +362,46 @@ mod tests {
             parse_btime("cpu  1 2 3\nbtime 1764000000\nprocesses 5\n"),
             Some(1_764_000_000.0)
         );
+    }
+
+    fn fake_process(proc: &Path, pid: u32, start_ticks: u64, threads: u64) {
+        let dir = proc.join(pid.to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("comm"), "jellyfin\n").unwrap();
+        std::fs::write(
+            dir.join("stat"),
+            format!("{pid} (jellyfin) S 1 {pid} {pid} 0 -1 0 0 0 0 0 500 100 0 0 20 0 {threads} 0 {start_ticks} 9000000 5000 0"),
+        )
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_process_found_is_kept_while_it_runs_and_looked_for_again_when_it_is_gone() {
+        let proc = tempfile::tempdir().unwrap();
+        fake_process(proc.path(), 100, 700, 40);
+        let config = ProcessConfig {
+            pid_file: None,
+            unit: None,
+            name: "jellyfin".into(),
+            ..ProcessConfig::default()
+        };
+        let mut collector = Process::new(config, proc.path().into(), "/nonexistent".into());
+        async fn threads(collector: &mut Process) -> f64 {
+            let mut out = Vec::new();
+            collector.collect(&mut out).await.unwrap();
+            let f = out.iter().find(|f| f.name == "process_threads").unwrap();
+            f.samples[0].value
+        }
+        assert_eq!(threads(&mut collector).await, 40.0);
+        // A second process of that name with a lower pid would win a new search: while 100
+        // runs, none is made.
+        fake_process(proc.path(), 50, 800, 7);
+        assert_eq!(threads(&mut collector).await, 40.0);
+        // Jellyfin restarted and another process got pid 100: it started later.
+        fake_process(proc.path(), 100, 900, 3);
+        assert_eq!(threads(&mut collector).await, 7.0);
+        std::fs::remove_dir_all(proc.path().join("50")).unwrap();
+        assert_eq!(threads(&mut collector).await, 3.0);
     }
 
     #[tokio::test]

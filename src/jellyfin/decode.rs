@@ -4,6 +4,7 @@
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::json_path;
 use crate::peer_text::{self, Prefix};
 use crate::secret::Secret;
 
@@ -35,17 +36,24 @@ pub(crate) fn decode<T: DeserializeOwned>(
             ),
         });
     }
-    // The plain decoder first: serde_path_to_error records every key it passes (an owned
-    // String each), which on a 50-session /Sessions answer costs more than the parse itself.
-    // Only a body that fails is decoded again, to name the field.
-    if let Ok(value) = serde_json::from_slice(body) {
-        return Ok(value);
-    }
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| ApiError::Decode {
-        endpoint,
-        // serde quotes the offending value, which is peer text.
-        field: peer_text::excerpt_str(&e.path().to_string(), secrets, SNIPPET_CHARS),
-        reason: peer_text::excerpt_str(&e.inner().to_string(), secrets, SNIPPET_CHARS),
+    // Decoded without tracking the path (an owned key per field on every answer); on failure
+    // the path is found from the position serde_json reports (json_path).
+    serde_json::from_slice(body).map_err(|e| {
+        let at = json_path::offset_of(body, e.line(), e.column());
+        ApiError::Decode {
+            endpoint,
+            // Keys and serde's quotes of the offending value are peer text.
+            field: peer_text::excerpt_str(&json_path::path_at(body, at), secrets, SNIPPET_CHARS),
+            reason: peer_text::excerpt_str(&reason(&e), secrets, SNIPPET_CHARS),
+        }
     })
+}
+
+/// serde_json's message without its " at line L column C": the field names the place.
+fn reason(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(at) if e.line() > 0 => text[..at].to_string(),
+        _ => text,
+    }
 }

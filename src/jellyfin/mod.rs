@@ -6,6 +6,7 @@ pub mod date;
 mod decode;
 pub mod dto;
 mod error;
+mod json_path;
 
 pub use client::{ApiStats, Client, ClientError, EndpointStats};
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The history generator (common/history.rs) gives what the agent would have sent: every
-//! collector at its default interval, counters rising and never resetting, and the history
-//! arrives in a real VictoriaMetrics through its import API with the exact timestamps.
+//! collector at its default interval, counters rising and never resetting (watch time by the
+//! clock), and the history arrives in a real VictoriaMetrics through its import API with the
+//! exact timestamps.
 
 use crate::common;
 
@@ -123,6 +124,25 @@ async fn two_hours_of_history_arrive_at_the_default_intervals_with_rising_counte
         "jellyfin_pusher_remote_write_samples_sent_total",
     ] {
         assert!(rising(name), "{name} never rises in the history");
+    }
+
+    // Watch time accrues by the clock: about 15 s per 15-s cycle per user watching.
+    let watched: Vec<_> = counters
+        .iter()
+        .filter(|s| s.name() == "jellyfin_user_watch_time_seconds_total")
+        .map(|s| {
+            (
+                s.label("user").unwrap_or("").to_string(),
+                s.values[1] - s.values[0],
+            )
+        })
+        .collect();
+    assert_eq!(watched.len(), 2, "two users watching: {watched:?}");
+    for (user, per_cycle) in &watched {
+        assert!(
+            (13.5..=15.5).contains(per_cycle),
+            "user {user} watches {per_cycle} s per 15-s cycle"
+        );
     }
 
     // The last push follows the clock: a few seconds behind each cycle, never frozen.

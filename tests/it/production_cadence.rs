@@ -8,11 +8,15 @@
 //! dashboard's default range, the step and `$__interval` from the panel's width and min
 //! interval, `$__rate_interval` from Grafana's formula, the range aligned to the step, instant
 //! or range) at 13 moments spread over the last hour, on both backends: each must show data
-//! for `dmz-a`, whose every subject exists all the time (a range panel: at its last point).
-//! During `dmz-b`'s outage its freshness panels must show it ("Last successful push" and
-//! "Agent last seen" growing with the time since its last sample, "Jellyfin up" empty rather
-//! than its last green value), and JellyfinPusherNoData must fire for `dmz-b` alone: its
-//! expression at the same moments on both backends, and live from vmalert and Prometheus.
+//! for `dmz-a`, whose every subject exists all the time (a range panel: at its last point),
+//! and, at every fourth moment, for the selection the dashboards open with (All jobs, All
+//! instances). The job and instance variables must offer both hosts at every moment.
+//! `dmz-b`'s freshness panels must show its outage: "Last successful push" and "Agent last
+//! seen" say the time since its last cycle at every moment (under 15 s before the outage,
+//! growing through it), "Jellyfin up" is green before and empty once its 2-minute window has
+//! passed rather than its last green value; and JellyfinPusherNoData must fire for `dmz-b`
+//! alone: its expression at the same moments on both backends, and live from vmalert and
+//! Prometheus.
 
 use crate::common;
 
@@ -21,7 +25,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::dashboards;
-use common::grafana_time::{self, Timing};
+use common::grafana_time::{self, ALL, Timing};
 use common::history::{self, Recording};
 use common::servers::{Prometheus, VictoriaMetrics, VmAlert};
 
@@ -144,124 +148,8 @@ async fn every_panel_shows_data_at_production_cadence_and_an_outage_shows_for_it
     history::push_remote_write(&prometheus.write_url(), blocks, 200).await;
     vm.settle().await;
 
-    let backends = [
-        ("VictoriaMetrics", vm.base_url()),
-        ("Prometheus", prometheus.base_url()),
-    ];
-    let looked_at = moments(end);
-
-    // Every target shows dmz-a's data at every moment, on both backends.
-    let mut empty = BTreeSet::new();
-    let mut asked = 0;
-    for d in &all {
-        let range = grafana_time::default_range_ms(&d.json);
-        for target in d.targets() {
-            let title = target.panel_title();
-            if NO_SUBJECT.iter().any(|(panel, _)| *panel == title) {
-                continue;
-            }
-            for &now in &looked_at {
-                let t = grafana_time::timing(target.panel, target.json, range, now);
-                let expr = grafana_time::fill(&target.expr, "dmz-a", &t);
-                for (backend, url) in &backends {
-                    let result = grafana_time::query(url, &expr, &t, target.instant).await;
-                    asked += 1;
-                    if !shows_data(&result, &t, target.instant) {
-                        empty.insert(format!(
-                            "{backend}: {} / {title:?} / {} ({}, step {} s, rate interval {} s) at {} min before the end:\n    {expr}",
-                            d.file,
-                            target.ref_id,
-                            if target.instant { "instant" } else { "range" },
-                            t.step_ms / 1000,
-                            t.rate_interval_ms / 1000,
-                            (end - now) / MINUTE,
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    assert!(asked > 1500, "only {asked} queries");
-    assert!(
-        empty.is_empty(),
-        "{} of {asked} queries showed no data:\n{}",
-        empty.len(),
-        empty.into_iter().collect::<Vec<_>>().join("\n")
-    );
-    eprintln!("{asked} panel queries showed data at production cadence");
-
-    // dmz-b's outage on its freshness panels: the age grows with the time since its last
-    // cycle, "Jellyfin up" goes empty instead of staying green.
-    let last_cycle = dark_from - 15_000;
-    let panel = |title: &str| {
-        all.iter()
-            .flat_map(|d| {
-                let range = grafana_time::default_range_ms(&d.json);
-                d.targets().into_iter().map(move |t| (range, t))
-            })
-            .find(|(_, t)| t.panel_title() == title)
-            .unwrap_or_else(|| panic!("no panel {title:?}"))
-    };
-    for (backend, url) in &backends {
-        for &now in looked_at.iter().filter(|t| **t > dark_from + 3 * MINUTE) {
-            let dark_for = (now - last_cycle) as f64 / 1000.0;
-            for title in ["Last successful push", "Agent last seen", "Jellyfin up"] {
-                let (range, target) = panel(title);
-                let t = grafana_time::timing(target.panel, target.json, range, now);
-                let expr = grafana_time::fill(&target.expr, "dmz-b", &t);
-                assert!(target.instant, "{title} is an instant query");
-                let seen = single_value(&grafana_time::query(url, &expr, &t, true).await);
-                let age_at_end = dark_for - (now - t.end_ms) as f64 / 1000.0;
-                match title {
-                    "Jellyfin up" => assert_eq!(seen, None, "{backend}: {title} during the outage"),
-                    _ => {
-                        let age = seen.unwrap_or_else(|| {
-                            panic!("{backend}: {title} shows nothing during the outage")
-                        });
-                        assert!(
-                            (age - age_at_end).abs() < 20.0,
-                            "{backend}: {title} says {age} s, {age_at_end} s into the outage"
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    // JellyfinPusherNoData, the rule's own expression, at the same moments: nobody before
-    // dmz-b has been dark for 10 minutes, then dmz-b alone.
-    let no_data = no_data_expr();
-    for (backend, url) in &backends {
-        for &now in &looked_at {
-            let t = Timing {
-                start_ms: now,
-                end_ms: now,
-                step_ms: 15_000,
-                interval_ms: 15_000,
-                rate_interval_ms: 60_000,
-                range_ms: 0,
-            };
-            let firing: Vec<String> = grafana_time::query(url, &no_data, &t, true)
-                .await
-                .iter()
-                .map(|s| format!("{}/{}", s["metric"]["job"], s["metric"]["instance"]))
-                .collect();
-            let expected: Vec<String> = if now - last_cycle > 10 * MINUTE {
-                vec!["\"jellyfin\"/\"dmz-b\"".into()]
-            } else {
-                vec![]
-            };
-            assert_eq!(
-                firing,
-                expected,
-                "{backend}: JellyfinPusherNoData {} min before the end",
-                (end - now) / MINUTE
-            );
-        }
-    }
-
-    // And live, from the shipped rule file: vmalert on VictoriaMetrics, Prometheus's own
-    // rule evaluation.
+    // Live first, while dmz-a's last cycle is recent (the rule looks back 10 minutes): the
+    // shipped rule file in vmalert on VictoriaMetrics and in Prometheus's own evaluation.
     let vmalert = VmAlert::start(&vm, Path::new(RULES)).await;
     prometheus.load_rules(Path::new(RULES)).await;
     let fired = common::wait_for(
@@ -294,5 +182,159 @@ async fn every_panel_shows_data_at_production_cadence_and_an_outage_shows_for_it
             (&"dmz-b".into(), &"jellyfin".into()),
             "{labels:?}"
         );
+    }
+
+    let backends = [
+        ("VictoriaMetrics", vm.base_url()),
+        ("Prometheus", prometheus.base_url()),
+    ];
+    let looked_at = moments(end);
+
+    // The instance variable offers both hosts at every moment (dmz-b too while it is dark:
+    // it pushed within the range), the job variable the one job.
+    for d in &all {
+        let range = grafana_time::default_range_ms(&d.json);
+        for (name, expected) in [
+            ("job", vec!["jellyfin"]),
+            ("instance", vec!["dmz-a", "dmz-b"]),
+        ] {
+            let variable = d.variable(name).expect("job and instance variables");
+            let query = variable["query"]["query"]
+                .as_str()
+                .expect("a query variable");
+            let query = query.replace("$job", ALL);
+            for (backend, url) in &backends {
+                for &now in &looked_at {
+                    let offered = grafana_time::label_values(url, &query, range, now).await;
+                    assert_eq!(offered, expected, "{backend}: {} / ${name}", d.file);
+                }
+            }
+        }
+    }
+
+    // Every target shows data at every moment, on both backends.
+    let mut empty = BTreeSet::new();
+    let mut asked = 0;
+    for d in &all {
+        let range = grafana_time::default_range_ms(&d.json);
+        for target in d.targets() {
+            let title = target.panel_title();
+            if NO_SUBJECT.iter().any(|(panel, _)| *panel == title) {
+                continue;
+            }
+            // dmz-a at every moment; at every fourth, also the selection the dashboards open
+            // with (All jobs, All instances).
+            let selections = looked_at.iter().enumerate().flat_map(|(i, now)| {
+                let all = (i % 4 == 0).then_some((*now, ALL, ALL));
+                [Some((*now, "jellyfin", "dmz-a")), all]
+                    .into_iter()
+                    .flatten()
+            });
+            for (now, job, instance) in selections {
+                let t = grafana_time::timing(target.panel, target.json, range, now);
+                let expr = grafana_time::fill(&target.expr, job, instance, &t);
+                // Both backends at once: the queries mostly wait.
+                let answers = tokio::join!(
+                    grafana_time::query(&backends[0].1, &expr, &t, target.instant),
+                    grafana_time::query(&backends[1].1, &expr, &t, target.instant),
+                );
+                for ((backend, _), result) in backends.iter().zip([answers.0, answers.1]) {
+                    asked += 1;
+                    if !shows_data(&result, &t, target.instant) {
+                        empty.insert(format!(
+                            "{backend}: {} / {title:?} / {} ({}, step {} s, rate interval {} s) for {instance} at {} min before the end:\n    {expr}",
+                            d.file,
+                            target.ref_id,
+                            if target.instant { "instant" } else { "range" },
+                            t.step_ms / 1000,
+                            t.rate_interval_ms / 1000,
+                            (end - now) / MINUTE,
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(asked > 1500, "only {asked} queries");
+    assert!(
+        empty.is_empty(),
+        "{} of {asked} queries showed no data:\n{}",
+        empty.len(),
+        empty.into_iter().collect::<Vec<_>>().join("\n")
+    );
+    eprintln!("{asked} panel queries showed data at production cadence");
+
+    // dmz-b's outage on its freshness panels: the age grows with the time since its last
+    // cycle, "Jellyfin up" goes empty instead of staying green.
+    // dmz-b's last cycle before `at` (its cycles are every 15 s from the start, none dark).
+    let b_cycle_before = |at: i64| start + (at.min(dark_from) - 1 - start) / 15_000 * 15_000;
+    let last_cycle = b_cycle_before(dark_from);
+    let panel = |title: &str| {
+        all.iter()
+            .flat_map(|d| {
+                let range = grafana_time::default_range_ms(&d.json);
+                d.targets().into_iter().map(move |t| (range, t))
+            })
+            .find(|(_, t)| t.panel_title() == title)
+            .unwrap_or_else(|| panic!("no panel {title:?}"))
+    };
+    for (backend, url) in &backends {
+        for &now in &looked_at {
+            for title in ["Last successful push", "Agent last seen", "Jellyfin up"] {
+                let (range, target) = panel(title);
+                assert!(target.instant, "{title} is an instant query");
+                let t = grafana_time::timing(target.panel, target.json, range, now);
+                let expr = grafana_time::fill(&target.expr, "jellyfin", "dmz-b", &t);
+                let seen = single_value(&grafana_time::query(url, &expr, &t, true).await);
+                // dmz-b's last cycle by the time the query is evaluated.
+                let last = b_cycle_before(t.end_ms + 1);
+                let age = (t.end_ms - last) as f64 / 1000.0;
+                let when = format!("{backend}: {title} {age} s after dmz-b's last cycle");
+                match title {
+                    // Its lookback is 2 minutes: green while fresh, then nothing.
+                    "Jellyfin up" if age <= 120.0 => assert_eq!(seen, Some(1.0), "{when}"),
+                    "Jellyfin up" if age > 135.0 => assert_eq!(seen, None, "{when}"),
+                    "Jellyfin up" => {}
+                    // The age, growing through the outage (a push lags its cycle by the
+                    // collectors' run time).
+                    _ => {
+                        let shown = seen.unwrap_or_else(|| panic!("{when}: shows nothing"));
+                        assert!((shown - age).abs() < 5.0, "{when}: shows {shown} s");
+                    }
+                }
+            }
+        }
+    }
+
+    // And JellyfinPusherNoData's expression at the same moments: nobody before dmz-b has
+    // been dark for 10 minutes, then dmz-b alone.
+    let no_data = no_data_expr();
+    for (backend, url) in &backends {
+        for &now in &looked_at {
+            let t = Timing {
+                start_ms: now,
+                end_ms: now,
+                step_ms: 15_000,
+                interval_ms: 15_000,
+                rate_interval_ms: 60_000,
+                range_ms: 0,
+            };
+            let firing: Vec<String> = grafana_time::query(url, &no_data, &t, true)
+                .await
+                .iter()
+                .map(|s| format!("{}/{}", s["metric"]["job"], s["metric"]["instance"]))
+                .collect();
+            let expected: Vec<String> = if now - last_cycle > 10 * MINUTE {
+                vec!["\"jellyfin\"/\"dmz-b\"".into()]
+            } else {
+                vec![]
+            };
+            assert_eq!(
+                firing,
+                expected,
+                "{backend}: JellyfinPusherNoData {} min before the end",
+                (end - now) / MINUTE
+            );
+        }
     }
 }

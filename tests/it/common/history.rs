@@ -7,8 +7,10 @@
 //! happening after the first run. [`Recording::batches`] then replays that over any span:
 //! every collector at its own interval, each cycle the last run's families with
 //! - gauges as recorded (a steady server);
-//! - counters advancing by their average rise per recorded run, once per cycle of their
-//!   collector (so they never reset, and a counter that moved in the real runs keeps moving);
+//! - counters advancing once per cycle of their collector (so they never reset, and a counter
+//!   that moved in the real runs keeps moving): counters of seconds and bytes by what they
+//!   accrued per second between the last two runs times the interval (watch time, CPU,
+//!   traffic), event counters by their average rise per recorded run;
 //! - the two gauges whose value is the cycle's own time ([`FOLLOW_THE_CLOCK`]) moved with it.
 //!
 //! The batches are produced one by one (nothing is held for the span), so 30 days of one host
@@ -60,7 +62,7 @@ struct Recorded {
     interval_ms: i64,
     /// The last run's families: what every replayed cycle sends.
     families: Vec<Family>,
-    /// Per family, per sample: the average rise per run (counters), else 0.
+    /// Per family, per sample: the rise per replayed cycle (counters), else 0.
     rises: Vec<Vec<f64>>,
     recorded_at_ms: i64,
 }
@@ -151,18 +153,21 @@ impl Recording {
         // Watch time is credited between two sightings of a play: a third run, and the clock
         // moving between them.
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        run(&stats).await;
+        let middle = run(&stats).await;
         tokio::time::sleep(Duration::from_millis(1100)).await;
         let last = run(&stats).await;
         let collectors = scheduled
             .iter()
-            .zip(first.iter().zip(last))
-            .map(|(s, (before, after))| Recorded {
-                name: s.collector.name(),
-                interval_ms: s.interval.as_millis() as i64,
-                rises: rises(before, &after, RUNS - 1),
-                recorded_at_ms: after.timestamp_ms,
-                families: after.families,
+            .zip(first.iter().zip(&middle).zip(last))
+            .map(|(s, ((first, middle), last))| {
+                let interval_ms = s.interval.as_millis() as i64;
+                Recorded {
+                    name: s.collector.name(),
+                    interval_ms,
+                    rises: rises([first, middle, &last], interval_ms),
+                    recorded_at_ms: last.timestamp_ms,
+                    families: last.families,
+                }
             })
             .collect::<Vec<_>>();
         let tick_ms = collectors.iter().map(|c| c.interval_ms).fold(0, gcd);
@@ -224,12 +229,15 @@ impl Recorded {
     }
 }
 
-/// Per family and sample of `after`: how much a counter rose per run since `before`, `runs`
-/// runs earlier (a series that was not there yet rose from 0; a counter that fell, never).
-/// Gauges: 0.
-fn rises(before: &Batch, after: &Batch, runs: u32) -> Vec<Vec<f64>> {
-    let earlier = |name: &str, labels: &[(&str, String)]| {
-        before
+/// Per family and sample of the last run: how much a counter rises per replayed cycle
+/// (gauges: 0). A counter of seconds or bytes accrues with time: its rise between the last
+/// two runs, scaled from the time between them to the collector's interval. Any other counter
+/// counts events: its average rise per run over the recording (the events happen once, after
+/// the first run). A series that was not there yet rose from 0; a counter that fell, never.
+fn rises(runs: [&Batch; RUNS as usize], interval_ms: i64) -> Vec<Vec<f64>> {
+    let [first, .., previous, last] = runs;
+    let value = |batch: &Batch, name: &str, labels: &[(&str, String)]| {
+        batch
             .families
             .iter()
             .filter(|f| f.name == name)
@@ -237,17 +245,23 @@ fn rises(before: &Batch, after: &Batch, runs: u32) -> Vec<Vec<f64>> {
             .find(|s| s.labels == labels)
             .map_or(0.0, |s| s.value)
     };
-    after
-        .families
+    let elapsed_ms = (last.timestamp_ms - previous.timestamp_ms).max(1);
+    last.families
         .iter()
         .map(|f| {
+            let by_time = f.name.ends_with("_seconds_total") || f.name.ends_with("_bytes_total");
             f.samples
                 .iter()
                 .map(|s| match f.kind {
-                    Kind::Counter => {
-                        (s.value - earlier(f.name, &s.labels)).max(0.0) / f64::from(runs)
-                    }
                     Kind::Gauge => 0.0,
+                    Kind::Counter if by_time => {
+                        let rise = (s.value - value(previous, f.name, &s.labels)).max(0.0);
+                        rise * interval_ms as f64 / elapsed_ms as f64
+                    }
+                    Kind::Counter => {
+                        let rise = (s.value - value(first, f.name, &s.labels)).max(0.0);
+                        rise / f64::from(RUNS - 1)
+                    }
                 })
                 .collect()
         })

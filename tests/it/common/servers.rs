@@ -381,7 +381,7 @@ impl Prometheus {
             rules.display()
         );
         std::fs::write(&config, text).expect("write prometheus.yml");
-        let child = self.child.as_ref().expect("Prometheus is up");
+        let child = self.child.as_ref().expect("Prometheus is running");
         unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
         let url = format!("{}/api/v1/rules", self.base_url());
         wait_for(
