@@ -13,7 +13,7 @@ fn every_target_of_every_dashboard_becomes_a_request_with_its_variables_filled()
     let now_ms = 1_800_000_012_345;
     for dashboard in dashboards::load_all() {
         let range_ms = default_range_ms(&dashboard.json);
-        let (variables, panels) = dashboard_load(&dashboard, range_ms, now_ms, ".+");
+        let (variables, panels) = dashboard_load(&dashboard, range_ms, now_ms, ".+", ".+");
         let paths: Vec<&str> = variables.iter().map(|r| r.path.as_str()).collect();
         assert_eq!(
             paths,
