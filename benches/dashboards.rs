@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use common::dashboards::{self, Dashboard};
 use common::grafana_load::{self, Request};
-use common::grafana_time;
+use common::grafana_time::{self, ALL};
 use common::history::{self, Recording};
 use common::servers::VictoriaMetrics;
 
@@ -61,7 +61,7 @@ async fn send(client: &reqwest::Client, base_url: &str, request: &Request) -> (D
 /// then every target at once.
 async fn load(base_url: &str, dashboard: &Dashboard, range_ms: i64, end_ms: i64) -> Load {
     let client = reqwest::Client::new();
-    let (variables, panels) = grafana_load::dashboard_load(dashboard, range_ms, end_ms, ".+", ".+");
+    let (variables, panels) = grafana_load::dashboard_load(dashboard, range_ms, end_ms, ALL, ALL);
     let started = Instant::now();
     let mut timed = Vec::new();
     for request in &variables {

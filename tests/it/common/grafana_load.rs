@@ -20,7 +20,8 @@ pub struct Request {
 }
 
 /// The variable refreshes and the panel requests of one load of `dashboard` showing the
-/// `range_ms` before `now_ms`, with `job` and `instance` (regexes: "All" is `.+`).
+/// `range_ms` before `now_ms`, with `job` and `instance` (regexes: "All", as the dashboards
+/// open, is [`super::grafana_time::ALL`]).
 pub fn dashboard_load(
     dashboard: &Dashboard,
     range_ms: i64,
