@@ -1,9 +1,15 @@
 //! Figures for the disk buffer (README, "Figures"): bytes on disk per buffered sample, and how
 //! fast a 24-hour backlog at a 15 s interval drains into a local VictoriaMetrics, next to
-//! vmagent draining the same samples from its own persistent queue into the same server.
+//! vmagent draining the same samples from its own persistent queue into the same server; and
+//! the bytes each sends per sample, one cycle per request (normal operation) and while
+//! draining, counted by a relay in front of VictoriaMetrics (HTTP headers included) and as
+//! request bodies (vmagent's own `vmagent_remotewrite_bytes_sent_total`).
 //!
 //! Run: `cargo bench --bench drain` (needs victoria-metrics and vmagent on PATH; tests/run.sh
 //! installs them). It prints the figures; it asserts nothing about speed.
+
+#[path = "support/relay.rs"]
+mod relay;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -12,12 +18,14 @@ use std::time::{Duration, Instant};
 
 use jellyfin_pusher::queue::Block;
 use jellyfin_pusher::queue::{Options, Queue, segment};
-use jellyfin_pusher::remote_write::encode;
+use jellyfin_pusher::remote_write::{Outcome, Sender, encode};
 use jellyfin_pusher::sample::{Batch, Family};
 use jellyfin_pusher::stats::RemoteStats;
 
 const CYCLES: i64 = 24 * 3600 / 15;
 const SERIES_PER_CYCLE: usize = 100;
+/// Cycles sent one per request for the normal-operation wire figures.
+const LIVE_CYCLES: usize = 100;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -154,12 +162,22 @@ fn reqwest_blocking(url: &str) -> Result<(u16, String), reqwest::Error> {
     })
 }
 
-fn rows_inserted(vm: u16) -> u64 {
-    let (_, text) = reqwest_blocking(&format!("http://127.0.0.1:{vm}/metrics")).unwrap();
+/// The sum of a metric's series on a /metrics page.
+fn metric(port: u16, name: &str) -> u64 {
+    let (_, text) = reqwest_blocking(&format!("http://127.0.0.1:{port}/metrics")).unwrap();
     text.lines()
-        .filter(|l| l.starts_with("vm_rows_inserted_total"))
+        .filter(|l| l.starts_with(name))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
+}
+
+fn rows_inserted(vm: u16) -> u64 {
+    metric(vm, "vm_rows_inserted_total")
+}
+
+/// Bytes per sample, and the same per request body where known.
+fn per_sample(bytes: u64, samples: u64) -> String {
+    format!("{:.2}", bytes as f64 / samples as f64)
 }
 
 /// Waits until VictoriaMetrics has ingested `rows` more rows than `before`; returns the time.
@@ -194,11 +212,26 @@ fn main() {
     let appended = Instant::now();
     {
         let queue = Queue::open(&queue_dir, options, Arc::new(RemoteStats::default())).unwrap();
+        queue.pack_with(jellyfin_pusher::remote_write::pack::new_packer);
         for block in &blocks {
             queue.append(block.clone());
         }
     }
     let append_time = appended.elapsed();
+    // The same backlog unpacked (every cycle stored as sent), for reference.
+    let unpacked_dir = work.path().join("unpacked");
+    {
+        let queue = Queue::open(&unpacked_dir, options, Arc::new(RemoteStats::default())).unwrap();
+        for block in &blocks {
+            queue.append(block.clone());
+        }
+    }
+    let unpacked_bytes: u64 = segment::list(&unpacked_dir)
+        .unwrap()
+        .iter()
+        .map(|s| s.len)
+        .sum();
+    let _ = std::fs::remove_dir_all(&unpacked_dir);
     // What `status` does on every call: read the backlog from the files, without the queue.
     let scanned = Instant::now();
     let backlog = jellyfin_pusher::queue::inspect::backlog(&queue_dir).unwrap();
@@ -211,23 +244,27 @@ fn main() {
         .sum();
 
     let vm_port = free_port();
+    // Every sender reaches VictoriaMetrics through the counting relay.
+    let relay = relay::Relay::start(vm_port);
+    let write_url = format!("http://127.0.0.1:{}/api/v1/write", relay.port);
     // vmagent: fill its persistent queue with the same samples while VictoriaMetrics is not
     // up yet (vmagent names its queue folder after the URL, so the URL must not change).
     let tmp = work.path().join("vmagent-queue");
-    let vmagent = |remote: &str, port: u16| {
+    let vmagent = |remote: &str, port: u16, queue: &Path, extra: &[&str]| {
         Proc(
             Command::new("vmagent")
                 .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
                 .arg(format!("-remoteWrite.url={remote}"))
-                .arg(format!("-remoteWrite.tmpDataPath={}", tmp.display()))
+                .arg(format!("-remoteWrite.tmpDataPath={}", queue.display()))
                 .arg("-loggerLevel=ERROR")
+                .args(extra)
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("vmagent on PATH"),
         )
     };
     let port = free_port();
-    let filling = vmagent(&format!("http://127.0.0.1:{vm_port}/api/v1/write"), port);
+    let filling = vmagent(&write_url, port, &tmp, &[]);
     wait_http(&format!("http://127.0.0.1:{port}/health"));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -264,21 +301,71 @@ fn main() {
     );
     wait_http(&format!("http://127.0.0.1:{vm_port}/health"));
 
-    // jellyfin-pusher draining its backlog (Jellyfin itself is unreachable: only the backlog
-    // and the agent's own metrics flow).
+    // Normal operation, one cycle per request. The agent: its own sender (same client, same
+    // headers), so that the bytes are what it puts on the wire.
     std::fs::write(work.path().join("token"), "bench").unwrap();
+    let config_path = work.path().join("config.toml");
     std::fs::write(
-        work.path().join("config.toml"),
+        &config_path,
         format!(
             "state_dir = \"{}\"\n[jellyfin]\nurl = \"http://127.0.0.1:1\"\ntoken_file = \"{}\"\n\
-             [collect]\ninterval = \"1h\"\n[[remote_write]]\nname = \"bench\"\nurl = \"http://127.0.0.1:{vm_port}/api/v1/write\"\n",
+             [collect]\ninterval = \"1h\"\n[[remote_write]]\nname = \"bench\"\nurl = \"{write_url}\"\n",
             state.display(),
             work.path().join("token").display()
         ),
     )
     .unwrap();
+    let live = &blocks[..LIVE_CYCLES];
+    let live_samples: u64 = live.iter().map(|b| u64::from(b.samples)).sum();
+    let live_bodies: u64 = live.iter().map(|b| b.data.len() as u64).sum();
+    let config = jellyfin_pusher::config::Config::load(&config_path).unwrap();
+    let sender = Sender::new(&config.remote_write[0], Arc::new(RemoteStats::default())).unwrap();
+    let before = relay.sent();
+    rt.block_on(async {
+        for block in live {
+            let outcome = sender.send_once(block.data.clone()).await;
+            assert!(matches!(outcome, Outcome::Delivered), "{outcome:?}");
+        }
+    });
+    let ours_live_wire = relay.sent() - before;
+    // vmagent: a fresh instance (its own queue) flushing every 50 ms; each cycle is pushed
+    // once the previous one has gone out, so each request carries one cycle.
+    let port = free_port();
+    let live_agent = vmagent(
+        &write_url,
+        port,
+        &work.path().join("vmagent-live"),
+        &["-remoteWrite.flushInterval=50ms"],
+    );
+    wait_http(&format!("http://127.0.0.1:{port}/health"));
+    let before = relay.sent();
+    let requests = |port| metric(port, "vmagent_remotewrite_requests_total");
+    let client = reqwest::Client::new();
+    for block in live {
+        let sent = requests(port);
+        rt.block_on(
+            client
+                .post(format!("http://127.0.0.1:{port}/api/v1/write"))
+                .header("Content-Encoding", "snappy")
+                .header("Content-Type", "application/x-protobuf")
+                .body(block.data.clone())
+                .send(),
+        )
+        .unwrap();
+        while requests(port) == sent {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let theirs_live_wire = relay.sent() - before;
+    let theirs_live_bodies = metric(port, "vmagent_remotewrite_bytes_sent_total");
+    let theirs_live_requests = requests(port);
+    drop(live_agent);
+
+    // jellyfin-pusher draining its backlog (Jellyfin itself is unreachable: only the backlog
+    // and the agent's own metrics flow).
     let bin = env!("CARGO_BIN_EXE_jellyfin-pusher");
     let before = rows_inserted(vm_port);
+    let wire_before = relay.sent();
     let started = Instant::now();
     let agent = Proc(
         Command::new(bin)
@@ -291,14 +378,18 @@ fn main() {
     );
     let ours = time_until(vm_port, before, samples, started);
     drop(agent);
+    let ours_drain_wire = relay.sent() - wire_before;
 
     let before = rows_inserted(vm_port);
+    let wire_before = relay.sent();
     let started = Instant::now();
     let port = free_port();
     // Same URL as while filling, so it finds its queue.
-    let draining = vmagent(&format!("http://127.0.0.1:{vm_port}/api/v1/write"), port);
+    let draining = vmagent(&write_url, port, &tmp, &[]);
     let theirs = time_until(vm_port, before, samples, started);
+    let theirs_drain_bodies = metric(port, "vmagent_remotewrite_bytes_sent_total");
     drop(draining);
+    let theirs_drain_wire = relay.sent() - wire_before;
     drop(vm);
 
     let rate = |d: Duration| samples as f64 / d.as_secs_f64();
@@ -306,8 +397,9 @@ fn main() {
         "backlog: {CYCLES} cycles x {SERIES_PER_CYCLE} series = {samples} samples (24 h at 15 s)"
     );
     println!(
-        "jellyfin-pusher: {:.1} bytes/sample on disk ({ours_bytes} bytes), appended in {:.2?}, drained in {:.2?} = {:.0} samples/s",
+        "jellyfin-pusher: {:.1} bytes/sample on disk ({ours_bytes} bytes; unpacked {:.1}, {unpacked_bytes} bytes), appended in {:.2?}, drained in {:.2?} = {:.0} samples/s",
         ours_bytes as f64 / samples as f64,
+        unpacked_bytes as f64 / samples as f64,
         append_time,
         ours,
         rate(ours)
@@ -321,5 +413,18 @@ fn main() {
         vmagent_bytes as f64 / samples as f64,
         theirs,
         rate(theirs)
+    );
+    println!(
+        "wire, one cycle per request ({LIVE_CYCLES} cycles, {live_samples} samples): jellyfin-pusher {} bytes/sample ({} in bodies); vmagent {} bytes/sample ({} in bodies, {theirs_live_requests} requests)",
+        per_sample(ours_live_wire, live_samples),
+        per_sample(live_bodies, live_samples),
+        per_sample(theirs_live_wire, live_samples),
+        per_sample(theirs_live_bodies, live_samples),
+    );
+    println!(
+        "wire, draining the backlog: jellyfin-pusher {} bytes/sample; vmagent {} bytes/sample ({} in bodies)",
+        per_sample(ours_drain_wire, samples),
+        per_sample(theirs_drain_wire, samples),
+        per_sample(theirs_drain_bodies, samples),
     );
 }

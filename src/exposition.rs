@@ -1,11 +1,16 @@
 //! Renders batches in the Prometheus text exposition format (version 0.0.4), the output of
 //! `--once`. Families with the same name from different collectors (for example
 //! `jellyfin_pusher_collector_success`) are merged so that each name has one HELP/TYPE block.
+//!
+//! Staleness markers ([`crate::sample::STALE_NAN`]) are left out, and a family with nothing
+//! else is left out whole: the text format has no marker (a scraper writes one itself when a
+//! series vanishes from the page), and a `NaN` line would read as a measured value. `--once`
+//! collects one cycle, so nothing has ended in it anyway.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::sample::{Batch, Family};
+use crate::sample::{Batch, Family, is_stale};
 
 /// Renders every family of `batches`, adding the static `labels` to each series. Families are
 /// sorted by name; samples keep their order within a family.
@@ -15,8 +20,11 @@ pub fn render(batches: &[Batch], static_labels: &[(String, String)]) -> String {
         let entry = merged
             .entry(family.name)
             .or_insert_with(|| (family, Vec::new()));
-        entry.1.extend(&family.samples);
+        entry
+            .1
+            .extend(family.samples.iter().filter(|s| !is_stale(s.value)));
     }
+    merged.retain(|_, (_, samples)| !samples.is_empty());
     let mut out = String::new();
     for (name, (family, samples)) in merged {
         let _ = writeln!(out, "# HELP {name} {}", escape_help(family.help));
@@ -92,6 +100,24 @@ mod tests {
             "# HELP x_up Up.\n# TYPE x_up gauge\n\
              x_up{job=\"jellyfin\",zone=\"a\\\"b\"} 1\n\
              x_up{job=\"jellyfin\",zone=\"c\\\\d\\ne\"} 0.5\n"
+        );
+    }
+
+    #[test]
+    fn staleness_markers_are_not_printed() {
+        let stale = crate::sample::STALE_NAN;
+        let batch = Batch {
+            timestamp_ms: 1,
+            families: vec![
+                Family::gauge("x_speed", "Speed.")
+                    .with(vec![("stat", "min".into())], stale)
+                    .with(vec![("stat", "avg".into())], 1.5),
+                Family::gauge("x_lead", "Lead.").with(vec![("stat", "min".into())], stale),
+            ],
+        };
+        assert_eq!(
+            render(&[batch], &[]),
+            "# HELP x_speed Speed.\n# TYPE x_speed gauge\nx_speed{stat=\"avg\"} 1.5\n"
         );
     }
 

@@ -25,13 +25,16 @@
 //! - [`sample`]: the in-memory sample model (`Family`, `Sample`, `Batch`) shared by every stage.
 //! - [`collectors`]: one file per collector behind the [`collectors::Collector`] trait, the one
 //!   table of them ([`collectors::COLLECTORS`]: name, default interval, constructor), and the
-//!   runner that adds `collector_success`/`collector_duration_seconds`.
+//!   runner that adds `collector_success`/`collector_duration_seconds` and ends series whose
+//!   subject is gone (a 0, or Prometheus' staleness marker where 0 would lie: `ended.rs`).
 //!   Collectors share no state but one: [`collectors::PlaysSeen`], what the sessions collector
 //!   saw playing, which the activity collector classifies the server's playback starts with.
 //! - [`exposition`]: renders samples in the Prometheus text format (`--once`).
 //! - [`remote_write`]: encodes a batch into a snappy-compressed WriteRequest (`encode`), and sends
-//!   blocks with the retry/drop rules of the remote-write spec (`sender`, its schedule in `retry`).
-//! - [`queue`]: the durable per-remote FIFO of compressed blocks (CRC32C-framed records).
+//!   blocks with the retry/drop rules of the remote-write spec (`sender`, its schedule in `retry`);
+//!   `pack` is the packer the queue compacts a backlog with (each series once per pack).
+//! - [`queue`]: the durable per-remote FIFO of compressed blocks (CRC32C-framed records); its
+//!   `compact` rewrites sealed segments of a backlog through a packer it is given.
 //! - [`state_file`]: small JSON state files (cursors, last results), replaced atomically.
 //! - [`stats`]: the agent's own counters, shared by the stages and reported by the `pusher` collector.
 //! - [`status`]: the health snapshot the agent keeps in `status.json`, and the `status`

@@ -87,6 +87,18 @@ impl Batch {
     }
 }
 
+/// Prometheus' staleness marker: the NaN with exactly these bits says "this series ended
+/// here" (Prometheus writes it when a scraped series disappears; `value.StaleNaN` in its
+/// source, `decimal.StaleNaN` in VictoriaMetrics'). Receivers compare the bits, so it must
+/// travel unchanged: any other NaN is a value (Prometheus) or dropped (VictoriaMetrics).
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+pub const STALE_NAN: f64 = f64::from_bits(STALE_NAN_BITS);
+
+/// Whether `v` is the staleness marker (not merely some NaN).
+pub fn is_stale(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
 /// Milliseconds since the Unix epoch, the remote-write timestamp unit.
 pub fn now_ms() -> i64 {
     let now = std::time::SystemTime::now()
@@ -118,6 +130,12 @@ pub fn enum_label(value: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_staleness_marker_is_one_nan_among_many() {
+        assert!(STALE_NAN.is_nan() && is_stale(STALE_NAN));
+        assert!(!is_stale(f64::NAN) && !is_stale(0.0) && !is_stale(f64::INFINITY));
+    }
 
     #[test]
     fn label_values_are_trimmed_capped_and_control_free() {

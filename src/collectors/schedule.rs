@@ -4,6 +4,7 @@ use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, interval};
 use tokio_util::sync::CancellationToken;
 
+use super::ended::Ended;
 use super::{Scheduled, run_once};
 use crate::sample::{Batch, now_ms};
 use crate::stats::PusherStats;
@@ -15,7 +16,8 @@ pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5
 /// interval, and a run that overruns delays the next one instead of bunching them up.
 /// A failure is logged when it starts or its message changes, and its end is logged too, so a
 /// Jellyfin outage gives two log lines, not one every cycle.
-/// Every run's outcome is recorded in `health` for `status`.
+/// Every run's outcome is recorded in `health` for `status`. After a successful run, series
+/// the last one sent and this one lacks get their last sample ([`Ended`]).
 pub async fn run_scheduled(
     mut scheduled: Scheduled,
     batches: mpsc::Sender<Batch>,
@@ -26,6 +28,7 @@ pub async fn run_scheduled(
     let mut ticker = interval(scheduled.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_error: Option<String> = None;
+    let mut ended = Ended::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -42,13 +45,16 @@ pub async fn run_scheduled(
             shutdown.cancelled().await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         };
-        let (batch, error) = tokio::select! {
+        let (mut batch, error) = tokio::select! {
             done = run => done,
             () = grace_over => {
                 tracing::info!(collector = name, "run abandoned at shutdown; it is redone at the next start");
                 return;
             }
         };
+        if error.is_none() {
+            ended.close(&mut batch.families);
+        }
         let error = error.map(|e| e.to_string());
         health.collector_ran(name, error.as_deref(), now_ms());
         match (error, &last_error) {
@@ -168,5 +174,65 @@ mod tests {
         let (ended, delivered) = stop_during_a_run(Duration::from_secs(600)).await;
         assert!(!delivered, "the unfinished walk sends nothing");
         assert_eq!(ended, Duration::from_secs(1) + SHUTDOWN_GRACE);
+    }
+
+    /// One script entry per run: `Some(Some(v))` a transcode's speed, `Some(None)` no
+    /// transcode, `None` a failed run.
+    struct Scripted(std::collections::VecDeque<Option<Option<f64>>>);
+
+    #[async_trait::async_trait]
+    impl Collector for Scripted {
+        fn name(&self) -> &'static str {
+            "scripted"
+        }
+        async fn collect(&mut self, out: &mut Vec<Family>) -> Result<(), CollectError> {
+            match self.0.pop_front().flatten() {
+                None => Err("down".into()),
+                Some(speed) => {
+                    out.extend(speed.map(|v| {
+                        Family::gauge("jellyfin_transcode_speed_ratio", "Speed.")
+                            .with(vec![("stat", "min".into())], v)
+                    }));
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// The runner ends a series the run before sent (collectors/ended.rs), but only after a
+    /// run that succeeded: a failed one says nothing has ended.
+    #[tokio::test(start_paused = true)]
+    async fn a_series_ends_with_its_marker_after_a_successful_run_only() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let shutdown = CancellationToken::new();
+        let script = [Some(Some(1.5)), None, Some(None), Some(None)];
+        let task = tokio::spawn(run_scheduled(
+            Scheduled {
+                collector: Box::new(Scripted(script.into_iter().collect())),
+                interval: Duration::from_secs(15),
+            },
+            tx,
+            Default::default(),
+            shutdown.clone(),
+        ));
+        let mut speeds = Vec::new();
+        for _ in 0..4 {
+            let batch = rx.recv().await.unwrap();
+            speeds.push(
+                batch
+                    .families
+                    .iter()
+                    .filter(|f| f.name == "jellyfin_transcode_speed_ratio")
+                    .flat_map(|f| f.samples.iter().map(|s| s.value.to_bits()))
+                    .collect::<Vec<u64>>(),
+            );
+        }
+        shutdown.cancel();
+        task.await.unwrap();
+        let stale = crate::sample::STALE_NAN_BITS;
+        assert_eq!(
+            speeds,
+            [vec![1.5f64.to_bits()], vec![], vec![stale], vec![]]
+        );
     }
 }

@@ -56,7 +56,7 @@ pub fn encode(batch: &Batch, static_labels: &[(String, String)]) -> Block {
     }
 }
 
-fn compress(raw: &[u8]) -> Bytes {
+pub(super) fn compress(raw: &[u8]) -> Bytes {
     // snap's block encoder cannot fail on input below 4 GiB, and a batch is never near that;
     // an empty body would still be a valid (empty) WriteRequest, so fall back to it.
     Bytes::from(
@@ -169,6 +169,48 @@ mod tests {
         let merged = decode(&merge([&a, &b]).unwrap()).unwrap();
         let (da, db) = (decode(&a.data).unwrap(), decode(&b.data).unwrap());
         assert_eq!(merged.timeseries, [da.timeseries, db.timeseries].concat());
+    }
+
+    /// A staleness marker is recognised by its bits alone: they must survive encoding, the
+    /// disk buffer (written, reopened, read back) and the merge of a backlog into one request.
+    #[test]
+    fn the_staleness_marker_arrives_bit_exact_through_buffer_and_merge() {
+        use crate::queue::{Options, Queue};
+        use crate::sample::{STALE_NAN, STALE_NAN_BITS};
+        let ended = Batch {
+            timestamp_ms: batch().timestamp_ms + 15_000,
+            families: vec![
+                Family::gauge("jellyfin_transcode_speed_ratio", "Speed.")
+                    .with(vec![("stat", "min".into())], STALE_NAN),
+            ],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let opts = Options {
+            max_size: 1 << 20,
+            max_age: std::time::Duration::from_secs(3600),
+            segment_size: 1 << 16,
+            memory_fallback_size: 1 << 16,
+        };
+        let stats = std::sync::Arc::new(crate::stats::RemoteStats::default());
+        let queue = Queue::open(dir.path(), opts, stats.clone()).unwrap();
+        queue.append(encode(&batch(), &[]));
+        queue.append(encode(&ended, &[]));
+        queue.sync();
+        drop(queue);
+        let queue = Queue::open(dir.path(), opts, stats).unwrap();
+        let crate::queue::Take::Batch(pending) =
+            queue.take(ended.timestamp_ms, 10, 1 << 20, false).unwrap()
+        else {
+            panic!("the two stored blocks are not deliverable");
+        };
+        assert_eq!(pending.len(), 2);
+        let merged = decode(&merge(pending.iter().map(|p| &p.block)).unwrap()).unwrap();
+        let last = merged.timeseries.last().unwrap();
+        assert_eq!(last.samples.len(), 1);
+        assert_eq!(last.samples[0].value.to_bits(), STALE_NAN_BITS);
+        assert_eq!(last.samples[0].timestamp, ended.timestamp_ms);
+        // Any other NaN would not be a marker: the bits are the whole message.
+        assert_ne!(f64::NAN.to_bits(), STALE_NAN_BITS);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use crate::common;
 
 use common::agent::AgentDir;
-use common::fake_jellyfin::{FakeJellyfin, activity_entry, jellyfin_date};
+use common::fake_jellyfin::{FakeJellyfin, activity_entry, jellyfin_date, stop_playback};
 use common::servers::{Series, VictoriaMetrics};
 use common::{fixture, now_ms};
 
@@ -65,14 +65,7 @@ fn video_transcode_idle() -> String {
     let mut sessions: Vec<serde_json::Value> =
         serde_json::from_str(&fixture("sessions.side-by-side.synthetic.10.11.json")).unwrap();
     for s in sessions.iter_mut().filter(|s| s["UserId"] == VIDEO.0) {
-        let session = s.as_object_mut().unwrap();
-        session.remove("NowPlayingItem");
-        session.remove("TranscodingInfo");
-        session.insert(
-            "PlayState".into(),
-            serde_json::json!({ "CanSeek": false, "IsPaused": false, "IsMuted": false,
-                                "RepeatMode": "RepeatNone", "PlaybackOrder": "Default" }),
-        );
+        stop_playback(s);
     }
     serde_json::to_string(&sessions).unwrap()
 }
@@ -282,15 +275,21 @@ async fn starts_are_counted_once_each_with_the_play_method_seen_and_transcodes_a
         .export("{__name__=\"jellyfin_transcode_lead_seconds\"}")
         .await;
     assert_eq!(lead.len(), 1);
-    assert!(lead[0].values.iter().all(|v| *v == 120.0), "{lead:?}");
+    assert!(lead[0].measured().iter().all(|v| *v == 120.0), "{lead:?}");
     let speed = vm
         .export("{__name__=\"jellyfin_transcode_speed_ratio\"}")
         .await;
     assert_eq!(speed.len(), 2);
     assert!(
-        speed.iter().all(|s| s.values.iter().all(|v| *v == 1.5)),
+        speed.iter().all(|s| s.measured().iter().all(|v| *v == 1.5)),
         "{speed:?}"
     );
+    // Each time the transcode left the list (vanished, idle-stopped, server restart) its
+    // speed and lead ended with a staleness marker (collectors/ended.rs), and came back.
+    for s in lead.iter().chain(&speed) {
+        let markers = (0..s.values.len()).filter(|&i| s.is_marker(i)).count();
+        assert!(markers >= 3 && !s.is_marker(s.values.len() - 1), "{s:?}");
+    }
 
     // The activity log itself: every entry once.
     let events = vm

@@ -8,7 +8,9 @@
 //! dashboard's default range, the step and `$__interval` from the panel's width and min
 //! interval, `$__rate_interval` from Grafana's formula, the range aligned to the step, instant
 //! or range) at 13 moments spread over the last hour, on both backends: each must show data
-//! for `dmz-a`, whose every subject exists all the time (a range panel: at its last point).
+//! for `dmz-a`, whose every subject exists all the time (a range panel: at its last point),
+//! and, at every fourth moment, for the selection the dashboards open with (All jobs, All
+//! instances). The job and instance variables must offer both hosts at every moment.
 //! `dmz-b`'s freshness panels must show its outage: "Last successful push" and "Agent last
 //! seen" say the time since its last cycle at every moment (under 15 s before the outage,
 //! growing through it), "Jellyfin up" is green before and empty once its 2-minute window has
@@ -23,7 +25,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::dashboards;
-use common::grafana_time::{self, Timing};
+use common::grafana_time::{self, ALL, Timing};
 use common::history::{self, Recording};
 use common::servers::{Prometheus, VictoriaMetrics, VmAlert};
 
@@ -146,13 +148,71 @@ async fn every_panel_shows_data_at_production_cadence_and_an_outage_shows_for_it
     history::push_remote_write(&prometheus.write_url(), blocks, 200).await;
     vm.settle().await;
 
+    // Live first, while dmz-a's last cycle is recent (the rule looks back 10 minutes): the
+    // shipped rule file in vmalert on VictoriaMetrics and in Prometheus's own evaluation.
+    let vmalert = VmAlert::start(&vm, Path::new(RULES)).await;
+    prometheus.load_rules(Path::new(RULES)).await;
+    let fired = common::wait_for(
+        "JellyfinPusherNoData from vmalert and Prometheus",
+        Duration::from_secs(30),
+        || async {
+            let from_vmalert: Vec<_> = vmalert
+                .active()
+                .await
+                .into_iter()
+                .filter(|(name, state, _)| name == "JellyfinPusherNoData" && state == "firing")
+                .map(|(_, _, labels)| labels)
+                .collect();
+            let from_prometheus: Vec<_> = prometheus
+                .alerts()
+                .await
+                .into_iter()
+                .filter(|(name, state, _)| name == "JellyfinPusherNoData" && state == "firing")
+                .map(|(_, _, labels)| labels)
+                .collect();
+            (!from_vmalert.is_empty() && !from_prometheus.is_empty())
+                .then_some((from_vmalert, from_prometheus))
+        },
+    )
+    .await;
+    for labels in [fired.0, fired.1] {
+        assert_eq!(labels.len(), 1, "{labels:?}");
+        assert_eq!(
+            (&labels[0]["instance"], &labels[0]["job"]),
+            (&"dmz-b".into(), &"jellyfin".into()),
+            "{labels:?}"
+        );
+    }
+
     let backends = [
         ("VictoriaMetrics", vm.base_url()),
         ("Prometheus", prometheus.base_url()),
     ];
     let looked_at = moments(end);
 
-    // Every target shows dmz-a's data at every moment, on both backends.
+    // The instance variable offers both hosts at every moment (dmz-b too while it is dark:
+    // it pushed within the range), the job variable the one job.
+    for d in &all {
+        let range = grafana_time::default_range_ms(&d.json);
+        for (name, expected) in [
+            ("job", vec!["jellyfin"]),
+            ("instance", vec!["dmz-a", "dmz-b"]),
+        ] {
+            let variable = d.variable(name).expect("job and instance variables");
+            let query = variable["query"]["query"]
+                .as_str()
+                .expect("a query variable");
+            let query = query.replace("$job", ALL);
+            for (backend, url) in &backends {
+                for &now in &looked_at {
+                    let offered = grafana_time::label_values(url, &query, range, now).await;
+                    assert_eq!(offered, expected, "{backend}: {} / ${name}", d.file);
+                }
+            }
+        }
+    }
+
+    // Every target shows data at every moment, on both backends.
     let mut empty = BTreeSet::new();
     let mut asked = 0;
     for d in &all {
@@ -162,15 +222,27 @@ async fn every_panel_shows_data_at_production_cadence_and_an_outage_shows_for_it
             if NO_SUBJECT.iter().any(|(panel, _)| *panel == title) {
                 continue;
             }
-            for &now in &looked_at {
+            // dmz-a at every moment; at every fourth, also the selection the dashboards open
+            // with (All jobs, All instances).
+            let selections = looked_at.iter().enumerate().flat_map(|(i, now)| {
+                let all = (i % 4 == 0).then_some((*now, ALL, ALL));
+                [Some((*now, "jellyfin", "dmz-a")), all]
+                    .into_iter()
+                    .flatten()
+            });
+            for (now, job, instance) in selections {
                 let t = grafana_time::timing(target.panel, target.json, range, now);
-                let expr = grafana_time::fill(&target.expr, "dmz-a", &t);
-                for (backend, url) in &backends {
-                    let result = grafana_time::query(url, &expr, &t, target.instant).await;
+                let expr = grafana_time::fill(&target.expr, job, instance, &t);
+                // Both backends at once: the queries mostly wait.
+                let answers = tokio::join!(
+                    grafana_time::query(&backends[0].1, &expr, &t, target.instant),
+                    grafana_time::query(&backends[1].1, &expr, &t, target.instant),
+                );
+                for ((backend, _), result) in backends.iter().zip([answers.0, answers.1]) {
                     asked += 1;
                     if !shows_data(&result, &t, target.instant) {
                         empty.insert(format!(
-                            "{backend}: {} / {title:?} / {} ({}, step {} s, rate interval {} s) at {} min before the end:\n    {expr}",
+                            "{backend}: {} / {title:?} / {} ({}, step {} s, rate interval {} s) for {instance} at {} min before the end:\n    {expr}",
                             d.file,
                             target.ref_id,
                             if target.instant { "instant" } else { "range" },
@@ -212,7 +284,7 @@ async fn every_panel_shows_data_at_production_cadence_and_an_outage_shows_for_it
                 let (range, target) = panel(title);
                 assert!(target.instant, "{title} is an instant query");
                 let t = grafana_time::timing(target.panel, target.json, range, now);
-                let expr = grafana_time::fill(&target.expr, "dmz-b", &t);
+                let expr = grafana_time::fill(&target.expr, "jellyfin", "dmz-b", &t);
                 let seen = single_value(&grafana_time::query(url, &expr, &t, true).await);
                 // dmz-b's last cycle by the time the query is evaluated.
                 let last = b_cycle_before(t.end_ms + 1);
@@ -234,8 +306,8 @@ async fn every_panel_shows_data_at_production_cadence_and_an_outage_shows_for_it
         }
     }
 
-    // JellyfinPusherNoData, the rule's own expression, at the same moments: nobody before
-    // dmz-b has been dark for 10 minutes, then dmz-b alone.
+    // And JellyfinPusherNoData's expression at the same moments: nobody before dmz-b has
+    // been dark for 10 minutes, then dmz-b alone.
     let no_data = no_data_expr();
     for (backend, url) in &backends {
         for &now in &looked_at {
@@ -264,41 +336,5 @@ async fn every_panel_shows_data_at_production_cadence_and_an_outage_shows_for_it
                 (end - now) / MINUTE
             );
         }
-    }
-
-    // And live, from the shipped rule file: vmalert on VictoriaMetrics, Prometheus's own
-    // rule evaluation.
-    let vmalert = VmAlert::start(&vm, Path::new(RULES)).await;
-    prometheus.load_rules(Path::new(RULES)).await;
-    let fired = common::wait_for(
-        "JellyfinPusherNoData from vmalert and Prometheus",
-        Duration::from_secs(30),
-        || async {
-            let from_vmalert: Vec<_> = vmalert
-                .active()
-                .await
-                .into_iter()
-                .filter(|(name, state, _)| name == "JellyfinPusherNoData" && state == "firing")
-                .map(|(_, _, labels)| labels)
-                .collect();
-            let from_prometheus: Vec<_> = prometheus
-                .alerts()
-                .await
-                .into_iter()
-                .filter(|(name, state, _)| name == "JellyfinPusherNoData" && state == "firing")
-                .map(|(_, _, labels)| labels)
-                .collect();
-            (!from_vmalert.is_empty() && !from_prometheus.is_empty())
-                .then_some((from_vmalert, from_prometheus))
-        },
-    )
-    .await;
-    for labels in [fired.0, fired.1] {
-        assert_eq!(labels.len(), 1, "{labels:?}");
-        assert_eq!(
-            (&labels[0]["instance"], &labels[0]["job"]),
-            (&"dmz-b".into(), &"jellyfin".into()),
-            "{labels:?}"
-        );
     }
 }

@@ -15,7 +15,6 @@ pub mod tracker;
 
 use std::time::{Duration, Instant};
 
-use super::ended::Ended;
 use super::plays_seen::PlaysSeen;
 use super::{CollectError, Collector};
 use crate::jellyfin::Client;
@@ -36,21 +35,7 @@ pub struct Sessions {
     geoip: Option<geoip::GeoIp>,
     encoding: Option<EncodingOptions>,
     encoding_read: Option<Instant>,
-    ended: Ended,
 }
-
-/// The families whose series get one 0 when their stream, transcode, user or client is gone
-/// ([`Ended`]); not speed and lead, where 0 would mean "stalled".
-const ENDED_AS_ZERO: &[&str] = &[
-    "jellyfin_sessions",
-    "jellyfin_streams",
-    "jellyfin_user_streams",
-    "jellyfin_bandwidth_bytes_per_second",
-    "jellyfin_transcode_active",
-    "jellyfin_transcode_reasons",
-    "jellyfin_transcode_conversions",
-    "jellyfin_sessions_by_country",
-];
 
 /// How the sessions collector is set up besides its client and privacy rules.
 pub struct SessionsSetup {
@@ -79,7 +64,6 @@ impl Sessions {
             geoip: setup.geoip,
             encoding: None,
             encoding_read: None,
-            ended: Ended::new(ENDED_AS_ZERO),
         }
     }
 
@@ -126,7 +110,6 @@ impl Collector for Sessions {
         if let Some(geoip) = &self.geoip {
             out.push(geoip.family(&sessions));
         }
-        self.ended.close(out);
         Ok(())
     }
 }

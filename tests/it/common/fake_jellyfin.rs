@@ -581,3 +581,19 @@ fn plugin_answer(rows: &[(i64, String, i64)], body: &str) -> String {
     serde_json::json!({ "colums": ["RowId", "UserId", "PlayDuration"], "results": results, "message": "" })
         .to_string()
 }
+
+/// A session as GET /Sessions lists it once its playback stopped (SessionManager.
+/// OnPlaybackStopped, or CheckForIdlePlayback after 5 min without a check-in): the session
+/// stays; RemoveNowPlayingItem clears NowPlayingItem, resets PlayState to a new
+/// PlayerStateInfo (the defaults below) and clears the device's TranscodingInfo.
+pub fn stop_playback(session: &mut serde_json::Value) {
+    if let Some(session) = session.as_object_mut() {
+        session.remove("NowPlayingItem");
+        session.remove("TranscodingInfo");
+        session.insert(
+            "PlayState".into(),
+            serde_json::json!({ "CanSeek": false, "IsPaused": false, "IsMuted": false,
+                                "RepeatMode": "RepeatNone", "PlaybackOrder": "Default" }),
+        );
+    }
+}

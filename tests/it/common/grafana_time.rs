@@ -71,12 +71,15 @@ pub fn timing(panel: &Value, target: &Value, range_ms: i64, now_ms: i64) -> Timi
     }
 }
 
-/// `expr` with the variables filled in for job `jellyfin`, `instance` and timing `t`
-/// (durations in whole seconds: Grafana writes Go durations such as `1m15s`, the same).
-pub fn fill(expr: &str, instance: &str, t: &Timing) -> String {
+/// What the dashboards open with: job and instance "All", whose `allValue` is `.+`.
+pub const ALL: &str = ".+";
+
+/// `expr` with the variables filled in for `job`, `instance` and timing `t` (durations in
+/// whole seconds: Grafana writes Go durations such as `1m15s`, the same).
+pub fn fill(expr: &str, job: &str, instance: &str, t: &Timing) -> String {
     let secs = |ms: i64| format!("{}s", ms / 1000);
     let values = super::dashboards::Values {
-        job: "jellyfin",
+        job,
         instance,
         rate_interval: &secs(t.rate_interval_ms),
         range: &secs(t.range_ms),
@@ -170,4 +173,41 @@ pub async fn query(base_url: &str, expr: &str, t: &Timing, instant: bool) -> Vec
             ])
     };
     super::servers::query_result(request, expr).await
+}
+
+/// The values a query variable (`label_values(selector, label)`, refreshed with the time
+/// range) offers when the dashboard shows the `range_ms` before `now_ms`: Grafana asks
+/// /api/v1/series for the selector over that range and collects the label.
+pub async fn label_values(base_url: &str, query: &str, range_ms: i64, now_ms: i64) -> Vec<String> {
+    let inner = query
+        .strip_prefix("label_values(")
+        .and_then(|q| q.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("not a label_values query: {query}"));
+    let (selector, label) = inner
+        .rsplit_once(',')
+        .expect("label_values(selector, label)");
+    let secs = |ms: i64| format!("{:.3}", ms as f64 / 1000.0);
+    let answer: Value = reqwest::Client::new()
+        .get(format!("{base_url}/api/v1/series"))
+        .query(&[
+            ("match[]", selector.trim().to_string()),
+            ("start", secs(now_ms - range_ms)),
+            ("end", secs(now_ms)),
+        ])
+        .send()
+        .await
+        .expect("series")
+        .json()
+        .await
+        .expect("series json");
+    assert_eq!(answer["status"], "success", "{query}: {answer}");
+    let mut values: Vec<String> = answer["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|series| series[label.trim()].as_str().map(str::to_string))
+        .collect();
+    values.sort();
+    values.dedup();
+    values
 }

@@ -10,6 +10,7 @@ pub mod dashboards;
 pub mod egress;
 pub mod fake_jellyfin;
 pub mod fault_proxy;
+pub mod grafana_load;
 pub mod grafana_time;
 pub mod history;
 pub mod host;
