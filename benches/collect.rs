@@ -2,8 +2,9 @@
 //! and peak RSS against a Jellyfin with 50 sessions built from the real captures (playing,
 //! paused, transcoding, idle), 1,000 users and a 100,000-item library, pushing into a local
 //! VictoriaMetrics, with vmagent running beside it in the same run; and the requests and bytes
-//! it fetches per fast cycle. Then the activity log: what counting a burst of 10,000 failed
-//! logins costs.
+//! it fetches per fast cycle; the process collector watches this process (the fake Jellyfin).
+//! The decoding of one /Sessions answer, against serde_json's floor for the same bytes. Then
+//! the activity log: what counting a burst of 10,000 failed logins costs.
 //!
 //! Run: `cargo bench --bench collect` (needs victoria-metrics and vmagent; tests/run.sh
 //! installs them).
