@@ -1,6 +1,9 @@
 //! Figures for the disk buffer (README, "Figures"): bytes on disk per buffered sample, and how
 //! fast a 24-hour backlog at a 15 s interval drains into a local VictoriaMetrics, next to
-//! vmagent draining the same samples from its own persistent queue into the same server.
+//! vmagent draining the same samples from its own persistent queue into the same server. The
+//! agent drains it twice, from two copies of the same queue: as `kind = "victoriametrics"`
+//! (parallel requests, the default) and as `kind = "prometheus"` (one request at a time,
+//! oldest first: the order Prometheus needs).
 //!
 //! Run: `cargo bench --bench drain` (needs victoria-metrics and vmagent on PATH; tests/run.sh
 //! installs them). It prints the figures; it asserts nothing about speed.
@@ -110,6 +113,27 @@ fn cycle(i: i64, start_ms: i64) -> Block {
     )
 }
 
+/// Copies a folder tree (a queue's files) so that each drain starts from the same backlog.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.metadata().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Drains of each kind, alternating; the figure is the median (the machine is shared).
+const ROUNDS: usize = 5;
+
+fn median(runs: &mut [Duration]) -> Duration {
+    runs.sort();
+    runs[runs.len() / 2]
+}
+
 fn dir_bytes(dir: &Path) -> u64 {
     let mut total = 0;
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -211,15 +235,16 @@ fn main() {
         .sum();
 
     let vm_port = free_port();
+    let write_url = format!("http://127.0.0.1:{vm_port}/api/v1/write");
     // vmagent: fill its persistent queue with the same samples while VictoriaMetrics is not
     // up yet (vmagent names its queue folder after the URL, so the URL must not change).
     let tmp = work.path().join("vmagent-queue");
-    let vmagent = |remote: &str, port: u16| {
+    let vmagent = |queue: &Path, port: u16| {
         Proc(
             Command::new("vmagent")
                 .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-                .arg(format!("-remoteWrite.url={remote}"))
-                .arg(format!("-remoteWrite.tmpDataPath={}", tmp.display()))
+                .arg(format!("-remoteWrite.url={write_url}"))
+                .arg(format!("-remoteWrite.tmpDataPath={}", queue.display()))
                 .arg("-loggerLevel=ERROR")
                 .stderr(Stdio::null())
                 .spawn()
@@ -227,7 +252,7 @@ fn main() {
         )
     };
     let port = free_port();
-    let filling = vmagent(&format!("http://127.0.0.1:{vm_port}/api/v1/write"), port);
+    let filling = vmagent(&tmp, port);
     wait_http(&format!("http://127.0.0.1:{port}/health"));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -264,53 +289,102 @@ fn main() {
     );
     wait_http(&format!("http://127.0.0.1:{vm_port}/health"));
 
+    // Each drain starts from a fresh copy of its queue's files; the same samples go into the
+    // same VictoriaMetrics again and again (stored as duplicates, counted as inserted rows).
+    std::fs::write(work.path().join("token"), "bench").unwrap();
+    let copies = std::cell::Cell::new(0);
+    let fresh_copy = |from: &Path| {
+        copies.set(copies.get() + 1);
+        let to = work.path().join(format!("copy-{}", copies.get()));
+        copy_dir(from, &to);
+        to
+    };
     // jellyfin-pusher draining its backlog (Jellyfin itself is unreachable: only the backlog
     // and the agent's own metrics flow).
-    std::fs::write(work.path().join("token"), "bench").unwrap();
-    std::fs::write(
-        work.path().join("config.toml"),
-        format!(
-            "state_dir = \"{}\"\n[jellyfin]\nurl = \"http://127.0.0.1:1\"\ntoken_file = \"{}\"\n\
-             [collect]\ninterval = \"1h\"\n[[remote_write]]\nname = \"bench\"\nurl = \"http://127.0.0.1:{vm_port}/api/v1/write\"\n",
-            state.display(),
-            work.path().join("token").display()
-        ),
-    )
-    .unwrap();
-    let bin = env!("CARGO_BIN_EXE_jellyfin-pusher");
-    let before = rows_inserted(vm_port);
-    let started = Instant::now();
-    let agent = Proc(
-        Command::new(bin)
-            .arg("--config")
-            .arg(work.path().join("config.toml"))
-            .env("RUST_LOG", "warn")
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let ours = time_until(vm_port, before, samples, started);
-    drop(agent);
-
-    let before = rows_inserted(vm_port);
-    let started = Instant::now();
-    let port = free_port();
-    // Same URL as while filling, so it finds its queue.
-    let draining = vmagent(&format!("http://127.0.0.1:{vm_port}/api/v1/write"), port);
-    let theirs = time_until(vm_port, before, samples, started);
-    drop(draining);
+    let ours = |kind: &str| {
+        let state = fresh_copy(&state);
+        let config = state.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "state_dir = \"{}\"\n[jellyfin]\nurl = \"http://127.0.0.1:1\"\ntoken_file = \"{}\"\n\
+                 [collect]\ninterval = \"1h\"\n[[remote_write]]\nname = \"bench\"\nurl = \"{write_url}\"\n\
+                 kind = \"{kind}\"\n",
+                state.display(),
+                work.path().join("token").display()
+            ),
+        )
+        .unwrap();
+        let before = rows_inserted(vm_port);
+        let started = Instant::now();
+        let agent = Proc(
+            Command::new(env!("CARGO_BIN_EXE_jellyfin-pusher"))
+                .arg("--config")
+                .arg(&config)
+                .env("RUST_LOG", "warn")
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let took = time_until(vm_port, before, samples, started);
+        drop(agent);
+        let _ = std::fs::remove_dir_all(&state);
+        took
+    };
+    let theirs = || {
+        let queue = fresh_copy(&tmp);
+        let before = rows_inserted(vm_port);
+        let started = Instant::now();
+        let draining = vmagent(&queue, free_port());
+        let took = time_until(vm_port, before, samples, started);
+        drop(draining);
+        let _ = std::fs::remove_dir_all(&queue);
+        took
+    };
+    // A first drain into the empty VictoriaMetrics creates its series and parts; not counted.
+    ours("prometheus");
+    let mut parallel = Vec::new();
+    let mut ordered_runs = Vec::new();
+    let mut vmagent_runs = Vec::new();
+    for _ in 0..ROUNDS {
+        parallel.push(ours("victoriametrics"));
+        ordered_runs.push(ours("prometheus"));
+        vmagent_runs.push(theirs());
+    }
     drop(vm);
+    let (ours, ordered, theirs) = (
+        median(&mut parallel),
+        median(&mut ordered_runs),
+        median(&mut vmagent_runs),
+    );
 
     let rate = |d: Duration| samples as f64 / d.as_secs_f64();
+    let all = |runs: &[Duration]| {
+        runs.iter()
+            .map(|d| format!("{:.2}", d.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!(
+        "drains in s, {ROUNDS} rounds taken in turn, sorted (medians below): kind = \"victoriametrics\" {} | kind = \"prometheus\" {} | vmagent {}",
+        all(&parallel),
+        all(&ordered_runs),
+        all(&vmagent_runs)
+    );
     println!(
         "backlog: {CYCLES} cycles x {SERIES_PER_CYCLE} series = {samples} samples (24 h at 15 s)"
     );
     println!(
-        "jellyfin-pusher: {:.1} bytes/sample on disk ({ours_bytes} bytes), appended in {:.2?}, drained in {:.2?} = {:.0} samples/s",
+        "jellyfin-pusher: {:.1} bytes/sample on disk ({ours_bytes} bytes), appended in {:.2?}; kind = \"victoriametrics\" (4 parallel requests, newest first) drained in {:.2?} = {:.0} samples/s",
         ours_bytes as f64 / samples as f64,
         append_time,
         ours,
         rate(ours)
+    );
+    println!(
+        "jellyfin-pusher, kind = \"prometheus\" (one request at a time, oldest first): drained in {:.2?} = {:.0} samples/s",
+        ordered,
+        rate(ordered)
     );
     println!(
         "status: reads that backlog ({} blocks, {} bytes) from the files in {status_scan:.2?}",
