@@ -35,8 +35,10 @@ use crate::queue::{Pending, Queue, Take};
 use crate::sample::now_ms;
 use crate::stats::{DropReason, RemoteStats};
 
-/// At most this many blocks in one request while draining a backlog.
-pub const MAX_BATCH_BLOCKS: usize = 256;
+/// At most this many blocks in one request while draining a backlog. VictoriaMetrics 1.79
+/// took a 24 h backlog (5,760 blocks of 100 samples) in 2 to 3 s as requests of 256 blocks,
+/// in 1 s as requests of 64 (`cargo bench --bench drain`), in order or four at once.
+pub const MAX_BATCH_BLOCKS: usize = 64;
 /// At most this many compressed bytes of blocks in one request (the merged body is about the
 /// same size; receivers accept far more, e.g. VictoriaMetrics 32 MiB).
 pub const MAX_BATCH_BYTES: usize = 1 << 20;
