@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use super::dashboards::Dashboard;
-use super::grafana_time::{fill, timing};
+use super::grafana_time::{ALL, fill, timing};
 
 /// One request to the data source's HTTP API.
 #[derive(Debug, Clone)]
@@ -20,7 +20,8 @@ pub struct Request {
 }
 
 /// The variable refreshes and the panel requests of one load of `dashboard` showing the
-/// `range_ms` before `now_ms`, with job `jellyfin` and `instance` (a regex: "All" is `.+`).
+/// `range_ms` before `now_ms`, with the job the dashboards open with ("All", `.+`) and
+/// `instance` (a regex: "All" is `.+`).
 pub fn dashboard_load(
     dashboard: &Dashboard,
     range_ms: i64,
@@ -36,7 +37,7 @@ pub fn dashboard_load(
     for panel in dashboard.panels() {
         for target in panel["targets"].as_array().into_iter().flatten() {
             let t = timing(panel, target, range_ms, now_ms);
-            let expr = fill(target["expr"].as_str().unwrap_or(""), instance, &t);
+            let expr = fill(target["expr"].as_str().unwrap_or(""), ALL, instance, &t);
             let what = format!(
                 "{}/{}",
                 panel["title"].as_str().unwrap_or(""),
