@@ -4,8 +4,9 @@
 //! A backlog is sent several blocks per request (up to [`MAX_BATCH_BLOCKS`] and
 //! [`MAX_BATCH_BYTES`]): the blocks are merged into one body, in order. If the receiver rejects
 //! a merged request, its blocks are sent one by one, so a 400 still drops only the block that
-//! caused it; a rejected pack (many cycles packed by the queue, `pack`) is sent again one
-//! timestamp per request, so a 400 drops only the samples of the cycle that caused it.
+//! caused it. Packs (many cycles packed by the queue, `pack`) go one per request as stored,
+//! unmerged; a rejected pack is sent again one timestamp per request, so a 400 drops only the
+//! samples of the cycle that caused it.
 //!
 //! The remote's [`DeliveryOrder`] decides the rest:
 //! - `concurrency` lanes take and send at once, each its own blocks (one lane: strictly
@@ -36,6 +37,11 @@ use crate::config::DeliveryOrder;
 use crate::queue::{Pending, Queue, Take};
 use crate::sample::now_ms;
 use crate::stats::{DropReason, RemoteStats};
+
+/// A block holding several cycles: a pack the queue made of an outage's blocks.
+fn is_pack(block: &crate::queue::Block) -> bool {
+    block.min_timestamp_ms < block.max_timestamp_ms
+}
 
 /// At most this many blocks in one request while draining a backlog.
 pub const MAX_BATCH_BLOCKS: usize = 256;
@@ -175,6 +181,10 @@ impl Worker {
     async fn deliver(&self, batch: &[Pending]) -> Settled {
         let finished = match batch {
             [one] => self.deliver_one(one).await,
+            // Packs (many cycles each, see `pack`) are big requests already: sent as stored,
+            // one by one, they need no decompressing and merging, which would hold several
+            // MiB per request in memory for a few percent fewer bytes.
+            many if many.iter().all(|p| is_pack(&p.block)) => self.one_by_one(many).await,
             many => self.deliver_many(many).await,
         };
         if finished {
@@ -229,9 +239,7 @@ impl Worker {
                 self.queue.ack(pending);
                 self.delivered(std::slice::from_ref(pending), retries);
             }
-            Delivery::Rejected { status, message }
-                if pending.block.min_timestamp_ms < pending.block.max_timestamp_ms =>
-            {
+            Delivery::Rejected { status, message } if is_pack(&pending.block) => {
                 self.link_works(); // an answer: the link is up
                 tracing::warn!(remote = self.sender.name(), status, receiver_message = %message, samples = pending.block.samples,
                     "remote write rejected a packed block; sending its cycles one by one");
