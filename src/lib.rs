@@ -42,7 +42,8 @@
 //! - [`app`]: wires the stages into tasks (`run`), the dry run (`once`) and `--check-config`
 //!   (the file checks, which ask the stages that use each file).
 //! - [`shutdown`], [`logging`]: signal handling and the tracing subscriber.
-//! - [`allocator`]: glibc malloc settings (one arena, memory returned early) for a small RSS.
+//! - [`allocator`]: glibc malloc settings (one arena, memory returned early) for a small RSS,
+//!   and the trim the inventory collector calls after its walk.
 //! - [`error_chain`]: an error and its causes on one line, for messages.
 //! - [`fault`]: the debug-build-only seam that makes a task panic, for the supervision tests
 //!   (`app::supervise` restarts collectors, the pipeline and senders).
