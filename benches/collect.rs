@@ -2,8 +2,9 @@
 //! and peak RSS against a Jellyfin with 50 sessions built from the real captures (playing,
 //! paused, transcoding, idle), 1,000 users and a 100,000-item library, pushing into a local
 //! VictoriaMetrics, with vmagent running beside it in the same run; and the requests and bytes
-//! it fetches per fast cycle. Then the activity log: what counting a burst of 10,000 failed
-//! logins costs.
+//! it fetches per fast cycle; the process collector watches this process (the fake Jellyfin).
+//! The decoding of one /Sessions answer, against serde_json's floor for the same bytes. Then
+//! the activity log: what counting a burst of 10,000 failed logins costs.
 //!
 //! Run: `cargo bench --bench collect` (needs victoria-metrics and vmagent; tests/run.sh
 //! installs them).
@@ -191,6 +192,7 @@ fn main() {
     runtime.block_on(async {
         let jellyfin = FakeJellyfin::start("").await;
         let (sessions, what) = fifty_sessions();
+        let decode = decode_cost(sessions.as_bytes());
         jellyfin.route("/Sessions", sessions);
         jellyfin.route("/Users", thousand_users());
         jellyfin.generate_items(FILMS, 100_000);
@@ -266,8 +268,38 @@ fn main() {
         }
         drop(agent);
         drop(vmagent);
+        println!("{decode}");
         activity_burst(&vm).await;
     });
+}
+
+/// The decoding of one /Sessions answer, in this process (release build): into the agent's
+/// DTOs by the agent's own decoder, and, for scale, a pass that reads every value and keeps none (serde_json's floor for
+/// any decoding of those bytes, what the fields the agent does not read would cost at best).
+fn decode_cost(body: &[u8]) -> String {
+    use jellyfin_pusher::jellyfin::dto::Session;
+    const ROUNDS: u32 = 200;
+    let time = |decode: &dyn Fn()| {
+        let started = std::time::Instant::now();
+        for _ in 0..ROUNDS {
+            decode();
+        }
+        started.elapsed().as_secs_f64() * 1000.0 / f64::from(ROUNDS)
+    };
+    let dtos = time(&|| {
+        let sessions: Vec<Session> =
+            jellyfin_pusher::jellyfin::decode("/Sessions", "application/json", body, &[]).unwrap();
+        std::hint::black_box(sessions);
+    });
+    let skip = time(&|| {
+        let text = std::str::from_utf8(body).unwrap();
+        let all: serde::de::IgnoredAny = serde_json::from_str(text).unwrap();
+        std::hint::black_box(all);
+    });
+    format!(
+        "decoding one /Sessions answer ({:.0} KiB): {dtos:.2} ms into the agent's DTOs; {skip:.2} ms to read it and keep nothing (mean of {ROUNDS} rounds)",
+        body.len() as f64 / 1024.0
+    )
 }
 
 /// 10,000 failed logins between two cycles of an agent that runs only the activity collector:

@@ -8,7 +8,7 @@
 //! The history is the agent's own output (tests/it/common/history.rs: every collector of the
 //! agent run against the fake Jellyfin serving the real captures, replayed at the default
 //! intervals: 15 s, 1 min, 5 min, 1 h), written through VictoriaMetrics' import API. The
-//! variables: job `jellyfin` (the only one), instance "All" (`.+`), as the dashboards open. VictoriaMetrics runs with its
+//! variables stay at "All" (`.+`), as the dashboards open. VictoriaMetrics runs with its
 //! result cache off (`-search.disableCache`, as every test starts it), so every load is a
 //! cold one: a production Grafana reopening a dashboard is faster.
 //!
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use common::dashboards::{self, Dashboard};
 use common::grafana_load::{self, Request};
-use common::grafana_time;
+use common::grafana_time::{self, ALL};
 use common::history::{self, Recording};
 use common::servers::VictoriaMetrics;
 
@@ -61,7 +61,7 @@ async fn send(client: &reqwest::Client, base_url: &str, request: &Request) -> (D
 /// then every target at once.
 async fn load(base_url: &str, dashboard: &Dashboard, range_ms: i64, end_ms: i64) -> Load {
     let client = reqwest::Client::new();
-    let (variables, panels) = grafana_load::dashboard_load(dashboard, range_ms, end_ms, ".+");
+    let (variables, panels) = grafana_load::dashboard_load(dashboard, range_ms, end_ms, ALL, ALL);
     let started = Instant::now();
     let mut timed = Vec::new();
     for request in &variables {

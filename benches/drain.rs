@@ -1,12 +1,15 @@
 //! Figures for the disk buffer (README, "Figures"): bytes on disk per buffered sample, and how
 //! fast a 24-hour backlog at a 15 s interval drains into a local VictoriaMetrics, next to
-//! vmagent draining the same samples from its own persistent queue into the same server. The
-//! agent drains it twice, from two copies of the same queue: as `kind = "victoriametrics"`
-//! (parallel requests, the default) and as `kind = "prometheus"` (one request at a time,
-//! oldest first: the order Prometheus needs).
+//! vmagent draining the same samples from its own persistent queue into the same server; and
+//! the bytes each sends per sample, one cycle per request (normal operation) and while
+//! draining, counted by a relay in front of VictoriaMetrics (HTTP headers included) and as
+//! request bodies (vmagent's own `vmagent_remotewrite_bytes_sent_total`).
 //!
 //! Run: `cargo bench --bench drain` (needs victoria-metrics and vmagent on PATH; tests/run.sh
 //! installs them). It prints the figures; it asserts nothing about speed.
+
+#[path = "support/relay.rs"]
+mod relay;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -15,12 +18,14 @@ use std::time::{Duration, Instant};
 
 use jellyfin_pusher::queue::Block;
 use jellyfin_pusher::queue::{Options, Queue, segment};
-use jellyfin_pusher::remote_write::encode;
+use jellyfin_pusher::remote_write::{Outcome, Sender, encode};
 use jellyfin_pusher::sample::{Batch, Family};
 use jellyfin_pusher::stats::RemoteStats;
 
 const CYCLES: i64 = 24 * 3600 / 15;
 const SERIES_PER_CYCLE: usize = 100;
+/// Cycles sent one per request for the normal-operation wire figures.
+const LIVE_CYCLES: usize = 100;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -113,25 +118,14 @@ fn cycle(i: i64, start_ms: i64) -> Block {
     )
 }
 
-/// Copies a folder tree (a queue's files) so that each drain starts from the same backlog.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.metadata().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-/// Drains of each kind, alternating; the figure is the median (the machine is shared).
-const ROUNDS: usize = 5;
-
-fn median(runs: &mut [Duration]) -> Duration {
-    runs.sort();
-    runs[runs.len() / 2]
+/// The peak resident memory (VmHWM) of a running process, in KiB.
+fn vm_hwm_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
@@ -178,12 +172,22 @@ fn reqwest_blocking(url: &str) -> Result<(u16, String), reqwest::Error> {
     })
 }
 
-fn rows_inserted(vm: u16) -> u64 {
-    let (_, text) = reqwest_blocking(&format!("http://127.0.0.1:{vm}/metrics")).unwrap();
+/// The sum of a metric's series on a /metrics page.
+fn metric(port: u16, name: &str) -> u64 {
+    let (_, text) = reqwest_blocking(&format!("http://127.0.0.1:{port}/metrics")).unwrap();
     text.lines()
-        .filter(|l| l.starts_with("vm_rows_inserted_total"))
+        .filter(|l| l.starts_with(name))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
+}
+
+fn rows_inserted(vm: u16) -> u64 {
+    metric(vm, "vm_rows_inserted_total")
+}
+
+/// Bytes per sample, and the same per request body where known.
+fn per_sample(bytes: u64, samples: u64) -> String {
+    format!("{:.2}", bytes as f64 / samples as f64)
 }
 
 /// Waits until VictoriaMetrics has ingested `rows` more rows than `before`; returns the time.
@@ -198,31 +202,6 @@ fn time_until(vm: u16, before: u64, rows: u64, started: Instant) -> Duration {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// Whether the agent has every block of the queue in `dir` acknowledged: it saves its reader
-/// position at the end of the data as soon as the queue runs empty.
-fn queue_empty(dir: &Path) -> bool {
-    let end = segment::list(dir)
-        .ok()
-        .and_then(|s| s.last().map(|s| s.end()));
-    let saved = std::fs::read(dir.join("meta.json"))
-        .ok()
-        .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok())
-        .and_then(|m| m["read_offset"].as_u64());
-    end.is_some() && end == saved
-}
-
-/// Polls every 2 ms until the agent's queue is empty (every request answered 2xx).
-fn time_until_empty(dir: &Path, started: Instant) -> Duration {
-    while !queue_empty(dir) {
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "drain took over 10 minutes"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    started.elapsed()
 }
 
 fn main() {
@@ -243,11 +222,26 @@ fn main() {
     let appended = Instant::now();
     {
         let queue = Queue::open(&queue_dir, options, Arc::new(RemoteStats::default())).unwrap();
+        queue.pack_with(jellyfin_pusher::remote_write::pack::new_packer);
         for block in &blocks {
             queue.append(block.clone());
         }
     }
     let append_time = appended.elapsed();
+    // The same backlog unpacked (every cycle stored as sent), for reference.
+    let unpacked_dir = work.path().join("unpacked");
+    {
+        let queue = Queue::open(&unpacked_dir, options, Arc::new(RemoteStats::default())).unwrap();
+        for block in &blocks {
+            queue.append(block.clone());
+        }
+    }
+    let unpacked_bytes: u64 = segment::list(&unpacked_dir)
+        .unwrap()
+        .iter()
+        .map(|s| s.len)
+        .sum();
+    let _ = std::fs::remove_dir_all(&unpacked_dir);
     // What `status` does on every call: read the backlog from the files, without the queue.
     let scanned = Instant::now();
     let backlog = jellyfin_pusher::queue::inspect::backlog(&queue_dir).unwrap();
@@ -260,24 +254,27 @@ fn main() {
         .sum();
 
     let vm_port = free_port();
-    let write_url = format!("http://127.0.0.1:{vm_port}/api/v1/write");
+    // Every sender reaches VictoriaMetrics through the counting relay.
+    let relay = relay::Relay::start(vm_port);
+    let write_url = format!("http://127.0.0.1:{}/api/v1/write", relay.port);
     // vmagent: fill its persistent queue with the same samples while VictoriaMetrics is not
     // up yet (vmagent names its queue folder after the URL, so the URL must not change).
     let tmp = work.path().join("vmagent-queue");
-    let vmagent = |queue: &Path, port: u16| {
+    let vmagent = |remote: &str, port: u16, queue: &Path, extra: &[&str]| {
         Proc(
             Command::new("vmagent")
                 .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-                .arg(format!("-remoteWrite.url={write_url}"))
+                .arg(format!("-remoteWrite.url={remote}"))
                 .arg(format!("-remoteWrite.tmpDataPath={}", queue.display()))
                 .arg("-loggerLevel=ERROR")
+                .args(extra)
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("vmagent on PATH"),
         )
     };
     let port = free_port();
-    let filling = vmagent(&tmp, port);
+    let filling = vmagent(&write_url, port, &tmp, &[]);
     wait_http(&format!("http://127.0.0.1:{port}/health"));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -314,117 +311,113 @@ fn main() {
     );
     wait_http(&format!("http://127.0.0.1:{vm_port}/health"));
 
-    // Each drain starts from a fresh copy of its queue's files; the same samples go into the
-    // same VictoriaMetrics again and again (stored as duplicates, counted as inserted rows).
+    // Normal operation, one cycle per request. The agent: its own sender (same client, same
+    // headers), so that the bytes are what it puts on the wire.
     std::fs::write(work.path().join("token"), "bench").unwrap();
-    let copies = std::cell::Cell::new(0);
-    let fresh_copy = |from: &Path| {
-        copies.set(copies.get() + 1);
-        let to = work.path().join(format!("copy-{}", copies.get()));
-        copy_dir(from, &to);
-        to
-    };
-    // jellyfin-pusher draining its backlog (Jellyfin itself is unreachable: only the backlog
-    // and the agent's own metrics flow).
-    let ours = |kind: &str| {
-        let state = fresh_copy(&state);
-        let config = state.join("config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "state_dir = \"{}\"\n[jellyfin]\nurl = \"http://127.0.0.1:1\"\ntoken_file = \"{}\"\n\
-                 [collect]\ninterval = \"1h\"\n[[remote_write]]\nname = \"bench\"\nurl = \"{write_url}\"\n\
-                 kind = \"{kind}\"\n",
-                state.display(),
-                work.path().join("token").display()
-            ),
+    let config_path = work.path().join("config.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "state_dir = \"{}\"\n[jellyfin]\nurl = \"http://127.0.0.1:1\"\ntoken_file = \"{}\"\n\
+             [collect]\ninterval = \"1h\"\n[[remote_write]]\nname = \"bench\"\nurl = \"{write_url}\"\n",
+            state.display(),
+            work.path().join("token").display()
+        ),
+    )
+    .unwrap();
+    let live = &blocks[..LIVE_CYCLES];
+    let live_samples: u64 = live.iter().map(|b| u64::from(b.samples)).sum();
+    let live_bodies: u64 = live.iter().map(|b| b.data.len() as u64).sum();
+    let config = jellyfin_pusher::config::Config::load(&config_path).unwrap();
+    let sender = Sender::new(&config.remote_write[0], Arc::new(RemoteStats::default())).unwrap();
+    let before = relay.sent();
+    rt.block_on(async {
+        for block in live {
+            let outcome = sender.send_once(block.data.clone()).await;
+            assert!(matches!(outcome, Outcome::Delivered), "{outcome:?}");
+        }
+    });
+    let ours_live_wire = relay.sent() - before;
+    // vmagent: a fresh instance (its own queue) flushing every 50 ms; each cycle is pushed
+    // once the previous one has gone out, so each request carries one cycle.
+    let port = free_port();
+    let live_agent = vmagent(
+        &write_url,
+        port,
+        &work.path().join("vmagent-live"),
+        &["-remoteWrite.flushInterval=50ms"],
+    );
+    wait_http(&format!("http://127.0.0.1:{port}/health"));
+    let before = relay.sent();
+    let requests = |port| metric(port, "vmagent_remotewrite_requests_total");
+    let client = reqwest::Client::new();
+    for block in live {
+        let sent = requests(port);
+        rt.block_on(
+            client
+                .post(format!("http://127.0.0.1:{port}/api/v1/write"))
+                .header("Content-Encoding", "snappy")
+                .header("Content-Type", "application/x-protobuf")
+                .body(block.data.clone())
+                .send(),
         )
         .unwrap();
-        let before = rows_inserted(vm_port);
-        let started = Instant::now();
-        let agent = Proc(
-            Command::new(env!("CARGO_BIN_EXE_jellyfin-pusher"))
-                .arg("--config")
-                .arg(&config)
-                .env("RUST_LOG", "warn")
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let acknowledged = time_until_empty(&state.join("queue/bench"), started);
-        let took = time_until(vm_port, before, samples, started);
-        drop(agent);
-        let _ = std::fs::remove_dir_all(&state);
-        (took, acknowledged)
-    };
-    let theirs = || {
-        let queue = fresh_copy(&tmp);
-        let before = rows_inserted(vm_port);
-        let started = Instant::now();
-        let draining = vmagent(&queue, free_port());
-        let took = time_until(vm_port, before, samples, started);
-        drop(draining);
-        let _ = std::fs::remove_dir_all(&queue);
-        took
-    };
-    // A first drain into the empty VictoriaMetrics creates its series and parts; not counted.
-    ours("prometheus");
-    let mut parallel = Vec::new();
-    let mut ordered_runs = Vec::new();
-    let mut vmagent_runs = Vec::new();
-    let (mut parallel_acked, mut ordered_acked) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
-        let (took, acked) = ours("victoriametrics");
-        parallel.push(took);
-        parallel_acked.push(acked);
-        let (took, acked) = ours("prometheus");
-        ordered_runs.push(took);
-        ordered_acked.push(acked);
-        vmagent_runs.push(theirs());
+        while requests(port) == sent {
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
-    drop(vm);
-    let (ours, ordered, theirs) = (
-        median(&mut parallel),
-        median(&mut ordered_runs),
-        median(&mut vmagent_runs),
+    let theirs_live_wire = relay.sent() - before;
+    let theirs_live_bodies = metric(port, "vmagent_remotewrite_bytes_sent_total");
+    let theirs_live_requests = requests(port);
+    drop(live_agent);
+
+    // jellyfin-pusher draining its backlog (Jellyfin itself is unreachable: only the backlog
+    // and the agent's own metrics flow).
+    let bin = env!("CARGO_BIN_EXE_jellyfin-pusher");
+    let before = rows_inserted(vm_port);
+    let wire_before = relay.sent();
+    let started = Instant::now();
+    let agent = Proc(
+        Command::new(bin)
+            .arg("--config")
+            .arg(work.path().join("config.toml"))
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
     );
+    let ours = time_until(vm_port, before, samples, started);
+    let drain_peak_kib = vm_hwm_kib(agent.0.id());
+    drop(agent);
+    let ours_drain_wire = relay.sent() - wire_before;
+
+    let before = rows_inserted(vm_port);
+    let wire_before = relay.sent();
+    let started = Instant::now();
+    let port = free_port();
+    // Same URL as while filling, so it finds its queue.
+    let draining = vmagent(&write_url, port, &tmp, &[]);
+    let theirs = time_until(vm_port, before, samples, started);
+    let theirs_drain_bodies = metric(port, "vmagent_remotewrite_bytes_sent_total");
+    drop(draining);
+    let theirs_drain_wire = relay.sent() - wire_before;
+    drop(vm);
 
     let rate = |d: Duration| samples as f64 / d.as_secs_f64();
-    let all = |runs: &[Duration]| {
-        runs.iter()
-            .map(|d| format!("{:.2}", d.as_secs_f64()))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    println!(
-        "drains in s, {ROUNDS} rounds taken in turn, sorted (medians below): kind = \"victoriametrics\" {} | kind = \"prometheus\" {} | vmagent {}",
-        all(&parallel),
-        all(&ordered_runs),
-        all(&vmagent_runs)
-    );
     println!(
         "backlog: {CYCLES} cycles x {SERIES_PER_CYCLE} series = {samples} samples (24 h at 15 s)"
     );
     println!(
-        "jellyfin-pusher: {:.1} bytes/sample on disk ({ours_bytes} bytes), appended in {:.2?}; kind = \"victoriametrics\" (4 parallel requests, newest first) drained in {:.2?} = {:.0} samples/s",
+        "jellyfin-pusher: {:.1} bytes/sample on disk ({ours_bytes} bytes; unpacked {:.1}, {unpacked_bytes} bytes), appended in {:.2?}, drained in {:.2?} = {:.0} samples/s",
         ours_bytes as f64 / samples as f64,
+        unpacked_bytes as f64 / samples as f64,
         append_time,
         ours,
         rate(ours)
     );
     println!(
-        "jellyfin-pusher, kind = \"prometheus\" (one request at a time, oldest first): drained in {:.2?} = {:.0} samples/s",
-        ordered,
-        rate(ordered)
-    );
-    println!(
-        "jellyfin-pusher, every block acknowledged (queue empty, polled every 2 ms), medians: kind = \"victoriametrics\" {:.2?} = {:.0} samples/s ({}), kind = \"prometheus\" {:.2?} = {:.0} samples/s ({})",
-        median(&mut parallel_acked),
-        rate(median(&mut parallel_acked)),
-        all(&parallel_acked),
-        median(&mut ordered_acked),
-        rate(median(&mut ordered_acked)),
-        all(&ordered_acked),
+        "jellyfin-pusher: peak RSS (VmHWM) {:.1} MiB while draining that backlog",
+        drain_peak_kib as f64 / 1024.0
     );
     println!(
         "status: reads that backlog ({} blocks, {} bytes) from the files in {status_scan:.2?}",
@@ -435,5 +428,18 @@ fn main() {
         vmagent_bytes as f64 / samples as f64,
         theirs,
         rate(theirs)
+    );
+    println!(
+        "wire, one cycle per request ({LIVE_CYCLES} cycles, {live_samples} samples): jellyfin-pusher {} bytes/sample ({} in bodies); vmagent {} bytes/sample ({} in bodies, {theirs_live_requests} requests)",
+        per_sample(ours_live_wire, live_samples),
+        per_sample(live_bodies, live_samples),
+        per_sample(theirs_live_wire, live_samples),
+        per_sample(theirs_live_bodies, live_samples),
+    );
+    println!(
+        "wire, draining the backlog: jellyfin-pusher {} bytes/sample; vmagent {} bytes/sample ({} in bodies)",
+        per_sample(ours_drain_wire, samples),
+        per_sample(theirs_drain_wire, samples),
+        per_sample(theirs_drain_bodies, samples),
     );
 }

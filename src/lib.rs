@@ -31,8 +31,10 @@
 //!   saw playing, which the activity collector classifies the server's playback starts with.
 //! - [`exposition`]: renders samples in the Prometheus text format (`--once`).
 //! - [`remote_write`]: encodes a batch into a snappy-compressed WriteRequest (`encode`), and sends
-//!   blocks with the retry/drop rules of the remote-write spec (`sender`, its schedule in `retry`).
-//! - [`queue`]: the durable per-remote FIFO of compressed blocks (CRC32C-framed records).
+//!   blocks with the retry/drop rules of the remote-write spec (`sender`, its schedule in `retry`);
+//!   `pack` is the packer the queue compacts a backlog with (each series once per pack).
+//! - [`queue`]: the durable per-remote FIFO of compressed blocks (CRC32C-framed records); its
+//!   `compact` rewrites sealed segments of a backlog through a packer it is given.
 //! - [`state_file`]: small JSON state files (cursors, last results), replaced atomically.
 //! - [`stats`]: the agent's own counters, shared by the stages and reported by the `pusher` collector.
 //! - [`status`]: the health snapshot the agent keeps in `status.json`, and the `status`
@@ -40,7 +42,8 @@
 //! - [`app`]: wires the stages into tasks (`run`), the dry run (`once`) and `--check-config`
 //!   (the file checks, which ask the stages that use each file).
 //! - [`shutdown`], [`logging`]: signal handling and the tracing subscriber.
-//! - [`allocator`]: glibc malloc settings (one arena, memory returned early) for a small RSS.
+//! - [`allocator`]: glibc malloc settings (one arena, memory returned early) for a small RSS,
+//!   and the trim the inventory collector calls after its walk.
 //! - [`error_chain`]: an error and its causes on one line, for messages.
 //! - [`fault`]: the debug-build-only seam that makes a task panic, for the supervision tests
 //!   (`app::supervise` restarts collectors, the pipeline and senders).

@@ -97,6 +97,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
             options,
             remote_stats.clone(),
         )?);
+        // An outage's cycles are packed series by series as segments fill (queue::compact).
+        queue.pack_with(crate::remote_write::pack::new_packer);
         let mut first = Some(Sender::new(remote, remote_stats.clone())?);
         let backlog = queue.gauges();
         tracing::info!(remote = %remote.name, blocks = backlog.blocks, bytes = backlog.bytes, "buffer opened");

@@ -61,7 +61,17 @@ pub const ENDS: &[(&str, End)] = &[
     ("jellyfin_library_info", End::Stale),
     ("jellyfin_storage_free_bytes", End::Stale),
     ("jellyfin_storage_used_bytes", End::Stale),
-    // inventory: an item no longer among the newest (the value is a date).
+    // inventory: counts, sizes and run times of a library that was removed, or of a codec,
+    // resolution or kind no longer in it: 0 is the truth, and it is what the panels'
+    // `last_over_time` then shows (a marker would be skipped there, the old value shown for
+    // the whole window).
+    ("jellyfin_library_size_bytes", End::Zero),
+    ("jellyfin_library_inventory_items", End::Zero),
+    ("jellyfin_library_video_codec_items", End::Zero),
+    ("jellyfin_library_resolution_items", End::Zero),
+    ("jellyfin_library_missing_metadata_items", End::Zero),
+    ("jellyfin_library_duration_seconds", End::Zero),
+    // inventory: an item no longer among the newest (the value is a date: 0 would be 1970).
     ("jellyfin_library_recently_added", End::Stale),
     // tasks: progress only while running (0 would be "just started"); a removed task.
     ("jellyfin_scheduled_task_progress_ratio", End::Stale),
@@ -218,6 +228,35 @@ mod tests {
         let mut out = speed(1.2);
         ended.close(&mut out);
         assert_eq!(out, speed(1.2));
+    }
+
+    #[test]
+    fn a_removed_library_counts_zero_and_its_newest_items_end_with_a_marker() {
+        let walk = |libraries: &[&str]| {
+            let mut items = Family::gauge("jellyfin_library_inventory_items", "Items.");
+            let mut recent = Family::gauge("jellyfin_library_recently_added", "Added.");
+            for l in libraries {
+                items.push(
+                    vec![("library", (*l).into()), ("type", "movie".into())],
+                    3.0,
+                );
+                recent.push(vec![("library", (*l).into()), ("item", "A".into())], 1.7e9);
+            }
+            vec![items, recent]
+        };
+        let mut ended = Ended::new();
+        ended.close(&mut walk(&["Films", "Shows"]));
+        let mut out = walk(&["Films"]);
+        ended.close(&mut out);
+        let shows = |f: &Family| {
+            f.samples
+                .iter()
+                .filter(|s| s.labels[0].1 == "Shows")
+                .map(|s| s.value.to_bits())
+                .collect::<Vec<u64>>()
+        };
+        assert_eq!(shows(&out[0]), [0.0f64.to_bits()]);
+        assert_eq!(shows(&out[1]), [crate::sample::STALE_NAN_BITS]);
     }
 
     #[test]

@@ -172,6 +172,9 @@ impl Collector for Inventory {
             }
         }
         out.extend(families(&tallies));
+        // The walk's pages and id sets are freed; without this their pages stay resident
+        // wherever a block that lives on sits above them.
+        crate::allocator::release_free_memory();
         if failed.is_empty() {
             Ok(())
         } else {

@@ -9,6 +9,5 @@ mod error;
 mod json_path;
 
 pub use client::{ApiStats, Client, ClientError, EndpointStats};
-#[cfg(test)]
-pub(crate) use decode::decode;
+pub use decode::decode;
 pub use error::ApiError;

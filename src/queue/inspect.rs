@@ -57,11 +57,10 @@ fn read(dir: &Path) -> io::Result<Backlog> {
         end,
     );
     let (settled_blocks, settled_bytes, settled_samples) = settled.totals();
-    let mut backlog = Backlog {
-        bytes: end - read_offset - settled_bytes,
-        ..Backlog::default()
-    };
+    let mut backlog = Backlog::default();
     for seg in segments.iter().filter(|s| s.end() > read_offset) {
+        // Packed segments are shorter than the offsets between them: count their bytes.
+        backlog.bytes += seg.end() - read_offset.max(seg.start);
         let from = read_offset.saturating_sub(seg.start);
         let file = File::open(segment::path(dir, seg.start))?;
         let scan = segment::scan(&file, seg.len, from)?;
@@ -72,6 +71,7 @@ fn read(dir: &Path) -> io::Result<Backlog> {
             (a, b) => a.or(b),
         };
     }
+    backlog.bytes = backlog.bytes.saturating_sub(settled_bytes);
     backlog.blocks = backlog.blocks.saturating_sub(settled_blocks);
     backlog.samples = backlog.samples.saturating_sub(settled_samples);
     Ok(backlog)

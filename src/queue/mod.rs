@@ -8,8 +8,10 @@
 //!   `rejected`), or when it is dropped and counted (`too_old`, `buffer_full`, `corrupt`).
 //!   The block in flight stays in the queue, so a crash at any instant loses nothing that was
 //!   appended; at worst blocks acknowledged less than a second before a crash are sent again.
-//! - Blocks are stored exactly as they are sent (snappy-compressed WriteRequests): no
-//!   re-encoding on the way out, and the queue never looks inside them.
+//! - Blocks are stored as they are sent (snappy-compressed WriteRequests): no re-encoding on
+//!   the way out, and the queue never looks inside them. Only a segment sealed behind the
+//!   reader (an outage's backlog) is rewritten, by a [`Packer`] the encoder supplies (see
+//!   "Packing").
 //! - Every record carries a CRC32C of its header and of its body ([`record`]). A record that
 //!   fails its check is skipped and counted; the records after it are still delivered.
 //! - Data lives in segment files of about `buffer.segment_size`, named by the queue offset
@@ -35,6 +37,31 @@
 //! unreadable `meta.json` never wipes data: the reader then starts at the oldest segment. A
 //! position outside the data is clamped into it.
 //!
+//! # Packing
+//!
+//! A cycle's WriteRequest repeats every series' labels for one sample each: 16.9 bytes per
+//! sample on disk for a typical host. With a packer set ([`Queue::pack_with`], as the agent
+//! does), the segment being written is sealed at [`PACKED_SEGMENT_SIZE`] and each sealed
+//! segment is packed ([`compact`]): its records become a few records of up to 50,000 samples and
+//! 30 minutes in which each series appears once (`remote_write::pack`), about 4 bytes per
+//! sample, which are also the bytes sent while draining. Still CRC32C-framed records, still named by offset: the
+//! packed file replaces the old one by write, fsync, rename, fsync the folder, so a crash at
+//! any instant leaves one of the two whole, and a `.packing` leftover is deleted on open.
+//!
+//! Packing never touches the segment being written, the segment the reader is in (or has
+//! passed), any record a sender holds, a segment with damage (the reader's skip-and-count
+//! stays the one way damage is handled), or one that a ledger span reaches beyond. Records
+//! settled out of order inside it are left out through compaction's `is_acked` predicate;
+//! their spans leave the ledger, saved, before the rename (a crash in between resends them,
+//! never skips a pack), and the recent list gets the packs in place of the old records. In normal operation the reader is at the
+//! end of the segment sealed, so nothing is packed and nothing costs more; the first segment
+//! of an outage (where the reader waits) stays unpacked.
+//!
+//! Trade-offs: a pack is dropped as a whole when all its samples are older than `max_age`
+//! (its newest sample decides, so up to 30 minutes of older samples may still be sent),
+//! and a pack is one request body: the sender splits a rejected pack back into one request
+//! per timestamp, so a 400 still drops only the samples of the cycle that caused it.
+//!
 //! # When the disk refuses writes
 //!
 //! ENOSPC, EIO or a read-only folder: the block is kept in memory (up to
@@ -44,6 +71,7 @@
 //! blocks to disk, in order, so the queue recovers by itself when space returns.
 
 mod block;
+pub mod compact;
 pub mod inspect;
 mod ledger;
 mod meta;
@@ -67,7 +95,14 @@ use record::HEADER_LEN;
 use segment::Segment;
 
 pub use block::Block;
+pub use compact::{NewPacker, Packer};
 pub use take::Take;
+
+/// With a packer, the segment being written is sealed at this size (or `segment_size` if
+/// smaller) so that an outage's data is packed in steps of this size: the first segment of an
+/// outage, where the reader sits, stays unpacked, so a smaller step wastes less there; a
+/// larger one packs more cycles together.
+pub const PACKED_SEGMENT_SIZE: u64 = 512 * 1024;
 
 /// Limits of one queue, from the `[buffer]` config table.
 #[derive(Debug, Clone, Copy)]
@@ -143,6 +178,8 @@ struct Inner {
     /// The newest records appended since the queue was opened, oldest first, at most
     /// [`take::RECENT`]: what newest-first taking sends before the backlog, newest first.
     recent: VecDeque<take::Recent>,
+    /// Packs sealed segments when set ([`Queue::pack_with`]).
+    packer: Option<NewPacker>,
 }
 
 impl Inner {
@@ -177,6 +214,11 @@ impl Queue {
         };
         queue.publish(&mut queue.lock());
         Ok(queue)
+    }
+
+    /// Packs each segment sealed behind the reader with `packer` from now on ([`compact`]).
+    pub fn pack_with(&self, packer: NewPacker) {
+        self.lock().packer = Some(packer);
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -346,6 +388,7 @@ impl Queue {
 impl Inner {
     fn open(dir: &Path, opts: Options) -> io::Result<Inner> {
         crate::state_file::create_private_dir(dir)?;
+        compact::remove_leftovers(dir)?;
         let mut segments: VecDeque<Segment> = segment::list(dir)?.into();
         let saved: Option<meta::Meta> = match meta::load(dir) {
             Ok(saved) => saved,
@@ -407,6 +450,7 @@ impl Inner {
             ledger,
             ledger_unsaved: false,
             recent: VecDeque::new(),
+            packer: None,
         };
         let settled = inner.ledger.totals().0;
         inner.disk_blocks = inner.count_records(&scan)?.saturating_sub(settled);
@@ -441,8 +485,15 @@ impl Inner {
         self.segments.back().map_or(0, Segment::end)
     }
 
+    /// Bytes of the records at and after the reader (packed segments leave gaps between
+    /// segments: the offsets of the next one do not count).
     fn disk_bytes(&self) -> u64 {
-        (self.write_end() - self.read_offset).saturating_sub(self.ledger.totals().1)
+        let after_reader: u64 = self
+            .segments
+            .iter()
+            .map(|s| s.end().saturating_sub(self.read_offset.max(s.start)))
+            .sum();
+        after_reader.saturating_sub(self.ledger.totals().1)
     }
 
     fn gauges(&mut self) -> BufferGauges {
@@ -460,12 +511,17 @@ impl Inner {
     fn append_disk(&mut self, block: &Block) -> io::Result<()> {
         let bytes = record::frame(block);
         let last = *self.segments.back().expect("never empty");
-        if last.len > 0 && last.len + bytes.len() as u64 > self.opts.segment_size {
+        let seal_at = match self.packer {
+            Some(_) => self.opts.segment_size.min(PACKED_SEGMENT_SIZE),
+            None => self.opts.segment_size,
+        };
+        if last.len > 0 && last.len + bytes.len() as u64 > seal_at {
             let start = last.end();
             let file = segment::open_append(&self.dir, start)?;
             meta::sync_dir(&self.dir)?;
             self.segments.push_back(Segment { start, len: 0 });
             self.writer = Some(file);
+            self.pack_sealed();
         }
         let start = self.segments.back().expect("never empty").start;
         if self.writer.is_none() {
@@ -497,6 +553,122 @@ impl Inner {
                 Err(e)
             }
         }
+    }
+
+    /// Packs the segment just sealed, unless the reader is in it or has passed it, a sender
+    /// holds one of its records, or a span of records settled out of order reaches beyond it
+    /// (spans inside it are left out of the packs and leave the ledger). A failure leaves the
+    /// data as it was, merely unpacked.
+    fn pack_sealed(&mut self) {
+        let (Some(packer), Some(&seg)) = (self.packer, self.segments.iter().rev().nth(1)) else {
+            return;
+        };
+        let old_end = seg.end();
+        let settled: Vec<Span> = self
+            .ledger
+            .spans()
+            .into_iter()
+            .filter(|s| s.start < old_end && s.end > seg.start)
+            .collect();
+        if self.read_offset >= seg.start
+            || self.taken.range(seg.start..old_end).next().is_some()
+            || settled
+                .iter()
+                .any(|s| s.start < seg.start || s.end > old_end)
+        {
+            return;
+        }
+        let Ok(records_in) = self.records_in(seg) else {
+            return;
+        };
+        // The settled records leave the saved ledger before the file that no longer holds
+        // them replaces the old one: a crash in between then resends them (at least once),
+        // where the other order would have the old spans skip packed records after a restart.
+        if !settled.is_empty() {
+            for span in &settled {
+                self.ledger.take_at(span.start);
+            }
+            self.ledger_unsaved = true;
+            self.save_position(true);
+            if self.ledger_unsaved {
+                self.unsettle_nothing(&settled);
+                return;
+            }
+        }
+        // An open reader handle would keep reading the replaced file.
+        if self.reader.as_ref().is_some_and(|(s, _)| *s == seg.start) {
+            self.reader = None;
+        }
+        let is_settled = |offset: u64| settled.iter().any(|s| (s.start..s.end).contains(&offset));
+        let (packed, records) = match compact::compact(&self.dir, seg, packer, &is_settled) {
+            Ok(None) => {
+                // Left as it was: its settled records are settled still.
+                self.unsettle_nothing(&settled);
+                return;
+            }
+            Ok(Some(done)) => (done.segment, done.records),
+            Err(e) => {
+                tracing::warn!(segment = seg.start, error = %e, "cannot pack a buffer segment; it stays as it is");
+                // The rename may have happened before the error: trust what is on disk.
+                match std::fs::metadata(segment::path(&self.dir, seg.start)) {
+                    Ok(m) if m.len() != seg.len => (
+                        Segment {
+                            start: seg.start,
+                            len: m.len(),
+                        },
+                        Vec::new(),
+                    ),
+                    _ => {
+                        self.unsettle_nothing(&settled);
+                        return;
+                    }
+                }
+            }
+        };
+        let records_out = match records.len() {
+            0 => self.records_in(packed).unwrap_or(0),
+            n => n as u64,
+        };
+        if let Some(s) = self.segments.iter_mut().find(|s| s.start == seg.start) {
+            *s = packed;
+        }
+        // The settled records are gone with their offsets; so is what took and remembered
+        // the old offsets.
+        let settled_blocks: u64 = settled.iter().map(|s| s.blocks).sum();
+        self.disk_blocks = (self.disk_blocks + records_out)
+            .saturating_sub(records_in - settled_blocks.min(records_in));
+        self.cursor = self.cursor.min(seg.start);
+        let mut recent: Vec<take::Recent> = self
+            .recent
+            .drain(..)
+            .filter(|r| r.offset < seg.start || r.offset >= old_end)
+            .collect();
+        recent.extend(
+            records
+                .iter()
+                .map(|&(offset, next, max_ts_ms)| take::Recent {
+                    offset,
+                    next,
+                    max_ts_ms,
+                }),
+        );
+        recent.sort_by_key(|r| r.offset);
+        self.recent = recent.into();
+    }
+
+    /// Puts back spans taken out of the ledger for a packing that did not happen.
+    fn unsettle_nothing(&mut self, spans: &[Span]) {
+        for span in spans {
+            self.ledger.insert(*span);
+        }
+        self.ledger_unsaved |= !spans.is_empty();
+    }
+
+    /// Records (and damaged stretches) in a whole segment, from its headers.
+    fn records_in(&self, seg: Segment) -> io::Result<u64> {
+        let file = File::open(segment::path(&self.dir, seg.start))?;
+        let scan = segment::scan(&file, seg.len, 0)?;
+        Ok(scan.records + scan.damaged_stretches)
     }
 
     fn move_fallback_to_disk(&mut self) -> io::Result<()> {
@@ -757,6 +929,8 @@ impl Inner {
     }
 }
 
+#[cfg(test)]
+mod compact_tests;
 #[cfg(test)]
 mod take_tests;
 #[cfg(test)]

@@ -6,14 +6,14 @@ use crate::common;
 
 use common::dashboards;
 use common::grafana_load::dashboard_load;
-use common::grafana_time::default_range_ms;
+use common::grafana_time::{ALL, default_range_ms};
 
 #[test]
 fn every_target_of_every_dashboard_becomes_a_request_with_its_variables_filled() {
     let now_ms = 1_800_000_012_345;
     for dashboard in dashboards::load_all() {
         let range_ms = default_range_ms(&dashboard.json);
-        let (variables, panels) = dashboard_load(&dashboard, range_ms, now_ms, ".+");
+        let (variables, panels) = dashboard_load(&dashboard, range_ms, now_ms, ALL, ALL);
         let paths: Vec<&str> = variables.iter().map(|r| r.path.as_str()).collect();
         assert_eq!(
             paths,

@@ -47,6 +47,7 @@ const MAY_USE: [(&str, &[&str]); 23] = [
     (
         "collectors",
         &[
+            "allocator",
             "config",
             "fault",
             "jellyfin",

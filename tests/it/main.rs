@@ -30,6 +30,7 @@ mod local_files;
 mod newest_first;
 mod nix;
 mod once;
+mod packing;
 mod panels_and_alerts;
 mod playback;
 mod process;

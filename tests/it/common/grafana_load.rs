@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use super::dashboards::Dashboard;
-use super::grafana_time::{ALL, fill, timing};
+use super::grafana_time::{fill, timing};
 
 /// One request to the data source's HTTP API.
 #[derive(Debug, Clone)]
@@ -20,24 +20,25 @@ pub struct Request {
 }
 
 /// The variable refreshes and the panel requests of one load of `dashboard` showing the
-/// `range_ms` before `now_ms`, with the job the dashboards open with ("All", `.+`) and
-/// `instance` (a regex: "All" is `.+`).
+/// `range_ms` before `now_ms`, with `job` and `instance` (regexes: "All", as the dashboards
+/// open, is [`super::grafana_time::ALL`]).
 pub fn dashboard_load(
     dashboard: &Dashboard,
     range_ms: i64,
     now_ms: i64,
+    job: &str,
     instance: &str,
 ) -> (Vec<Request>, Vec<Request>) {
     let variables = ["job", "instance"]
         .iter()
         .filter_map(|name| dashboard.variable(name).map(|v| (*name, v)))
-        .map(|(name, v)| variable_request(name, v, now_ms - range_ms, now_ms))
+        .map(|(name, v)| variable_request(name, v, job, now_ms - range_ms, now_ms))
         .collect();
     let mut panels = Vec::new();
     for panel in dashboard.panels() {
         for target in panel["targets"].as_array().into_iter().flatten() {
             let t = timing(panel, target, range_ms, now_ms);
-            let expr = fill(target["expr"].as_str().unwrap_or(""), ALL, instance, &t);
+            let expr = fill(target["expr"].as_str().unwrap_or(""), job, instance, &t);
             let what = format!(
                 "{}/{}",
                 panel["title"].as_str().unwrap_or(""),
@@ -72,8 +73,14 @@ pub fn dashboard_load(
     (variables, panels)
 }
 
-/// `label_values(<selector>, <label>)` as the data source sends it, `$job` = `jellyfin`.
-fn variable_request(name: &str, variable: &Value, start_ms: i64, end_ms: i64) -> Request {
+/// `label_values(<selector>, <label>)` as the data source sends it, `$job` filled in.
+fn variable_request(
+    name: &str,
+    variable: &Value,
+    job: &str,
+    start_ms: i64,
+    end_ms: i64,
+) -> Request {
     let query = variable["query"]["query"]
         .as_str()
         .or_else(|| variable["query"].as_str())
@@ -87,10 +94,7 @@ fn variable_request(name: &str, variable: &Value, start_ms: i64, end_ms: i64) ->
         what: format!("variable {name}"),
         path: format!("/api/v1/label/{}/values", label.trim()),
         params: vec![
-            (
-                "match[]".into(),
-                selector.trim().replace("$job", "jellyfin"),
-            ),
+            ("match[]".into(), selector.trim().replace("$job", job)),
             ("start".into(), secs(start_ms)),
             ("end".into(), secs(end_ms)),
         ],

@@ -13,6 +13,9 @@
 //!   traffic), event counters by their average rise per recorded run;
 //! - the two gauges whose value is the cycle's own time ([`FOLLOW_THE_CLOCK`]) moved with it.
 //!
+//! The runner's last samples of ended series (collectors/ended.rs, a 0 or a staleness marker
+//! once) are not recorded: in a steady replay nothing ends.
+//!
 //! The batches are produced one by one (nothing is held for the span), so 30 days of one host
 //! cost the time to build them, not memory. Two ways out:
 //! - [`write_vm_import`]: VictoriaMetrics' JSON-lines import format (`POST /api/v1/import`),
