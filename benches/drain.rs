@@ -118,6 +118,16 @@ fn cycle(i: i64, start_ms: i64) -> Block {
     )
 }
 
+/// The peak resident memory (VmHWM) of a running process, in KiB.
+fn vm_hwm_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
 fn dir_bytes(dir: &Path) -> u64 {
     let mut total = 0;
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -377,6 +387,7 @@ fn main() {
             .unwrap(),
     );
     let ours = time_until(vm_port, before, samples, started);
+    let drain_peak_kib = vm_hwm_kib(agent.0.id());
     drop(agent);
     let ours_drain_wire = relay.sent() - wire_before;
 
@@ -403,6 +414,10 @@ fn main() {
         append_time,
         ours,
         rate(ours)
+    );
+    println!(
+        "jellyfin-pusher: peak RSS (VmHWM) {:.1} MiB while draining that backlog",
+        drain_peak_kib as f64 / 1024.0
     );
     println!(
         "status: reads that backlog ({} blocks, {} bytes) from the files in {status_scan:.2?}",

@@ -165,6 +165,9 @@ struct Inner {
     /// block one of them holds (see `drop_for_space`).
     taken: BTreeMap<u64, u64>,
     memory_taken: Option<u64>,
+    /// A taken memory block that an append has since moved to disk (seq, offset, next): its
+    /// acknowledgement settles the disk copy, which no other sender may take meanwhile.
+    moved: Option<(u64, u64, u64)>,
     /// Where taking oldest-first goes on: every record between the reader and here is taken
     /// or settled.
     cursor: u64,
@@ -285,8 +288,8 @@ impl Queue {
         result
     }
 
-    /// The blocks of the newest cycle (the newest block and those stored less than `window`
-    /// ms before it), if no sender holds the newest yet: what a newest-first sender tries
+    /// The blocks of the newest cycle (the newest block and those whose samples are at most
+    /// `window` ms older), if no sender holds the newest yet: what a newest-first sender tries
     /// while the link is down.
     pub fn take_newest(&self, now_ms: i64, window_ms: i64) -> io::Result<Take> {
         let mut inner = self.lock();
@@ -307,7 +310,8 @@ impl Queue {
     pub fn release(&self, batch: &[Pending]) {
         let mut inner = self.lock();
         for pending in batch {
-            inner.release(pending.position);
+            let position = inner.resolve(pending.position);
+            inner.release(position);
         }
     }
 
@@ -343,8 +347,9 @@ impl Queue {
     /// with [`Queue::discard`]). A block that was meanwhile dropped for space is ignored.
     pub fn ack(&self, pending: &Pending) {
         let mut inner = self.lock();
-        inner.release(pending.position);
-        inner.remove(pending.position, pending.block.samples);
+        let position = inner.resolve(pending.position);
+        inner.release(position);
+        inner.remove(position, pending.block.samples);
         self.publish(&mut inner);
     }
 
@@ -440,6 +445,7 @@ impl Inner {
             position_unsaved: false,
             taken: BTreeMap::new(),
             memory_taken: None,
+            moved: None,
             cursor: read_offset,
             ledger,
             ledger_unsaved: false,
@@ -666,13 +672,33 @@ impl Inner {
     }
 
     fn move_fallback_to_disk(&mut self) -> io::Result<()> {
-        while let Some((_, block)) = self.fallback.front() {
-            let block = block.clone();
+        while let Some((seq, block)) = self.fallback.front() {
+            let (seq, block) = (*seq, block.clone());
             self.append_disk(&block)?;
             self.fallback.pop_front();
             self.fallback_bytes -= block.data.len() as u64;
+            if self.memory_taken == Some(seq)
+                && let Some(r) = self.recent.back().copied()
+            {
+                // A sender holds it: the copy on disk is its, not sent a second time.
+                self.taken.insert(r.offset, r.next);
+                self.moved = Some((seq, r.offset, r.next));
+                self.memory_taken = None;
+            }
         }
         Ok(())
+    }
+
+    /// Where a pending block is now: a memory block moved to disk while a sender held it is
+    /// its disk copy.
+    fn resolve(&mut self, position: Position) -> Position {
+        match (position, self.moved) {
+            (Position::Memory { seq }, Some((moved, offset, next))) if moved == seq => {
+                self.moved = None;
+                Position::Disk { offset, next }
+            }
+            _ => position,
+        }
     }
 
     fn push_fallback(&mut self, block: Block) {

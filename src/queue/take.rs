@@ -221,6 +221,7 @@ impl Inner {
     pub(super) fn release_all(&mut self) {
         self.taken.clear();
         self.memory_taken = None;
+        self.moved = None;
         self.cursor = self.read_offset;
     }
 }

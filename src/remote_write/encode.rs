@@ -172,7 +172,8 @@ mod tests {
     }
 
     /// A staleness marker is recognised by its bits alone: they must survive encoding, the
-    /// disk buffer (written, reopened, read back) and the merge of a backlog into one request.
+    /// disk buffer (written, reopened, read back), the merge of a backlog into one request,
+    /// and the packing of a long outage (and unpacking of a rejected pack).
     #[test]
     fn the_staleness_marker_arrives_bit_exact_through_buffer_and_merge() {
         use crate::queue::{Options, Queue};
@@ -209,6 +210,29 @@ mod tests {
         assert_eq!(last.samples.len(), 1);
         assert_eq!(last.samples[0].value.to_bits(), STALE_NAN_BITS);
         assert_eq!(last.samples[0].timestamp, ended.timestamp_ms);
+        // A long outage's segments are packed (series once, their samples together) and a
+        // rejected pack is unpacked into its moments: the marker survives both.
+        let mut packer = crate::remote_write::pack::new_packer();
+        for p in &pending {
+            crate::queue::Packer::add(packer.as_mut(), &p.block).unwrap();
+        }
+        let pack = crate::queue::Packer::take(packer.as_mut()).unwrap();
+        let marker_bits = |data: &[u8]| -> Vec<u64> {
+            decode(data)
+                .unwrap()
+                .timeseries
+                .iter()
+                .filter(|ts| {
+                    ts.labels
+                        .iter()
+                        .any(|l| l.value == "jellyfin_transcode_speed_ratio")
+                })
+                .flat_map(|ts| ts.samples.iter().map(|s| s.value.to_bits()))
+                .collect()
+        };
+        assert_eq!(marker_bits(&pack.data), [STALE_NAN_BITS]);
+        let moments = crate::remote_write::pack::unpack(&pack).unwrap();
+        assert_eq!(marker_bits(&moments[1].data), [STALE_NAN_BITS]);
         // Any other NaN would not be a marker: the bits are the whole message.
         assert_ne!(f64::NAN.to_bits(), STALE_NAN_BITS);
     }

@@ -45,6 +45,9 @@ pub struct Schedule<'a> {
     /// that an incident is logged once when it starts, when its reason changes and when it
     /// ends, not once per request.
     pub incident: &'a Mutex<Option<String>>,
+    /// Ends a backoff wait early (never an attempt under way): `give_up` is then asked at
+    /// once. Newest-first delivery trades an old block for a newer one this way.
+    pub wake: Option<&'a CancellationToken>,
 }
 
 impl Schedule<'_> {
@@ -104,9 +107,16 @@ impl Schedule<'_> {
                         tracing::debug!(remote = %self.remote, retry_in = ?delay, "remote write still failing");
                     }
                     self.stats.sender_busy_until(deadline(delay));
+                    let woken = async {
+                        match self.wake {
+                            Some(wake) => wake.cancelled().await,
+                            None => std::future::pending().await,
+                        }
+                    };
                     tokio::select! {
                         _ = shutdown.cancelled() => return Delivery::ShutDown,
                         _ = tokio::time::sleep(delay) => {}
+                        () = woken => {}
                     }
                 }
             }

@@ -58,6 +58,7 @@ impl Remote {
             stats: &self.stats,
             timeout: Duration::from_secs(30),
             incident: &self.incident,
+            wake: None,
         }
     }
 }

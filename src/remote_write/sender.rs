@@ -247,13 +247,15 @@ impl Sender {
 
     /// Sends `body` until it is delivered or rejected, `give_up` returns true, or shutdown,
     /// with the retry schedule of [`super::retry`]. `failed` is called after every attempt
-    /// that is to be retried (the worker's newest-first order watches the link with it).
+    /// that is to be retried (the worker's newest-first order watches the link with it);
+    /// `wake` ends a backoff wait early, to ask `give_up` again.
     pub async fn deliver_reporting(
         &self,
         body: &Bytes,
         shutdown: &CancellationToken,
         give_up: impl Fn() -> bool,
         failed: impl Fn(),
+        wake: Option<&CancellationToken>,
     ) -> Delivery {
         let schedule = retry::Schedule {
             remote: &self.name,
@@ -261,6 +263,7 @@ impl Sender {
             stats: &self.stats,
             timeout: self.timeout,
             incident: &self.incident,
+            wake,
         };
         schedule
             .run(shutdown, give_up, || async {
