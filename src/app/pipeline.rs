@@ -26,7 +26,7 @@ pub async fn run(
         stats.collected(batch.sample_count() as u64);
         let block = encode(&batch, &labels);
         let queues = queues.clone();
-        // Appends fsync; keep them off the async worker threads.
+        // Appends fsync; keep them off the thread that runs every task.
         let stored = tokio::task::spawn_blocking(move || {
             for queue in &queues {
                 queue.append(block.clone());

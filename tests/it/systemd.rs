@@ -80,11 +80,15 @@ fn the_unit_pins_egress_and_caps_memory_and_threads() {
     assert_eq!(value("IPAddressAllow"), "localhost");
     assert!(unit.contains("ADD the address of\n# every [[remote_write]] receiver"));
     assert_eq!(value("MemoryMax"), "256M");
-    // main.rs: 2 workers + at most 16 blocking threads + the main thread, with room to spare.
+    // main.rs: the main thread runs every task, plus at most 16 blocking threads, with room
+    // to spare.
     let tasks: u32 = value("TasksMax").parse().unwrap();
     let main = include_str!("../../src/main.rs");
-    assert!(main.contains(".worker_threads(2)") && main.contains(".max_blocking_threads(16)"));
-    let threads = 2 + 16 + 1;
+    assert!(
+        main.contains("Builder::new_current_thread()")
+            && main.contains(".max_blocking_threads(16)")
+    );
+    let threads = 1 + 16;
     assert!(tasks >= threads, "TasksMax={tasks}");
 }
 
