@@ -31,6 +31,41 @@ pub fn backoff() -> ExponentialBuilder {
         .without_max_times()
 }
 
+/// The reasons one remote has failed for since its last delivery.
+///
+/// Requests that are out together when a receiver goes away fail for different reasons (the
+/// one under way "connection reset", the next "connection refused"), and with several lanes
+/// these can alternate for the whole outage. A reason is therefore logged once per incident,
+/// the first time it appears, not whenever it differs from the previous attempt's.
+#[derive(Debug, Default)]
+pub struct Incident {
+    reasons: Mutex<Vec<String>>,
+}
+
+/// At most this many distinct reasons are logged per incident: a receiver whose error text
+/// varies per request (a request id in it) must not turn the log into one line per retry.
+const MAX_REASONS_LOGGED: usize = 8;
+
+impl Incident {
+    /// Notes a failure; true when its reason is new to this incident and should be logged.
+    pub fn record(&self, reason: &str) -> bool {
+        let mut reasons = self.reasons.lock().unwrap_or_else(|p| p.into_inner());
+        if reasons.len() >= MAX_REASONS_LOGGED || reasons.iter().any(|r| r == reason) {
+            return false;
+        }
+        reasons.push(reason.to_owned());
+        true
+    }
+
+    /// Ends the incident on a delivery; true when there was one (worth a line in the log).
+    pub fn end(&self) -> bool {
+        let mut reasons = self.reasons.lock().unwrap_or_else(|p| p.into_inner());
+        let was = !reasons.is_empty();
+        reasons.clear();
+        was
+    }
+}
+
 /// One remote's retry rules.
 pub struct Schedule<'a> {
     /// The remote's name, for the log.
@@ -40,11 +75,10 @@ pub struct Schedule<'a> {
     /// The remote's per-attempt timeout: with the waits, it sets the deadlines by which the
     /// systemd watchdog calls this sender stuck (`RemoteStats::sender_stuck`).
     pub timeout: Duration,
-    /// The failure of the current incident, shared by every request of the remote (several
-    /// run at once, and newest-first delivery starts new ones while the link is down), so
-    /// that an incident is logged once when it starts, when its reason changes and when it
-    /// ends, not once per request.
-    pub incident: &'a Mutex<Option<String>>,
+    /// The current incident, shared by every request of the remote (several run at once, and
+    /// newest-first delivery starts new ones while the link is down), so that it is logged
+    /// when it starts, when a reason new to it appears and when it ends, not once per request.
+    pub incident: &'a Incident,
     /// Ends a backoff wait early (never an attempt under way): `give_up` is then asked at
     /// once. Newest-first delivery trades an old block for a newer one this way.
     pub wake: Option<&'a CancellationToken>,
@@ -52,7 +86,8 @@ pub struct Schedule<'a> {
 
 impl Schedule<'_> {
     /// Runs `attempt` until it delivers or is rejected, `give_up` returns true, or shutdown.
-    /// Failures are logged when they start and when they change, not on every retry.
+    /// Failures are logged when they start and when a reason new to the incident appears, not
+    /// on every retry.
     pub async fn run<F, Fut>(
         &self,
         shutdown: &CancellationToken,
@@ -64,7 +99,6 @@ impl Schedule<'_> {
         Fut: Future<Output = Outcome>,
     {
         let mut backoff = self.backoff.build();
-        let incident = || self.incident.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if give_up() {
                 return Delivery::GaveUp;
@@ -77,7 +111,7 @@ impl Schedule<'_> {
             };
             match outcome {
                 Outcome::Delivered => {
-                    if incident().take().is_some() {
+                    if self.incident.end() {
                         tracing::info!(remote = %self.remote, "remote write delivering again");
                     }
                     return Delivery::Delivered;
@@ -94,13 +128,7 @@ impl Schedule<'_> {
                         .map(|d| d.min(MAX_RETRY_AFTER))
                         .or_else(|| backoff.next())
                         .unwrap_or(Duration::from_secs(60));
-                    let new_reason = {
-                        let mut last = incident();
-                        let new = last.as_deref() != Some(reason.as_str());
-                        *last = Some(reason.clone());
-                        new
-                    };
-                    if new_reason {
+                    if self.incident.record(&reason) {
                         tracing::warn!(remote = %self.remote, %reason, retry_in = ?delay,
                             "remote write failed; the block stays buffered and is retried");
                     } else {

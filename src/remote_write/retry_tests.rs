@@ -37,7 +37,7 @@ impl Run {
 struct Remote {
     stats: RemoteStats,
     backoff: backon::ExponentialBuilder,
-    incident: Mutex<Option<String>>,
+    incident: Incident,
 }
 
 impl Default for Remote {
@@ -45,7 +45,7 @@ impl Default for Remote {
         Remote {
             stats: RemoteStats::default(),
             backoff: backoff(),
-            incident: Mutex::default(),
+            incident: Incident::default(),
         }
     }
 }
@@ -243,4 +243,31 @@ async fn give_up_is_asked_before_every_attempt_and_a_rejection_ends_the_loop() {
         }
     );
     assert_eq!(result.attempts.len(), 2);
+}
+
+#[test]
+fn an_incident_logs_each_reason_once_even_when_lanes_alternate() {
+    let incident = Incident::default();
+    let reset = "connection reset by peer";
+    let refused = "connection refused";
+    let logged: Vec<bool> = [reset, refused, reset, refused, refused, reset]
+        .iter()
+        .map(|r| incident.record(r))
+        .collect();
+    assert_eq!(logged, [true, true, false, false, false, false]);
+    assert!(incident.end(), "a delivery ends the incident");
+    assert!(!incident.end(), "and only once");
+    assert!(
+        incident.record(reset),
+        "the next incident logs its reason again"
+    );
+}
+
+#[test]
+fn an_incident_logs_at_most_a_few_reasons_when_every_error_text_differs() {
+    let incident = Incident::default();
+    let logged = (0..100)
+        .filter(|i| incident.record(&format!("HTTP 503: request id {i}")))
+        .count();
+    assert_eq!(logged, MAX_REASONS_LOGGED);
 }

@@ -91,7 +91,7 @@ pub struct Sender {
     backoff: ExponentialBuilder,
     timeout: Duration,
     /// The failure being retried, if any (see [`retry::Schedule::incident`]).
-    incident: std::sync::Mutex<Option<String>>,
+    incident: retry::Incident,
 }
 
 enum Auth {
@@ -138,7 +138,7 @@ impl Sender {
             stats,
             backoff: retry::backoff(),
             timeout: config.timeout,
-            incident: std::sync::Mutex::default(),
+            incident: retry::Incident::default(),
         })
     }
 
