@@ -98,6 +98,7 @@ pub async fn watchdog(
     let mut ticker = tokio::time::interval(period / 4);
     loop {
         tokio::select! {
+            biased; // stop wins over a tick that is also ready
             _ = stop.cancelled() => return,
             _ = ticker.tick() => {}
         }
