@@ -60,7 +60,8 @@ impl Ledger {
         self.end_of(offset).is_some()
     }
 
-    /// Adds a settled span (a record or a damaged stretch), merging it with its neighbours.
+    /// Adds a settled span (a record or a damaged stretch), merging it with its neighbours
+    /// (counts saturate, as in [`Ledger::totals`]).
     pub fn insert(&mut self, mut span: Span) {
         if let Some((&start, before)) = self.spans.range(..span.start).next_back()
             && before.end == span.start
@@ -68,15 +69,15 @@ impl Ledger {
             span = Span {
                 start,
                 end: span.end,
-                blocks: before.blocks + span.blocks,
-                samples: before.samples + span.samples,
+                blocks: before.blocks.saturating_add(span.blocks),
+                samples: before.samples.saturating_add(span.samples),
             };
             self.spans.remove(&start);
         }
         if let Some(after) = self.spans.remove(&span.end) {
             span.end = after.end;
-            span.blocks += after.blocks;
-            span.samples += after.samples;
+            span.blocks = span.blocks.saturating_add(after.blocks);
+            span.samples = span.samples.saturating_add(after.samples);
         }
         self.spans.insert(span.start, span);
     }
@@ -86,10 +87,15 @@ impl Ledger {
         self.spans.remove(&offset)
     }
 
-    /// Blocks, bytes and samples in all spans.
+    /// Blocks, bytes and samples in all spans. The counts come from `meta.json` on disk, so
+    /// sums saturate: a damaged file gives wrong gauges, never an overflow panic.
     pub fn totals(&self) -> (u64, u64, u64) {
         self.spans.values().fold((0, 0, 0), |(b, n, s), span| {
-            (b + span.blocks, n + span.end - span.start, s + span.samples)
+            (
+                b.saturating_add(span.blocks),
+                n.saturating_add(span.end - span.start),
+                s.saturating_add(span.samples),
+            )
         })
     }
 
@@ -139,5 +145,17 @@ mod tests {
         ];
         let ledger = Ledger::restore(&saved, 60, 1000);
         assert_eq!(ledger.spans(), vec![span(100, 200)]);
+    }
+
+    #[test]
+    fn counts_from_a_damaged_meta_json_saturate_instead_of_overflowing() {
+        let huge = |start, end| Span {
+            start,
+            end,
+            blocks: u64::MAX,
+            samples: u64::MAX,
+        };
+        let ledger = Ledger::restore(&[huge(0, 10), huge(20, 30), huge(10, 20)], 0, 30);
+        assert_eq!(ledger.totals(), (u64::MAX, 30, u64::MAX));
     }
 }
