@@ -89,6 +89,30 @@ mod tests {
     use crate::collectors::{CollectError, Collector};
     use crate::sample::Family;
 
+    /// Runs `collector` on its schedule in a task: the task, the batches it sends, and the
+    /// token that stops it.
+    fn spawn_scheduled(
+        collector: Box<dyn Collector>,
+        interval: Duration,
+    ) -> (
+        tokio::task::JoinHandle<()>,
+        mpsc::Receiver<Batch>,
+        CancellationToken,
+    ) {
+        let (tx, rx) = mpsc::channel(16);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run_scheduled(
+            Scheduled {
+                collector,
+                interval,
+            },
+            tx,
+            Default::default(),
+            shutdown.clone(),
+        ));
+        (task, rx, shutdown)
+    }
+
     struct Counting(u32);
 
     #[async_trait::async_trait]
@@ -105,17 +129,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn runs_at_once_then_every_interval_and_stops_on_shutdown() {
-        let (tx, mut rx) = mpsc::channel(16);
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run_scheduled(
-            Scheduled {
-                collector: Box::new(Counting(0)),
-                interval: Duration::from_secs(15),
-            },
-            tx,
-            Default::default(),
-            shutdown.clone(),
-        ));
+        let (task, mut rx, shutdown) =
+            spawn_scheduled(Box::new(Counting(0)), Duration::from_secs(15));
         let first = rx.recv().await.unwrap();
         assert_eq!(first.families[0].samples[0].value, 1.0);
         let start = tokio::time::Instant::now();
@@ -147,18 +162,9 @@ mod tests {
     /// Starts a run of `took`, cancels 1 s into it, and says when the task ended and whether
     /// the run's batch reached the pipeline.
     async fn stop_during_a_run(took: Duration) -> (Duration, bool) {
-        let (tx, mut rx) = mpsc::channel(16);
-        let shutdown = CancellationToken::new();
         let start = tokio::time::Instant::now();
-        let task = tokio::spawn(run_scheduled(
-            Scheduled {
-                collector: Box::new(Slow(took)),
-                interval: Duration::from_secs(3600),
-            },
-            tx,
-            Default::default(),
-            shutdown.clone(),
-        ));
+        let (task, mut rx, shutdown) =
+            spawn_scheduled(Box::new(Slow(took)), Duration::from_secs(3600));
         tokio::time::sleep(Duration::from_secs(1)).await;
         shutdown.cancel();
         task.await.unwrap();
@@ -186,18 +192,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn no_run_starts_after_shutdown_even_when_runs_overrun_the_interval() {
         for round in 0..20 {
-            let (tx, mut rx) = mpsc::channel(16);
-            let shutdown = CancellationToken::new();
             let start = tokio::time::Instant::now();
-            let task = tokio::spawn(run_scheduled(
-                Scheduled {
-                    collector: Box::new(Slow(Duration::from_secs(4))),
-                    interval: Duration::from_secs(1),
-                },
-                tx,
-                Default::default(),
-                shutdown.clone(),
-            ));
+            let (task, mut rx, shutdown) = spawn_scheduled(
+                Box::new(Slow(Duration::from_secs(4))),
+                Duration::from_secs(1),
+            );
             tokio::time::sleep(Duration::from_secs(1)).await;
             shutdown.cancel();
             task.await.unwrap();
@@ -240,18 +239,11 @@ mod tests {
     /// run that succeeded: a failed one says nothing has ended.
     #[tokio::test(start_paused = true)]
     async fn a_series_ends_with_its_marker_after_a_successful_run_only() {
-        let (tx, mut rx) = mpsc::channel(16);
-        let shutdown = CancellationToken::new();
         let script = [Some(Some(1.5)), None, Some(None), Some(None)];
-        let task = tokio::spawn(run_scheduled(
-            Scheduled {
-                collector: Box::new(Scripted(script.into_iter().collect())),
-                interval: Duration::from_secs(15),
-            },
-            tx,
-            Default::default(),
-            shutdown.clone(),
-        ));
+        let (task, mut rx, shutdown) = spawn_scheduled(
+            Box::new(Scripted(script.into_iter().collect())),
+            Duration::from_secs(15),
+        );
         let mut speeds = Vec::new();
         for _ in 0..4 {
             let batch = rx.recv().await.unwrap();
