@@ -17,8 +17,10 @@
 //! - Data lives in segment files of about `buffer.segment_size`, named by the queue offset
 //!   of their first byte ([`segment`]). Records never span segments. A segment is deleted only
 //!   when the reader has passed its last record, and the segment being written is never deleted.
-//! - The reader position is kept in `meta.json` ([`meta`]), replaced atomically, at most once a
-//!   second while draining, whenever the queue runs empty, and on shutdown.
+//! - The reader position is kept in the `position` file ([`position`]: two checksummed slots,
+//!   the older overwritten in place by each save), saved at most once a second while draining,
+//!   whenever the queue runs empty, and on shutdown. A queue from before it is read once from
+//!   `meta.json` ([`meta`]).
 //! - Blocks are taken ([`Queue::take`]) by one or several senders at once, oldest first, or
 //!   the newest first when the remote asks for it ([`take`]). A block settled while older ones
 //!   are still out is kept in the ledger ([`ledger`]), saved with the reader position, so that
@@ -28,13 +30,14 @@
 //!
 //! Data: every append is fsynced before `append` returns (an append happens a few times per
 //! collection interval, so this costs little and a power cut loses nothing appended).
-//! Reader position: at most once a second, when the queue runs empty and on shutdown; losing it
-//! only means resending what was acknowledged since (VictoriaMetrics' deduplication absorbs it).
+//! Reader position: at most once a second, when the queue runs empty and on shutdown, by one
+//! pwrite and one fdatasync; losing it only means resending what was acknowledged since
+//! (VictoriaMetrics' deduplication absorbs it).
 //!
 //! # Recovery on open
 //!
 //! The last segment is scanned and a torn tail (an append cut short) is truncated. An
-//! unreadable `meta.json` never wipes data: the reader then starts at the oldest segment. A
+//! unreadable `position` file never wipes data: the reader then starts at the oldest segment. A
 //! position outside the data is clamped into it.
 //!
 //! # Packing
@@ -52,7 +55,7 @@
 //! passed), any record a sender holds, a segment with damage (the reader's skip-and-count
 //! stays the one way damage is handled), or one that a ledger span reaches beyond. Records
 //! settled out of order inside it are left out through compaction's `is_acked` predicate;
-//! their spans leave the ledger, saved, before the rename (a crash in between resends them,
+//! their spans leave the ledger, saved into both slots, before the rename (a crash in between resends them,
 //! never skips a pack), and the recent list gets the packs in place of the old records. In normal operation the reader is at the
 //! end of the segment sealed, so nothing is packed and nothing costs more; the first segment
 //! of an outage (where the reader waits) stays unpacked.
@@ -75,6 +78,7 @@ pub mod compact;
 pub mod inspect;
 mod ledger;
 mod meta;
+mod position;
 pub mod record;
 pub mod segment;
 mod take;
@@ -180,6 +184,8 @@ struct Inner {
     recent: VecDeque<take::Recent>,
     /// Packs sealed segments when set ([`Queue::pack_with`]).
     packer: Option<NewPacker>,
+    /// Where the reader position and the ledger are saved ([`position`]).
+    position: position::Position,
 }
 
 impl Inner {
@@ -390,7 +396,8 @@ impl Inner {
         crate::state_file::create_private_dir(dir)?;
         compact::remove_leftovers(dir)?;
         let mut segments: VecDeque<Segment> = segment::list(dir)?.into();
-        let saved: Option<meta::Meta> = match meta::load(dir) {
+        let (saved, position) = position::Position::open(dir);
+        let saved = match saved {
             Ok(saved) => saved,
             Err(e) => {
                 tracing::warn!(error = %e, "reader position lost; delivering the whole buffer again");
@@ -451,6 +458,7 @@ impl Inner {
             ledger_unsaved: false,
             recent: VecDeque::new(),
             packer: None,
+            position,
         };
         let settled = inner.ledger.totals().0;
         inner.disk_blocks = inner.count_records(&scan)?.saturating_sub(settled);
@@ -590,6 +598,12 @@ impl Inner {
             }
             self.ledger_unsaved = true;
             self.save_position(true);
+            if !self.ledger_unsaved {
+                // Into the other slot too: a damaged newest slot falls back to the older one,
+                // whose spans would name offsets the packing rewrites.
+                self.ledger_unsaved = true;
+                self.save_position(true);
+            }
             if self.ledger_unsaved {
                 self.unsettle_nothing(&settled);
                 return;
@@ -905,7 +919,10 @@ impl Inner {
         {
             return;
         }
-        match meta::save(&self.dir, self.read_offset, self.ledger.spans()) {
+        match self
+            .position
+            .save(&self.dir, self.read_offset, self.ledger.iter())
+        {
             Ok(()) => {
                 self.saved_offset = self.read_offset;
                 self.ledger_unsaved = false;
@@ -931,6 +948,8 @@ impl Inner {
 
 #[cfg(test)]
 mod compact_tests;
+#[cfg(test)]
+mod position_tests;
 #[cfg(test)]
 mod take_tests;
 #[cfg(test)]

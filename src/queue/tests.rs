@@ -173,7 +173,7 @@ fn damaged_metadata_never_wipes_data() {
     queue.ack(&p);
     queue.sync();
     drop(queue);
-    std::fs::write(dir.path().join("meta.json"), b"\0\0garbage").unwrap();
+    std::fs::write(dir.path().join(position::FILE), b"\0\0garbage").unwrap();
     let (queue, _) = open(dir.path(), opts());
     assert_eq!(drain(&queue), [1, 2, 3], "delivered again rather than lost");
 }
