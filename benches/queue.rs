@@ -3,9 +3,10 @@
 //! time it costs the whole process (blocking-pool threads included) per block.
 //!
 //! In normal operation the reader keeps up: each block a collector produces is appended
-//! (fsynced), taken by a sender, acknowledged, and the queue runs empty, which saves the reader
-//! position. A fast cycle is six such blocks (the system, sessions, transcode_log, process,
-//! host and pusher collectors each send their own).
+//! (fsynced), taken by a sender, acknowledged, and the sender finds the queue empty. A fast
+//! cycle is six such blocks (the system, sessions, transcode_log, process, host and pusher
+//! collectors each send their own), and one save of the reader position a second later covers
+//! them all (`Queue::save_due`; the bench does not wait that second).
 //!
 //! Two shapes are timed:
 //! - `direct`: the queue's calls one after another on one thread (the queue's own cost);
@@ -14,7 +15,7 @@
 //!   sender lanes hand it (`src/app/pipeline.rs`, `src/remote_write/worker.rs`), so that the
 //!   thread hand-offs are counted too.
 //!
-//! Run: `cargo bench --bench queue [-- <blocks per round>] [direct|agent]` (default 2,000 blocks,
+//! Run: `cargo bench --bench queue [-- <blocks per round>] [direct|agent]` (default 2,004 blocks,
 //! three rounds per shape, both shapes). The folder is under the build's target directory, on the disk the build is on
 //! (not a tmpfs). Syscalls per block: `strace -c -f` on the bench binary (README, "Figures").
 //! It prints figures; it asserts nothing about speed.
@@ -104,42 +105,48 @@ fn take_one(queue: &Queue) -> jellyfin_pusher::queue::Pending {
     }
 }
 
-fn assert_empty(queue: &Queue, take: Take) {
-    assert!(matches!(take, Take::Empty), "queue not empty: {take:?}");
+fn assert_empty(queue: &Queue, take: Option<Take>) {
+    assert!(
+        matches!(take, Some(Take::Empty)),
+        "queue not empty: {take:?}"
+    );
     assert_eq!(queue.gauges().blocks, 0);
 }
 
-/// One block's life, calls in a row.
-fn direct(queue: &Queue, bodies: &[bytes::Bytes], i: u64) {
-    let now = jellyfin_pusher::sample::now_ms();
-    queue.append(block(bodies, i, now));
-    let pending = take_one(queue);
-    queue.ack(&pending);
-    let rest = queue.take(now, 64, 1 << 20, true).unwrap();
-    assert_empty(queue, rest);
+/// One fast cycle, calls in a row: six blocks' lives (append, take, acknowledge, find it
+/// empty), then the save that covers them.
+fn direct(queue: &Queue, bodies: &[bytes::Bytes], cycle: u64) {
+    for i in 0..BLOCKS_PER_FAST_CYCLE as u64 {
+        let now = jellyfin_pusher::sample::now_ms();
+        queue.append(block(bodies, cycle * 8 + i, now));
+        let pending = take_one(queue);
+        queue.ack(&pending);
+        assert_empty(queue, queue.idle());
+    }
+    assert!(queue.save_due().is_some(), "the position moved");
     queue.sync();
 }
 
-/// One block's life as the agent lives it: the pipeline appends on the blocking pool, a lane
-/// takes there, acknowledges on the runtime's thread, takes again there (empty) and saves the
-/// position there.
-async fn agent(queue: &Arc<Queue>, bodies: &[bytes::Bytes], i: u64) {
-    let now = jellyfin_pusher::sample::now_ms();
-    let b = block(bodies, i, now);
-    let q = queue.clone();
-    tokio::task::spawn_blocking(move || q.append(b))
-        .await
-        .unwrap();
-    let q = queue.clone();
-    let pending = tokio::task::spawn_blocking(move || take_one(&q))
-        .await
-        .unwrap();
-    queue.ack(&pending);
-    let q = queue.clone();
-    let rest = tokio::task::spawn_blocking(move || q.take(now, 64, 1 << 20, true).unwrap())
-        .await
-        .unwrap();
-    assert_empty(queue, rest);
+/// One fast cycle as the agent lives it: for each block the pipeline appends on the blocking
+/// pool, a lane takes there, acknowledges on the runtime's thread and finds the queue empty
+/// without leaving it (`Queue::idle`); then the sender's saver saves the position on the pool.
+async fn agent(queue: &Arc<Queue>, bodies: &[bytes::Bytes], cycle: u64) {
+    for i in 0..BLOCKS_PER_FAST_CYCLE as u64 {
+        let now = jellyfin_pusher::sample::now_ms();
+        let b = block(bodies, cycle * 8 + i, now);
+        let q = queue.clone();
+        tokio::task::spawn_blocking(move || q.append(b))
+            .await
+            .unwrap();
+        let q = queue.clone();
+        let pending = tokio::task::spawn_blocking(move || take_one(&q))
+            .await
+            .unwrap();
+        queue.ack(&pending);
+        // The lane asks again; the queue answers without a trip to the pool (`Queue::idle`).
+        assert_empty(queue, queue.idle());
+    }
+    assert!(queue.save_due().is_some(), "the position moved");
     let q = queue.clone();
     tokio::task::spawn_blocking(move || q.sync()).await.unwrap();
 }
@@ -150,11 +157,12 @@ struct Round {
     switches_per_block: f64,
 }
 
-fn measure(blocks: u64, mut run: impl FnMut(u64)) -> Round {
+fn measure(cycles: u64, mut run: impl FnMut(u64)) -> Round {
     let (cpu, wall, switches) = (process_cpu(), Instant::now(), context_switches());
-    for i in 0..blocks {
+    for i in 0..cycles {
         run(i);
     }
+    let blocks = cycles * BLOCKS_PER_FAST_CYCLE as u64;
     let n = blocks as u32;
     Round {
         cpu_per_block: (process_cpu() - cpu) / n,
@@ -193,14 +201,15 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let blocks: u64 = args.iter().find_map(|a| a.parse().ok()).unwrap_or(2_000);
+    let blocks: u64 = args.iter().find_map(|a| a.parse().ok()).unwrap_or(2_004);
+    let cycles = blocks / BLOCKS_PER_FAST_CYCLE as u64;
     // `direct` or `agent` alone (for `strace -c -f`, which counts the whole process).
     let only = args.iter().find(|a| a.parse::<u64>().is_err()).cloned();
     let runs = |shape: &str| only.as_deref().is_none_or(|o| o == shape);
     // Under target/, on the build's disk: a tmpfs would make every fsync free.
     let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     println!(
-        "queue bench: {blocks} blocks of {BODY_LEN} bytes per round, folder {}",
+        "queue bench: {cycles} fast cycles of {BLOCKS_PER_FAST_CYCLE} blocks of {BODY_LEN} bytes per round, folder {}",
         work.path().display()
     );
 
@@ -209,7 +218,7 @@ fn main() {
         let queue = open(&work.path().join("direct"));
         direct(&queue, &bodies, 0); // warm-up: files created, position file in place
         let rounds: Vec<Round> = (0..ROUNDS)
-            .map(|_| measure(blocks, |i| direct(&queue, &bodies, i)))
+            .map(|_| measure(cycles, |i| direct(&queue, &bodies, i)))
             .collect();
         report("direct", &rounds);
     }
@@ -224,7 +233,7 @@ fn main() {
     let queue = open(&work.path().join("agent"));
     runtime.block_on(agent(&queue, &bodies, 0));
     let rounds: Vec<Round> = (0..ROUNDS)
-        .map(|_| measure(blocks, |i| runtime.block_on(agent(&queue, &bodies, i))))
+        .map(|_| measure(cycles, |i| runtime.block_on(agent(&queue, &bodies, i))))
         .collect();
     report("agent", &rounds);
 }

@@ -2,8 +2,8 @@
 //! (or without it) and must neither take the queue's lock nor change a byte.
 //!
 //! The reader position comes from the `position` file (or `meta.json`, if the agent has not
-//! saved since an upgrade), which the agent saves at most once a second while draining, so a
-//! backlog being sent may show up to a second's worth of blocks too many.
+//! saved since an upgrade), which the agent saves within a second of every move, so a backlog
+//! being sent may show up to a second's worth of blocks too many.
 //! Blocks settled out of order (the ledger saved with the position) are not counted; the
 //! oldest sample is read from the records' headers, those blocks' included.
 //! Blocks the agent holds in memory because the disk refused them are not on disk and not
