@@ -1,7 +1,7 @@
 //! Taking by several senders at once and newest first: disjoint blocks, out-of-order
 //! acknowledgements kept across a restart, nothing lost, nothing sent twice.
 
-use super::tests::{NOW, block, drain, opts};
+use super::tests::{NOW, block, drain, opts, xorshift};
 use super::*;
 
 fn open(dir: &Path) -> Queue {
@@ -185,13 +185,7 @@ fn idle_never_hides_a_block_that_take_would_hand_out() {
         Arc::new(RemoteStats::default()),
     )
     .unwrap();
-    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15_u64);
     let mut out: Vec<Pending> = Vec::new();
     let (mut n, mut answered) = (0, [0u32; 3]);
     for step in 0..3000 {
@@ -211,7 +205,7 @@ fn idle_never_hides_a_block_that_take_would_hand_out() {
             _ => {
                 let idle = queue.idle();
                 let took = queue
-                    .take(NOW, 1 + (next() % 3) as usize, usize::MAX, next() % 2 == 0)
+                    .take(NOW, 1 + (next() % 3) as usize, usize::MAX, next().is_multiple_of(2))
                     .unwrap();
                 match (&idle, &took) {
                     (None, _) => answered[0] += 1,

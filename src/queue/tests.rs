@@ -31,6 +31,16 @@ fn open(dir: &Path, opts: Options) -> (Queue, Arc<RemoteStats>) {
     (Queue::open(dir, opts, stats.clone()).unwrap(), stats)
 }
 
+/// A repeatable stream of pseudo-random numbers for the randomised tests.
+pub(super) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
 /// Peeks and acks everything, returning the sample counts (our block ids) in order.
 pub(super) fn drain(queue: &Queue) -> Vec<u32> {
     let mut out = Vec::new();

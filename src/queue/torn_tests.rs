@@ -11,7 +11,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 
-use super::tests::{NOW, block, drain, opts};
+use super::tests::{NOW, block, drain, opts, xorshift};
 use super::*;
 
 fn open(dir: &Path) -> Queue {
@@ -217,17 +217,11 @@ fn a_crash_while_the_position_file_is_made_keeps_the_previous_position() {
 }
 
 /// Random appends, acks, clean restarts and crashes; a crash may tear the append in progress
-/// at a random byte and tear `meta.json`. Checked against a model of what must be delivered.
+/// at a random byte and damage the position file. Checked against a model of what must be delivered.
 #[test]
 fn model_check_with_crashes_at_random_write_boundaries() {
     let dir = tempfile::tempdir().unwrap();
-    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d_u64);
     let mut queue = open(dir.path());
     // Appended and not acknowledged: must all come, in order.
     let mut model: VecDeque<u32> = VecDeque::new();
@@ -256,7 +250,7 @@ fn model_check_with_crashes_at_random_write_boundaries() {
                     acked_since_sync.push(id);
                 }
             }
-            16 if next() % 2 == 0 => {
+            16 if next().is_multiple_of(2) => {
                 assert_eq!(queue.gauges().blocks, model.len() as u64, "step {step}");
             }
             16 => {
@@ -269,7 +263,7 @@ fn model_check_with_crashes_at_random_write_boundaries() {
                 // The crash: no sync; maybe mid-append, maybe mid-save of the position.
                 crashes += 1;
                 drop(queue);
-                if next() % 2 == 0 {
+                if next().is_multiple_of(2) {
                     n += 1; // this append never returned: not in the model
                     let torn = record::frame(&block(n));
                     let cut = (next() % torn.len() as u64) as usize;
@@ -278,14 +272,14 @@ fn model_check_with_crashes_at_random_write_boundaries() {
                     file.write_all(&torn[..cut]).unwrap();
                     assert_eq!(file.metadata().unwrap().len(), len + cut as u64);
                 }
-                let meta_torn = next() % 4 == 0;
+                let meta_torn = next().is_multiple_of(4);
                 if meta_torn {
                     // Damage at a random byte of a random slot (or of the whole file), then
                     // the queue may fall back to an older save or to the oldest data.
                     let path = dir.path().join(position::FILE);
                     if let Ok(mut bytes) = std::fs::read(&path) {
                         let at = (next() % (bytes.len() as u64 + 1)) as usize;
-                        if next() % 2 == 0 {
+                        if next().is_multiple_of(2) {
                             bytes.truncate(at);
                         } else if at < bytes.len() {
                             bytes[at] ^= 0x5a;
