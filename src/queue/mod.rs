@@ -78,7 +78,7 @@ pub mod compact;
 pub mod inspect;
 mod ledger;
 mod meta;
-mod position;
+pub(crate) mod position;
 pub mod record;
 pub mod segment;
 mod take;

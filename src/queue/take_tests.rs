@@ -205,7 +205,12 @@ fn idle_never_hides_a_block_that_take_would_hand_out() {
             _ => {
                 let idle = queue.idle();
                 let took = queue
-                    .take(NOW, 1 + (next() % 3) as usize, usize::MAX, next().is_multiple_of(2))
+                    .take(
+                        NOW,
+                        1 + (next() % 3) as usize,
+                        usize::MAX,
+                        next().is_multiple_of(2),
+                    )
                     .unwrap();
                 match (&idle, &took) {
                     (None, _) => answered[0] += 1,
