@@ -1,0 +1,299 @@
+//! Cuts a JSON answer down to the parts a DTO reads ([`Shape`]) before serde decodes it: a
+//! /Sessions answer is 16 KB per playing session, nearly all of it NowPlayingItem's people,
+//! chapters and streams, NowPlayingQueueFullItems and Capabilities, which no collector reads.
+//! Skipped values are walked by their strings and brackets (memchr over the strings, where
+//! nearly all the bytes are) without building anything; the keys read are copied, with their
+//! values, into a small text that serde decodes as before.
+//!
+//! What is skipped is checked for structure (strings closed, brackets matched by kind, no
+//! byte between strings that JSON does not allow there, depth at most serde_json's 128), not
+//! for every rule of the grammar: a key without a value inside a skipped object goes unseen.
+//! Anything the walk finds wrong gives `None`, and the caller decodes the whole answer as
+//! before, which names the place.
+
+use super::shape::Shape;
+
+/// serde_json's own limit: a deeper answer is refused the same way.
+const MAX_DEPTH: usize = 128;
+
+/// The text of `body` holding only what `shape` reads, or `None` when `body` is not JSON as
+/// far as the walk can tell.
+pub fn skim(body: &[u8], shape: &Shape) -> Option<Vec<u8>> {
+    let mut walk = Walk {
+        body,
+        at: 0,
+        out: Vec::with_capacity(body.len() / 16),
+        open: Vec::new(),
+    };
+    walk.value(shape)?;
+    walk.space();
+    (walk.at == body.len()).then_some(walk.out)
+}
+
+struct Walk<'a> {
+    body: &'a [u8],
+    at: usize,
+    out: Vec<u8>,
+    /// The closing brackets a skipped value still owes (reused from value to value).
+    open: Vec<u8>,
+}
+
+impl Walk<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.body.get(self.at).copied()
+    }
+
+    fn space(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        self.space();
+        (self.peek()? == byte).then(|| self.at += 1)
+    }
+
+    /// At a `"`: moves past the closing quote; says whether the string holds an escape.
+    fn string(&mut self) -> Option<bool> {
+        let mut escaped = false;
+        let mut at = self.at + 1;
+        loop {
+            at += memchr::memchr2(b'"', b'\\', self.body.get(at..)?)?;
+            if self.body[at] == b'"' {
+                self.at = at + 1;
+                return Some(escaped);
+            }
+            escaped = true;
+            at += 2;
+        }
+    }
+
+    /// One value as `shape` reads it: copied whole, or an object or array entered.
+    fn value(&mut self, shape: &Shape) -> Option<()> {
+        self.space();
+        match (shape, self.peek()?) {
+            (Shape::Object(fields), b'{') => self.object(fields),
+            (Shape::Array(element), b'[') => self.array(element),
+            // Whole, or not the kind the DTO expects: serde says what it makes of it.
+            _ => {
+                let from = self.at;
+                self.skip()?;
+                self.out.extend_from_slice(&self.body[from..self.at]);
+                Some(())
+            }
+        }
+    }
+
+    fn object(&mut self, fields: &[(&'static str, Shape)]) -> Option<()> {
+        self.at += 1;
+        self.out.push(b'{');
+        self.space();
+        if self.peek()? == b'}' {
+            self.at += 1;
+            self.out.push(b'}');
+            return Some(());
+        }
+        let mut first = true;
+        loop {
+            self.space();
+            if self.peek()? != b'"' {
+                return None;
+            }
+            let key_from = self.at;
+            let escaped = self.string()?;
+            let key = &self.body[key_from..self.at];
+            // A key spelt with escapes is kept whole: serde compares it unescaped.
+            let read = if escaped {
+                Some(&Shape::Whole)
+            } else {
+                let name = &key[1..key.len() - 1];
+                fields
+                    .iter()
+                    .find(|(field, _)| field.as_bytes() == name)
+                    .map(|(_, shape)| shape)
+            };
+            self.expect(b':')?;
+            match read {
+                Some(shape) => {
+                    if !first {
+                        self.out.push(b',');
+                    }
+                    first = false;
+                    self.out.extend_from_slice(key);
+                    self.out.push(b':');
+                    self.value(shape)?;
+                }
+                None => self.skip()?,
+            }
+            self.space();
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    self.out.push(b'}');
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn array(&mut self, element: &Shape) -> Option<()> {
+        self.at += 1;
+        self.out.push(b'[');
+        self.space();
+        if self.peek()? == b']' {
+            self.at += 1;
+            self.out.push(b']');
+            return Some(());
+        }
+        loop {
+            self.value(element)?;
+            self.space();
+            match self.peek()? {
+                b',' => {
+                    self.at += 1;
+                    self.out.push(b',');
+                }
+                b']' => {
+                    self.at += 1;
+                    self.out.push(b']');
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Past one value, building nothing.
+    fn skip(&mut self) -> Option<()> {
+        self.space();
+        match self.peek()? {
+            b'"' => self.string().map(|_| ()),
+            b'{' | b'[' => self.skip_container(),
+            _ => {
+                let from = self.at;
+                while self.peek().is_some_and(|b| SCALAR[usize::from(b)]) {
+                    self.at += 1;
+                }
+                (self.at > from).then_some(())
+            }
+        }
+    }
+
+    /// Past the object or array opening here, whatever it holds.
+    fn skip_container(&mut self) -> Option<()> {
+        self.open.clear();
+        loop {
+            let byte = self.peek()?;
+            match byte {
+                b'"' => {
+                    self.string()?;
+                    continue;
+                }
+                b'{' | b'[' => {
+                    if self.open.len() == MAX_DEPTH {
+                        return None;
+                    }
+                    self.open.push(if byte == b'{' { b'}' } else { b']' });
+                }
+                b'}' | b']' => {
+                    if self.open.pop()? != byte {
+                        return None;
+                    }
+                    if self.open.is_empty() {
+                        self.at += 1;
+                        return Some(());
+                    }
+                }
+                _ if BETWEEN[usize::from(byte)] => {}
+                _ => return None,
+            }
+            self.at += 1;
+        }
+    }
+}
+
+/// The bytes of a number, `true`, `false` or `null`.
+const SCALAR: [bool; 256] = table(b"0123456789+-.eEtrufalsn");
+
+/// The bytes JSON allows between strings and brackets: scalars, separators, white space.
+const BETWEEN: [bool; 256] = table(b"0123456789+-.eEtrufalsn:, \t\n\r");
+
+const fn table(bytes: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        t[bytes[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jellyfin::dto::Session;
+    use crate::jellyfin::shape;
+
+    fn skimmed(body: &str) -> Option<String> {
+        skim(body.as_bytes(), &shape::of::<Vec<Session>>())
+            .map(|t| String::from_utf8(t).expect("UTF-8 in, UTF-8 out"))
+    }
+
+    #[test]
+    fn keeps_only_what_the_dtos_read() {
+        let body = r#" [ {"Id" : "a", "Capabilities": {"PlayableMediaTypes": ["Video"], "x": [[{}], -1.5e3, true, null]},
+            "NowPlayingItem": {"Name": "Film", "People": [{"Name": "x \"y\" ]}"}], "MediaStreams": [{"Type": "Video", "Height": 1080, "Title": "4K"}]},
+            "PlayState": null, "I\u0064": "b"} , {} ] "#;
+        assert_eq!(
+            skimmed(body).as_deref(),
+            Some(
+                r#"[{"Id":"a","NowPlayingItem":{"Name":"Film","MediaStreams":[{"Type":"Video","Height":1080}]},"PlayState":null,"I\u0064":"b"},{}]"#
+            )
+        );
+    }
+
+    #[test]
+    fn a_value_of_another_kind_is_left_to_serde() {
+        assert_eq!(
+            skimmed(r#"[{"PlayState": [1, 2]}, "x", 3]"#).as_deref(),
+            Some(r#"[{"PlayState":[1, 2]},"x",3]"#)
+        );
+        assert_eq!(skimmed(r#"{"a": 1}"#).as_deref(), Some(r#"{"a": 1}"#));
+    }
+
+    #[test]
+    fn broken_structure_is_refused() {
+        for body in [
+            "",
+            "[",
+            r#"[{"Id": "a"}"#,
+            r#"[{"Capabilities": {"a": [1, 2}}]"#,
+            r#"[{"Capabilities": {"a": "open}]"#,
+            r#"[{"Capabilities": {"a": <html>}}]"#,
+            r#"[{"Id" "a"}]"#,
+            r#"[{"Id": "a",}]"#,
+            r#"[{"Id": "a"}] x"#,
+            r#"[{"Id": "a"} {"Id": "b"}]"#,
+            r#"[{"Other": }]"#,
+            r#"[{Id: "a"}]"#,
+            "[\"\\",
+        ] {
+            assert_eq!(skimmed(body), None, "{body}");
+        }
+        let deep = format!(
+            r#"[{{"Capabilities": {}{}}}]"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert_eq!(skimmed(&deep), None);
+        let fine = format!(
+            r#"[{{"Capabilities": {}{}}}]"#,
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        assert_eq!(skimmed(&fine).as_deref(), Some("[{}]"));
+    }
+}
