@@ -1,17 +1,20 @@
 //! Cuts a JSON answer down to the parts a DTO reads ([`Shape`]) before serde decodes it: a
 //! /Sessions answer is 16 KB per playing session, nearly all of it NowPlayingItem's people,
 //! chapters and streams, NowPlayingQueueFullItems and Capabilities, which no collector reads.
-//! Skipped values are walked by their strings and brackets (memchr over the strings, where
-//! nearly all the bytes are) without building anything; the keys read are copied, with their
-//! values, into a small text that serde decodes as before.
+//! Skipped objects and arrays are passed 64 bytes at a time by their quotes and brackets
+//! ([`blocks`]), building nothing; the objects the DTOs read are walked key by key, and the
+//! keys read are copied, with their values, into a small text that serde decodes as before.
 //!
-//! What is skipped is checked for structure (strings closed, brackets matched by kind, no
-//! byte between strings that JSON does not allow there, depth at most serde_json's 128), not
-//! for every rule of the grammar: a key without a value inside a skipped object goes unseen.
+//! What is skipped is checked for structure (strings closed, brackets matched by kind, depth
+//! at most serde_json's 128; in the stretches walked byte by byte, no byte between strings
+//! that JSON does not allow there), not for every rule of the grammar: a key without a value
+//! inside a skipped object goes unseen.
 //! Anything the walk finds wrong gives `None`, and the caller decodes the whole answer as
 //! before, which names the place.
 
 use super::shape::Shape;
+
+mod blocks;
 
 /// serde_json's own limit: a deeper answer is refused the same way.
 const MAX_DEPTH: usize = 128;
@@ -55,11 +58,14 @@ impl Walk<'_> {
     }
 
     /// At a `"`: moves past the closing quote; says whether the string holds an escape.
+    /// (memchr2 even for the short keys: a byte loop over the first 16 bytes was slower.)
     fn string(&mut self) -> Option<bool> {
         let mut escaped = false;
         let mut at = self.at + 1;
         loop {
-            at += memchr::memchr2(b'"', b'\\', self.body.get(at..)?)?;
+            let rest = self.body.get(at..)?;
+            let found = memchr::memchr2(b'"', b'\\', rest)?;
+            at += found;
             if self.body[at] == b'"' {
                 self.at = at + 1;
                 return Some(escaped);
@@ -182,35 +188,110 @@ impl Walk<'_> {
         }
     }
 
-    /// Past the object or array opening here, whatever it holds.
+    /// Past the object or array opening here, whatever it holds: 64 bytes at a time where
+    /// they hold no backslash ([`blocks`]), byte by byte elsewhere.
     fn skip_container(&mut self) -> Option<()> {
         self.open.clear();
+        let mut state = Scan::default();
+        let mut at = self.at;
         loop {
-            let byte = self.peek()?;
+            let Some(block) = self.body.get(at..at + 64) else {
+                // The tail, shorter than a block.
+                let end = state.bytes(&self.body[at..], &mut self.open)??;
+                self.at = at + end;
+                return Some(());
+            };
+            let found = match blocks::masks(block) {
+                Some(masks) if !state.escaped => state.block(block, masks, &mut self.open)?,
+                _ => state.bytes(block, &mut self.open)?,
+            };
+            if let Some(end) = found {
+                self.at = at + end;
+                return Some(());
+            }
+            at += 64;
+        }
+    }
+}
+
+/// Where a skipped container's walk is, from one stretch of bytes to the next.
+#[derive(Default)]
+struct Scan {
+    in_string: bool,
+    /// The last byte was a backslash inside a string.
+    escaped: bool,
+}
+
+impl Scan {
+    /// Byte by byte through `bytes`: `Some(Some(end))` past the bracket that closes the
+    /// container, `Some(None)` when it is still open at the end, `None` when broken.
+    fn bytes(&mut self, bytes: &[u8], open: &mut Vec<u8>) -> Option<Option<usize>> {
+        for (i, &byte) in bytes.iter().enumerate() {
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if byte == b'\\' {
+                    self.escaped = true;
+                } else if byte == b'"' {
+                    self.in_string = false;
+                }
+                continue;
+            }
             match byte {
-                b'"' => {
-                    self.string()?;
-                    continue;
-                }
-                b'{' | b'[' => {
-                    if self.open.len() == MAX_DEPTH {
-                        return None;
-                    }
-                    self.open.push(if byte == b'{' { b'}' } else { b']' });
-                }
-                b'}' | b']' => {
-                    if self.open.pop()? != byte {
-                        return None;
-                    }
-                    if self.open.is_empty() {
-                        self.at += 1;
-                        return Some(());
+                b'"' => self.in_string = true,
+                b'{' | b'[' | b'}' | b']' => {
+                    if bracket(byte, open)? {
+                        return Some(Some(i + 1));
                     }
                 }
                 _ if BETWEEN[usize::from(byte)] => {}
                 _ => return None,
             }
-            self.at += 1;
+        }
+        Some(None)
+    }
+
+    /// 64 bytes without a backslash at once: strings from the quotes' running parity, then
+    /// only the brackets outside strings are looked at.
+    fn block(
+        &mut self,
+        block: &[u8],
+        masks: blocks::Masks,
+        open: &mut Vec<u8>,
+    ) -> Option<Option<usize>> {
+        let mut inside = blocks::prefix_xor(masks.quotes);
+        if self.in_string {
+            inside = !inside;
+        }
+        self.in_string = inside >> 63 == 1;
+        let mut brackets = masks.brackets & !inside;
+        while brackets != 0 {
+            let i = brackets.trailing_zeros() as usize;
+            brackets &= brackets - 1;
+            if bracket(block[i], open)? {
+                return Some(Some(i + 1));
+            }
+        }
+        Some(None)
+    }
+}
+
+/// A bracket outside strings: opens (depth at most [`MAX_DEPTH`]) or closes the innermost
+/// open one of its kind; `Some(true)` when that closed the outermost.
+fn bracket(byte: u8, open: &mut Vec<u8>) -> Option<bool> {
+    match byte {
+        b'{' | b'[' => {
+            if open.len() == MAX_DEPTH {
+                return None;
+            }
+            open.push(if byte == b'{' { b'}' } else { b']' });
+            Some(false)
+        }
+        _ => {
+            if open.pop()? != byte {
+                return None;
+            }
+            Some(open.is_empty())
         }
     }
 }
@@ -253,6 +334,28 @@ mod tests {
                 r#"[{"Id":"a","NowPlayingItem":{"Name":"Film","MediaStreams":[{"Type":"Video","Height":1080}]},"PlayState":null,"I\u0064":"b"},{}]"#
             )
         );
+    }
+
+    /// Long skipped values, walked 64 bytes at a time: quotes, brackets and escapes on every
+    /// side of a block's edge.
+    #[test]
+    fn long_skipped_values_end_where_they_end() {
+        for pad in 0..140 {
+            let filler = "x".repeat(pad);
+            let body = format!(
+                r#"[{{"Capabilities": {{"a": "{filler}\"]}}\\", "b": [{{"c": "{filler}"}}, [], {{}}], "d": "{{["}}, "Id": "s{pad}"}}]"#
+            );
+            assert_eq!(
+                skimmed(&body),
+                Some(format!(r#"[{{"Id":"s{pad}"}}]"#)),
+                "{body}"
+            );
+            // Cut anywhere inside, or one bracket of the wrong kind: refused.
+            let cut = &body[..body.len() - 30];
+            assert_eq!(skimmed(cut), None, "{cut}");
+            let wrong = body.replacen("[], {}]", "[], {}}", 1);
+            assert_eq!(skimmed(&wrong), None, "{wrong}");
+        }
     }
 
     #[test]
