@@ -148,7 +148,7 @@ fn usage(pid: i32) -> Usage {
 fn spread(mut v: Vec<f64>) -> String {
     v.sort_by(|a, b| a.total_cmp(b));
     format!(
-        "{:.2} ms ({:.2}-{:.2})",
+        "{:.3} ms ({:.3}-{:.3})",
         v[v.len() / 2],
         v[0],
         v[v.len() - 1]
@@ -216,6 +216,11 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
+        // COLLECT_PART=process: only the process collector's micro bench (for iterating).
+        if std::env::var("COLLECT_PART").as_deref() == Ok("process") {
+            println!("{}", process_cost().await);
+            return;
+        }
         let jellyfin = FakeJellyfin::start("").await;
         let (sessions, what) = fifty_sessions();
         let decode = decode_cost(sessions.as_bytes());
@@ -331,6 +336,7 @@ fn main() {
         drop(agent);
         drop(vmagent);
         println!("{decode}");
+        println!("{}", process_cost().await);
         activity_burst(&vm).await;
     });
 }
@@ -375,6 +381,57 @@ fn decode_cost(body: &[u8]) -> String {
     format!(
         "decoding one /Sessions answer ({:.0} KiB), CPU per decoding, median (least-most) of {ROUNDS} rounds of {DECODES}: {skimmed} into the agent's DTOs (skimmed); {whole} with every byte through serde; {skip} to read every byte and keep nothing",
         body.len() as f64 / 1024.0
+    )
+}
+
+/// CPU time of this thread, in ns (the process collector runs on it, without a wait).
+fn thread_cpu_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// The process collector alone, in this process, as the agent runs it in the bench: watching
+/// this process by name, with no systemd cgroup visible (a container), so summing its process
+/// tree over every /proc/<pid>/stat of the host each cycle.
+async fn process_cost() -> String {
+    use jellyfin_pusher::collectors::{Collector, Process};
+    const ROUNDS: usize = 5;
+    const COLLECTS: u32 = 200;
+    let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+    let config = jellyfin_pusher::config::ProcessConfig {
+        name: comm.trim_end().to_string(),
+        ..Default::default()
+    };
+    let mut collector = Process::new(config, "/proc".into(), "/sys/fs/cgroup".into());
+    let mut out = Vec::new();
+    collector.collect(&mut out).await.unwrap();
+    let source = out
+        .iter()
+        .find(|f| f.name == "process_cpu_seconds_total")
+        .map(|f| format!("{:?}", f.samples[0].labels))
+        .unwrap_or_default();
+    let processes = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .count();
+    let mut rounds = Vec::new();
+    for _ in 0..ROUNDS {
+        let started = thread_cpu_ns();
+        for _ in 0..COLLECTS {
+            out.clear();
+            collector.collect(&mut out).await.unwrap();
+        }
+        rounds.push((thread_cpu_ns() - started) as f64 / 1e6 / f64::from(COLLECTS));
+    }
+    format!(
+        "process collector alone ({processes} processes on the host, {source}): CPU per collection {} (median (least-most) of {ROUNDS} rounds of {COLLECTS})",
+        spread(rounds)
     )
 }
 
