@@ -211,6 +211,7 @@ fn main() {
             &interval,
             &process,
         );
+        resident::written_back(common::agent::BIN);
         let agent = dir.start();
         // Start-up runs every collector once, the 100k-item inventory walk included.
         jellyfin.wait_for_requests("/System/Info", 2).await;

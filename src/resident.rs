@@ -95,7 +95,8 @@ pub struct Dropped {
 /// Unmaps the pages of every private read-only file mapping that holds no copied page (the
 /// agent's code and constant data, libc's, the loader's), for after start-up and after a
 /// rare, large job such as the inventory walk; the agent's own file also leaves the page
-/// cache. Where /proc/self/smaps cannot be read nothing changes.
+/// cache (its pages not mapped at that moment and written back). Where /proc/self/smaps
+/// cannot be read nothing changes.
 ///
 /// Unmapping alone is not enough: the next fault maps again every cached page within 64 KiB
 /// (fault-around, which MADV_RANDOM does not turn off), so a cycle that runs a few scattered
@@ -109,11 +110,9 @@ pub fn drop_unused_code() -> Dropped {
         return Dropped::default();
     };
     let exe = std::fs::read_link("/proc/self/exe").ok();
+    // Dirty pages (a binary built a moment ago) stay cached until the kernel writes them
+    // back, within 30 s; not forced here (fdatasync would hold the runtime's one thread).
     let file = std::fs::File::open("/proc/self/exe").ok();
-    if let Some(file) = &file {
-        // Dirty pages (a binary just installed or built) cannot leave the cache until written.
-        let _ = file.sync_data();
-    }
     let mut ranges = Vec::new();
     for mapping in mappings(&smaps).iter().filter(|m| m.droppable()) {
         let (start, len) = (

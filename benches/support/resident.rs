@@ -102,6 +102,15 @@ impl std::fmt::Display for Breakdown {
     }
 }
 
+/// Writes the agent's binary to disk if it was just built: the agent drops its own file's
+/// pages from the page cache after start-up (src/resident.rs), which dirty pages cannot
+/// leave; an installed binary was written long before it runs.
+pub fn written_back(binary: &str) {
+    if let Ok(file) = std::fs::File::open(binary) {
+        let _ = file.sync_all();
+    }
+}
+
 /// Page faults so far: minor (the page was in memory: /proc/<pid>/stat field 10, minflt) and
 /// major (read from disk: field 12, majflt).
 pub struct Faults {
