@@ -215,15 +215,22 @@ fn fill_vmagent(rt: &tokio::runtime::Runtime, remote: &str, queue: &Path, blocks
 /// Who drains, and how.
 #[derive(Clone, Copy)]
 enum Contender {
-    /// The agent with this `kind` (and that kind's default delivery order).
-    Agent(&'static str),
+    /// The agent with this `kind` and these settings of its remote (else the kind's
+    /// default delivery order).
+    Agent(&'static str, &'static str),
     Vmagent,
 }
 
 impl Contender {
     fn name(self) -> String {
         match self {
-            Contender::Agent(kind) => format!("jellyfin-pusher, kind = \"{kind}\""),
+            Contender::Agent(kind, "") => format!("jellyfin-pusher, kind = \"{kind}\""),
+            Contender::Agent(kind, settings) => {
+                format!(
+                    "jellyfin-pusher, kind = \"{kind}\", {}",
+                    settings.replace('\n', ", ")
+                )
+            }
             Contender::Vmagent => "vmagent".into(),
         }
     }
@@ -277,10 +284,14 @@ impl Bench {
         let bin = env!("CARGO_BIN_EXE_jellyfin-pusher");
         let vmagent_port = matches!(who, Contender::Vmagent).then(free_port);
         let mut command = match who {
-            Contender::Agent(kind) => {
+            Contender::Agent(kind, settings) => {
                 copy_dir(&self.state, &copy.join("state"));
                 let config = copy.join("config.toml");
-                std::fs::write(&config, self.agent_config(&copy.join("state"), kind)).unwrap();
+                std::fs::write(
+                    &config,
+                    self.agent_config(&copy.join("state"), kind, settings),
+                )
+                .unwrap();
                 let mut agent = std::process::Command::new(bin);
                 agent.arg("--config").arg(&config).env("RUST_LOG", "warn");
                 agent
@@ -340,10 +351,10 @@ impl Bench {
         drained
     }
 
-    fn agent_config(&self, state: &Path, kind: &str) -> String {
+    fn agent_config(&self, state: &Path, kind: &str, settings: &str) -> String {
         format!(
             "state_dir = \"{}\"\n[jellyfin]\nurl = \"http://127.0.0.1:1\"\ntoken_file = \"{}\"\n\
-             [collect]\ninterval = \"1h\"\n[[remote_write]]\nname = \"bench\"\nurl = \"{}\"\nkind = \"{kind}\"\n",
+             [collect]\ninterval = \"1h\"\n[[remote_write]]\nname = \"bench\"\nurl = \"{}\"\nkind = \"{kind}\"\n{settings}\n",
             state.display(),
             self.work.join("token").display(),
             self.write_url,
@@ -358,7 +369,15 @@ impl Bench {
         let window = format!("[{}d]", self.days + 1);
         let series = "{instance=\"jellyfin-dmz\"}";
         let n = self.cycles as f64;
-        let distinct = query_value(vm_port, &format!("sum(count_over_time({series}{window}))"));
+        // Rows become searchable up to a second or two after they were inserted, even after
+        // a forced flush: asked again until every one shows, for up to 5 s.
+        let count = format!("sum(count_over_time({series}{window}))");
+        let asked = Instant::now();
+        let mut distinct = query_value(vm_port, &count);
+        while distinct < self.samples as f64 && asked.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(200));
+            distinct = query_value(vm_port, &count);
+        }
         let checks = [
             (
                 format!("sum(count_over_time({series}{window}))"),
@@ -604,9 +623,10 @@ fn main() {
         days,
     };
     let contenders = [
-        Contender::Agent("victoriametrics"),
+        Contender::Agent("victoriametrics", ""),
         Contender::Vmagent,
-        Contender::Agent("prometheus"),
+        Contender::Agent("prometheus", ""),
+        Contender::Agent("victoriametrics", "newest_first = false"),
     ];
     let mut drains: Vec<Vec<Drained>> = contenders.iter().map(|_| Vec::new()).collect();
     for round in 0..rounds {
