@@ -15,7 +15,11 @@
 //!   sender lanes hand it (`src/app/pipeline.rs`, `src/remote_write/worker.rs`), so that the
 //!   thread hand-offs are counted too.
 //!
-//! Run: `cargo bench --bench queue [-- <blocks per round>] [direct|agent]` (default 2,004 blocks,
+//! - `grouped`: as the agent makes them now (`src/app/pipeline.rs`'s group commit): the six
+//!   blocks of a tick appended in one trip to the pool with one fdatasync
+//!   (`Queue::append_all`), taken by a lane in one take, acknowledged, the queue found empty.
+//!
+//! Run: `cargo bench --bench queue [-- <blocks per round>] [direct|agent|grouped]` (default 2,004 blocks,
 //! three rounds per shape, both shapes). The folder is under the build's target directory, on the disk the build is on
 //! (not a tmpfs). Syscalls per block: `strace -c -f` on the bench binary (README, "Figures").
 //! It prints figures; it asserts nothing about speed.
@@ -151,6 +155,38 @@ async fn agent(queue: &Arc<Queue>, bodies: &[bytes::Bytes], cycle: u64) {
     tokio::task::spawn_blocking(move || q.sync()).await.unwrap();
 }
 
+/// One fast cycle as the agent lives it with the pipeline's group commit: the tick's blocks
+/// appended together on the blocking pool, taken by a lane in one take (it takes up to 64),
+/// acknowledged on the runtime's thread, the queue found empty; then the position save.
+async fn grouped(queue: &Arc<Queue>, bodies: &[bytes::Bytes], cycle: u64) {
+    let now = jellyfin_pusher::sample::now_ms();
+    let blocks: Vec<Block> = (0..BLOCKS_PER_FAST_CYCLE as u64)
+        .map(|i| block(bodies, cycle * 8 + i, now))
+        .collect();
+    let q = queue.clone();
+    tokio::task::spawn_blocking(move || q.append_all(&blocks))
+        .await
+        .unwrap();
+    let q = queue.clone();
+    let batch = tokio::task::spawn_blocking(move || {
+        let now = jellyfin_pusher::sample::now_ms();
+        match q.take(now, 64, 1 << 20, true).unwrap() {
+            Take::Batch(batch) => batch,
+            other => panic!("expected a batch, got {other:?}"),
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(batch.len(), BLOCKS_PER_FAST_CYCLE as usize);
+    for pending in &batch {
+        queue.ack(pending);
+    }
+    assert_empty(queue, queue.idle());
+    assert!(queue.save_due().is_some(), "the position moved");
+    let q = queue.clone();
+    tokio::task::spawn_blocking(move || q.sync()).await.unwrap();
+}
+
 struct Round {
     cpu_per_block: Duration,
     wall_per_block: Duration,
@@ -222,18 +258,25 @@ fn main() {
             .collect();
         report("direct", &rounds);
     }
-    if !runs("agent") {
-        return;
-    }
-
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let queue = open(&work.path().join("agent"));
-    runtime.block_on(agent(&queue, &bodies, 0));
-    let rounds: Vec<Round> = (0..ROUNDS)
-        .map(|_| measure(cycles, |i| runtime.block_on(agent(&queue, &bodies, i))))
-        .collect();
-    report("agent", &rounds);
+    for shape in ["agent", "grouped"] {
+        if !runs(shape) {
+            continue;
+        }
+        let queue = open(&work.path().join(shape));
+        let cycle = |i| {
+            runtime.block_on(async {
+                match shape {
+                    "agent" => agent(&queue, &bodies, i).await,
+                    _ => grouped(&queue, &bodies, i).await,
+                }
+            })
+        };
+        cycle(0); // warm-up
+        let rounds: Vec<Round> = (0..ROUNDS).map(|_| measure(cycles, cycle)).collect();
+        report(shape, &rounds);
+    }
 }

@@ -1,5 +1,6 @@
 //! Crashes at every write boundary: an append torn at every byte offset of its record (cut
-//! short, or at full length with the rest never written), a save of the position file torn at
+//! short, or at full length with the rest never written), a group append (`append_all`) torn
+//! at every byte offset of its records, a save of the position file torn at
 //! every byte offset (in place; the file cut short; the temporary file of the replace that
 //! makes it), and a model test that crashes at random points, tears the tail and the position,
 //! then reopens. The rules: no panic, nothing whose append returned is lost, a torn tail is
@@ -78,6 +79,46 @@ fn an_append_torn_at_every_byte_offset_is_cut_and_the_rest_delivers_in_order() {
             }
         }
     }
+}
+
+#[test]
+fn a_group_append_torn_at_every_byte_offset_keeps_the_whole_records_before_the_tear() {
+    // `append_all` writes blocks 6-8 in one write and syncs once: a crash may leave any
+    // prefix of the three records on the disk.
+    let records: Vec<Vec<u8>> = (6..=8).map(|n| record::frame(&block(n))).collect();
+    let torn = records.concat();
+    for cut in 0..=torn.len() {
+        let dir = tempfile::tempdir().unwrap();
+        five_appended_two_delivered(dir.path());
+        let (path, len) = last_segment(dir.path());
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(&torn[..cut], len).unwrap();
+        drop(file);
+
+        let queue = open(dir.path());
+        let mut expected = vec![3, 4, 5];
+        let mut end = 0;
+        for (n, r) in (6..=8).zip(&records) {
+            end += r.len();
+            if end <= cut {
+                expected.push(n);
+            }
+        }
+        expected.push(9);
+        queue.append_all(&[block(9)]);
+        assert_eq!(drain(&queue), expected, "cut at {cut} of {}", torn.len());
+    }
+}
+
+#[test]
+fn a_group_append_across_data_files_is_whole_and_in_order_after_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks: Vec<Block> = (1..=30).map(block).collect();
+    open(dir.path()).append_all(&blocks);
+    let segments = segment::list(dir.path()).unwrap();
+    assert!(segments.len() > 2, "{segments:?}");
+    assert!(segments.iter().all(|s| s.len <= opts().segment_size));
+    assert_eq!(drain(&open(dir.path())), (1..=30).collect::<Vec<_>>());
 }
 
 #[test]
