@@ -1,6 +1,8 @@
 //! Small JSON state files under `state_dir` (cursors, last results seen), replaced atomically:
 //! write a temporary file, fsync it, rename it over the old one, fsync the folder. A crash
-//! leaves the old state or the new one, never a mix.
+//! leaves the old state or the new one, never a mix. The `status.json` snapshot skips the
+//! fsyncs ([`StateFile::save_snapshot`]): it is whole after a crash of the agent, and after a
+//! power cut `status` copes with an empty or older one until the agent rewrites it.
 //!
 //! Outside the systemd unit (which sets `UMask=0077` and `StateDirectoryMode=0700`) nothing
 //! else protects them, so the agent does it itself: folders it creates are 0700, files 0600,
@@ -51,14 +53,33 @@ impl StateFile {
     }
 
     pub fn save<T: Serialize>(&self, state: &T) -> std::io::Result<()> {
+        self.save_with(state, Durability::PowerCut)
+    }
+
+    /// For a snapshot that is rewritten often and that nothing needs after a power cut
+    /// (`status.json`): replaced without the fsyncs, so a crash of the agent leaves the old
+    /// file or the new one, and a power cut may leave an empty or older one (its reader must
+    /// cope). Saves two fsyncs every write.
+    pub fn save_snapshot<T: Serialize>(&self, state: &T) -> std::io::Result<()> {
+        self.save_with(state, Durability::ProcessCrash)
+    }
+
+    fn save_with<T: Serialize>(&self, state: &T, durability: Durability) -> std::io::Result<()> {
         if !self.writable {
             return Ok(());
         }
-        write_atomically(
-            &self.path,
-            &serde_json::to_vec(state).map_err(std::io::Error::other)?,
-        )
+        let bytes = serde_json::to_vec(state).map_err(std::io::Error::other)?;
+        replace(&self.path, &bytes, durability)
     }
+}
+
+/// What a replaced file survives whole (the old one or the new one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// A crash of the process, or a power cut: fsyncs the file and the folder.
+    PowerCut,
+    /// A crash of the process only: no fsync.
+    ProcessCrash,
 }
 
 /// The largest state file the agent reads; its own files stay far below it.
@@ -106,8 +127,13 @@ pub fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
 
 /// Replaces `path` with `bytes` so that a crash leaves the old file or the new one: write a
 /// temporary file, fsync it, rename it over the old one, fsync the folder. Every state file
-/// of the agent (queue reader positions, the user-label salt, cursors) goes through here.
+/// of the agent (queue reader positions, the user-label salt, cursors) goes through here,
+/// except the `status.json` snapshot ([`StateFile::save_snapshot`]).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    replace(path, bytes, Durability::PowerCut)
+}
+
+fn replace(path: &Path, bytes: &[u8], durability: Durability) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     create_private_dir(dir)?;
     let mut tmp = path.as_os_str().to_owned();
@@ -115,11 +141,16 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = PathBuf::from(tmp);
     let mut file = create_private_file(&tmp)?;
     file.write_all(bytes)?;
-    file.sync_all()?;
+    if durability == Durability::PowerCut {
+        file.sync_all()?;
+    }
     drop(file);
     // rename() replaces a symlink at `path` itself; it never writes through it.
     std::fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
+    match durability {
+        Durability::PowerCut => File::open(dir)?.sync_all(),
+        Durability::ProcessCrash => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -150,7 +181,18 @@ mod tests {
         assert_eq!(file.load::<BTreeMap<String, u64>>(), None);
         let dry = StateFile::new(dir.path(), "y.json", false);
         dry.save(&1u8).unwrap();
+        dry.save_snapshot(&1u8).unwrap();
         assert!(!dir.path().join("y.json").exists());
+        // A snapshot is replaced whole too (no temporary left), private like the rest.
+        let snap = StateFile::new(&dir.path().join("s"), "s.json", true);
+        snap.save_snapshot(&[1u8, 2]).unwrap();
+        snap.save_snapshot(&[3u8]).unwrap();
+        assert_eq!(snap.load::<Vec<u8>>(), Some(vec![3]));
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("s"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["s.json"]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What `jellyfin-pusher status` reads: the agent writes a snapshot of its health to
-//! `<state_dir>/status.json` every [`WRITE_PERIOD`] and when it stops (atomically, through
-//! [`crate::state_file`]), and `status` combines it with the backlog read from the queue files
+//! `<state_dir>/status.json` every [`WRITE_PERIOD`] and when it stops (replaced whole, but
+//! without fsyncs: [`crate::state_file::StateFile::save_snapshot`]; nothing needs it after a
+//! power cut, which may leave it empty or older, and `status` says so), and `status` combines it with the backlog read from the queue files
 //! ([`crate::queue::inspect`]). So `status` works whether the agent runs or not, and needs
 //! no connection to it.
 
@@ -20,7 +21,7 @@ use crate::stats::{CollectorHealth, LastError, PusherStats};
 /// The file under `state_dir`.
 pub const FILE: &str = "status.json";
 /// How often the running agent rewrites the file: often enough that `status` is current,
-/// rarely enough that the fsyncs cost nothing.
+/// rarely enough that the writes cost nothing.
 pub const WRITE_PERIOD: Duration = Duration::from_secs(5);
 
 /// The contents of `status.json`.
@@ -75,10 +76,10 @@ impl Snapshot {
     }
 }
 
-/// Writes the snapshot now (blocking: it fsyncs). A failure is logged once per incident by
+/// Writes the snapshot now (blocking: file I/O). A failure is logged once per incident by
 /// the caller's loop; `status` then shows an older snapshot, nothing else suffers.
 pub fn write(file: &StateFile, stats: &PusherStats, started_ms: i64) -> std::io::Result<()> {
-    file.save(&Snapshot::take(stats, started_ms))
+    file.save_snapshot(&Snapshot::take(stats, started_ms))
 }
 
 /// Rewrites the snapshot every [`WRITE_PERIOD`] until `stop`; the agent writes it once more

@@ -5,7 +5,9 @@
 //! - a remote has not delivered for more than [`STALE_INTERVALS`] × `collect.interval`
 //!   (counted from the agent's start when it never delivered), or
 //! - a collector failed its last [`FAILING_RUNS`] runs in a row, or
-//! - there is no status file (the agent never ran with this state_dir).
+//! - there is no status file (the agent never ran with this state_dir), or it is empty or
+//!   damaged (a power cut while the agent rewrote it: it is written without fsyncs, see
+//!   [`super`]; the running agent rewrites it within [`super::WRITE_PERIOD`]).
 //!
 //! When the agent is not running, its last snapshot is shown as it was; the age of the last
 //! success keeps growing, so a stopped agent turns unhealthy after the same threshold.
@@ -67,7 +69,13 @@ pub struct CollectorReport {
 
 /// Reads the state dir of `config` and judges it.
 pub fn gather(config: &Config, now_ms: i64) -> Result<Report, String> {
-    let snapshot: Option<Snapshot> = StateFile::new(&config.state_dir, FILE, false).load();
+    let snapshot = match StateFile::new(&config.state_dir, FILE, false).load() {
+        Some(snapshot) => Ok(snapshot),
+        None if std::fs::symlink_metadata(config.state_dir.join(FILE)).is_ok() => {
+            Err(NoSnapshot::Damaged)
+        }
+        None => Err(NoSnapshot::Missing),
+    };
     let mut backlogs = BTreeMap::new();
     for remote in &config.remote_write {
         let dir = config.queue_dir(&remote.name);
@@ -79,9 +87,18 @@ pub fn gather(config: &Config, now_ms: i64) -> Result<Report, String> {
         config,
         now_ms,
         agent_running(&config.state_dir),
-        snapshot.as_ref(),
+        snapshot.as_ref().map_err(|e| *e),
         &backlogs,
     ))
+}
+
+/// Why there is no snapshot to judge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoSnapshot {
+    /// The agent never ran with this state_dir.
+    Missing,
+    /// There, but empty, damaged or unreadable.
+    Damaged,
 }
 
 /// True when a process holds the agent's lock on `state_dir` (see `app::StateLock`).
@@ -100,18 +117,26 @@ pub fn judge(
     config: &Config,
     now_ms: i64,
     agent_running: bool,
-    snapshot: Option<&Snapshot>,
+    snapshot: Result<&Snapshot, NoSnapshot>,
     backlogs: &BTreeMap<String, Backlog>,
 ) -> Report {
     let stale_after = config.collect.interval * STALE_INTERVALS;
     let stale_ms = i64::try_from(stale_after.as_millis()).unwrap_or(i64::MAX);
     let mut problems = Vec::new();
-    if snapshot.is_none() {
-        problems.push(format!(
+    match snapshot {
+        Ok(_) => {}
+        Err(NoSnapshot::Missing) => problems.push(format!(
             "no {FILE} in {}: the agent has not run with this state_dir",
             config.state_dir.display()
-        ));
+        )),
+        Err(NoSnapshot::Damaged) => problems.push(format!(
+            "{FILE} in {} is empty or damaged (a power cut while the agent rewrote it leaves it so): \
+             the running agent rewrites it every {}s",
+            config.state_dir.display(),
+            super::WRITE_PERIOD.as_secs()
+        )),
     }
+    let snapshot = snapshot.ok();
     let mut remotes = Vec::new();
     for remote in &config.remote_write {
         let seen = snapshot
@@ -328,9 +353,9 @@ mod tests {
         let c = config();
         let none = BTreeMap::new();
         // 50 s (5 × 10 s) since the last success: still fine; 51 s: not.
-        let ok = judge(&c, 150_000, true, Some(&snapshot(Some(100_000), 2)), &none);
+        let ok = judge(&c, 150_000, true, Ok(&snapshot(Some(100_000), 2)), &none);
         assert!(ok.healthy(), "{:?}", ok.problems);
-        let stale = judge(&c, 151_000, true, Some(&snapshot(Some(100_000), 2)), &none);
+        let stale = judge(&c, 151_000, true, Ok(&snapshot(Some(100_000), 2)), &none);
         assert_eq!(stale.problems.len(), 1, "{:?}", stale.problems);
         assert!(
             stale.problems[0].contains("has not delivered for 51s")
@@ -339,23 +364,61 @@ mod tests {
             stale.problems[0]
         );
         // Never delivered: counted from the start (0).
-        let never = judge(&c, 60_000, false, Some(&snapshot(None, 0)), &none);
+        let never = judge(&c, 60_000, false, Ok(&snapshot(None, 0)), &none);
         assert!(
             never.problems[0].contains("delivered nothing"),
             "{:?}",
             never.problems
         );
-        let failing = judge(&c, 100_000, true, Some(&snapshot(Some(99_000), 3)), &none);
+        let failing = judge(&c, 100_000, true, Ok(&snapshot(Some(99_000), 3)), &none);
         assert_eq!(failing.problems.len(), 1);
         assert!(
             failing.problems[0]
                 .contains("collector \"system\" failed its last 3 runs: GET System/Info: 500")
         );
-        let missing = judge(&c, 100_000, false, None, &none);
+        let missing = judge(&c, 100_000, false, Err(NoSnapshot::Missing), &none);
         assert!(
             missing.problems[0].contains("no status.json"),
             "{:?}",
             missing.problems
+        );
+    }
+
+    /// A power cut may leave the unsynced snapshot empty or cut short: `status` names the file
+    /// and says why, instead of claiming the agent never ran; a whole one reads back.
+    #[test]
+    fn an_empty_or_torn_status_file_is_reported_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config();
+        c.state_dir = dir.path().to_path_buf();
+        let file = StateFile::new(dir.path(), FILE, true);
+        let whole = snapshot(Some(100_000), 0);
+        file.save_snapshot(&whole).unwrap();
+        let bytes = std::fs::read(dir.path().join(FILE)).unwrap();
+        let report = gather(&c, 101_000).unwrap();
+        assert!(report.healthy(), "{:?}", report.problems);
+        for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
+            std::fs::write(dir.path().join(FILE), &bytes[..cut]).unwrap();
+            let report = gather(&c, 101_000).unwrap();
+            assert_eq!(
+                report.problems.len(),
+                1,
+                "cut at {cut}: {:?}",
+                report.problems
+            );
+            assert!(
+                report.problems[0].contains("status.json in")
+                    && report.problems[0].contains("is empty or damaged"),
+                "cut at {cut}: {}",
+                report.problems[0]
+            );
+        }
+        std::fs::remove_file(dir.path().join(FILE)).unwrap();
+        let report = gather(&c, 101_000).unwrap();
+        assert!(
+            report.problems[0].contains("no status.json"),
+            "{:?}",
+            report.problems
         );
     }
 }
