@@ -12,6 +12,8 @@
 
 #[path = "../tests/it/common/mod.rs"]
 mod common;
+#[path = "support/resident.rs"]
+mod resident;
 
 use std::time::Duration;
 
@@ -101,20 +103,32 @@ fn thousand_users() -> String {
     serde_json::to_string(&users).unwrap()
 }
 
-/// What a process has used so far: CPU (utime + stime), resident now (VmRSS), at most (VmHWM).
+/// What a process has used so far: CPU (every thread's, in ns), resident now (VmRSS), at most
+/// (VmHWM).
 struct Usage {
     cpu_s: f64,
     rss: f64,
     peak_rss: f64,
 }
 
+/// CPU time of every live thread of `pid`, from the first field of each
+/// /proc/<pid>/task/<tid>/schedstat (ns run on a CPU): /proc/<pid>/stat counts in clock ticks
+/// (10 ms), as coarse as the figure itself. A thread that exited takes its time with it; the
+/// agent's threads (the runtime's workers, the blocking pool kept alive 10 s) outlive a 2 s
+/// cycle.
+fn cpu_ns(pid: i32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 fn usage(pid: i32) -> Usage {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
-        .split_whitespace()
-        .collect();
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let cpu_s = (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / ticks;
+    let cpu_s = cpu_ns(pid) as f64 / 1e9;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let kib = |key: &str| -> f64 {
         status
@@ -130,6 +144,17 @@ fn usage(pid: i32) -> Usage {
         rss: kib("VmRSS:"),
         peak_rss: kib("VmHWM:"),
     }
+}
+
+/// Median, least and most of `v`, as "median (min-max)".
+fn spread(mut v: Vec<f64>) -> String {
+    v.sort_by(|a, b| a.total_cmp(b));
+    format!(
+        "{:.3} ms ({:.3}-{:.3})",
+        v[v.len() / 2],
+        v[0],
+        v[v.len() - 1]
+    )
 }
 
 /// Steady RSS: the median of one reading per second over the measured window.
@@ -181,7 +206,10 @@ impl Drop for VmAgent {
 }
 
 const INTERVAL_S: u64 = 2;
-const WINDOW_S: u64 = 40;
+/// The measured window: rounds of whole cycles, each round's CPU per cycle one figure of the
+/// spread.
+const ROUNDS: usize = 5;
+const CYCLES_PER_ROUND: usize = 8;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -190,6 +218,11 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
+        // COLLECT_PART=process: only the process collector's micro bench (for iterating).
+        if std::env::var("COLLECT_PART").as_deref() == Ok("process") {
+            println!("{}", process_cost().await);
+            return;
+        }
         let jellyfin = FakeJellyfin::start("").await;
         let (sessions, what) = fifty_sessions();
         let decode = decode_cost(sessions.as_bytes());
@@ -209,6 +242,7 @@ fn main() {
             &interval,
             &process,
         );
+        resident::written_back(common::agent::BIN);
         let agent = dir.start();
         // Start-up runs every collector once, the 100k-item inventory walk included.
         jellyfin.wait_for_requests("/System/Info", 2).await;
@@ -216,41 +250,85 @@ fn main() {
         // each for the two other libraries.
         jellyfin.wait_for_requests("/Items", 202).await;
         jellyfin.wait_for_requests("/System/Info", 3).await;
+        // Let that cycle finish: the first round starts with the next.
+        tokio::time::sleep(Duration::from_millis(500)).await;
         let walk_peak = usage(agent.pid()).peak_rss;
-        let ours_start = usage(agent.pid());
-        let theirs_start = usage(vmagent.child.id() as i32);
+        let theirs_pid = vmagent.child.id() as i32;
+        // COLLECT_PERF=<file>: a perf profile of the agent over the measured window.
+        let perf = std::env::var_os("COLLECT_PERF").map(|out| {
+            std::process::Command::new("perf")
+                .args(["record", "-q", "-F", "2000", "-g", "-o"])
+                .arg(out)
+                .arg("-p")
+                .arg(agent.pid().to_string())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("perf on PATH")
+        });
         let before = jellyfin.requests().len();
         let cycles_before = jellyfin.requests_to("/System/Info").len();
+        let faults_start = resident::faults(agent.pid());
         let (mut ours_rss, mut theirs_rss) = (Vec::new(), Vec::new());
-        for _ in 0..WINDOW_S {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            ours_rss.push(usage(agent.pid()).rss);
-            theirs_rss.push(usage(vmagent.child.id() as i32).rss);
+        let (mut ours_cpu, mut theirs_cpu) = (Vec::new(), Vec::new());
+        let mut steady = None;
+        let mut target = cycles_before;
+        let mut last_rss = std::time::Instant::now();
+        for _ in 0..ROUNDS {
+            // A round starts just after a cycle has started (its /System/Info asked) and ends
+            // just after the cycle CYCLES_PER_ROUND later has: whole cycles in each.
+            let ours_start = usage(agent.pid()).cpu_s;
+            let theirs_start = usage(theirs_pid).cpu_s;
+            let started = std::time::Instant::now();
+            target += CYCLES_PER_ROUND;
+            while jellyfin.requests_to("/System/Info").len() < target {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if last_rss.elapsed() >= Duration::from_secs(1) {
+                    last_rss = std::time::Instant::now();
+                    ours_rss.push(usage(agent.pid()).rss);
+                    theirs_rss.push(usage(theirs_pid).rss);
+                    // The breakdown once, well inside the steady state.
+                    if ours_rss.len() == 10 {
+                        steady = Some(resident::breakdown(agent.pid()));
+                    }
+                }
+            }
+            // Past the start of the last cycle's requests: let it finish.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let ours_end = usage(agent.pid()).cpu_s;
+            let theirs_end = usage(theirs_pid).cpu_s;
+            ours_cpu.push((ours_end - ours_start) / CYCLES_PER_ROUND as f64 * 1000.0);
+            let scrapes = started.elapsed().as_secs_f64() / INTERVAL_S as f64;
+            theirs_cpu.push((theirs_end - theirs_start) / scrapes * 1000.0);
         }
+        if let Some(mut perf) = perf {
+            unsafe { libc::kill(perf.id() as i32, libc::SIGINT) };
+            let _ = perf.wait();
+        }
+        let faults_end = resident::faults(agent.pid());
         let ours_end = usage(agent.pid());
-        let theirs_end = usage(vmagent.child.id() as i32);
+        let theirs_end = usage(theirs_pid);
         let requests = jellyfin.requests();
         let cycles = requests.iter().filter(|r| r.path == "/System/Info").count() - cycles_before;
         let fast: Vec<_> = requests[before..].iter().collect();
         let bytes: usize = fast.iter().map(|r| r.bytes).sum();
-        let ours_cpu = (ours_end.cpu_s - ours_start.cpu_s) / cycles as f64;
-        let theirs_cycles = WINDOW_S as f64 / INTERVAL_S as f64;
-        let theirs_cpu = (theirs_end.cpu_s - theirs_start.cpu_s) / theirs_cycles;
+        let ours_median = median(ours_cpu.clone());
         let mib = |b: f64| b / 1048576.0;
-        println!("jellyfin: {what}, 1,000 users, 100,000 items; interval {INTERVAL_S} s, {WINDOW_S} s measured, release build");
+        println!("jellyfin: {what}, 1,000 users, 100,000 items; interval {INTERVAL_S} s, {ROUNDS} rounds of {CYCLES_PER_ROUND} cycles measured, release build");
         println!(
-            "agent:   {cycles} cycles, {:.2} ms CPU per cycle = {:.3} % of one core at a 15 s interval; steady RSS {:.1} MiB (median of {WINDOW_S} readings); peak RSS {:.1} MiB (start-up inventory walk included)",
-            ours_cpu * 1000.0,
-            ours_cpu / 15.0 * 100.0,
-            mib(median(ours_rss)),
+            "agent:   {cycles} cycles, CPU per cycle {} (median (least-most) of {ROUNDS} rounds; ns from schedstat) = {:.3} % of one core at a 15 s interval; steady RSS {:.1} MiB (median of {} readings); peak RSS {:.1} MiB (start-up inventory walk included)",
+            spread(ours_cpu),
+            ours_median / 1000.0 / 15.0 * 100.0,
+            mib(median(ours_rss.clone())),
+            ours_rss.len(),
             mib(walk_peak.max(ours_end.peak_rss)),
         );
         println!(
-            "vmagent: scraping VictoriaMetrics' /metrics every {INTERVAL_S} s into the same VictoriaMetrics, {:.2} ms CPU per scrape; steady RSS {:.1} MiB; peak RSS {:.1} MiB",
-            theirs_cpu * 1000.0,
+            "vmagent: scraping VictoriaMetrics' /metrics every {INTERVAL_S} s into the same VictoriaMetrics, CPU per scrape {} (same rounds); steady RSS {:.1} MiB; peak RSS {:.1} MiB",
+            spread(theirs_cpu),
             mib(median(theirs_rss)),
             mib(theirs_end.peak_rss),
         );
+        rss_breakdown(steady, &faults_start, &faults_end, cycles);
         println!(
             "requests per fast cycle: {:.1} ({:.1} KiB fetched per cycle)",
             fast.len() as f64 / cycles as f64,
@@ -269,26 +347,60 @@ fn main() {
         drop(agent);
         drop(vmagent);
         println!("{decode}");
+        println!("{}", process_cost().await);
         activity_burst(&vm).await;
     });
 }
 
+/// The agent's steady RSS taken apart (one reading in the middle of the window), and its minor
+/// page faults per cycle: what dropping unused code (src/resident.rs) costs in faults.
+fn rss_breakdown(
+    steady: Option<resident::Breakdown>,
+    start: &resident::Faults,
+    end: &resident::Faults,
+    cycles: usize,
+) {
+    if let Some(steady) = steady {
+        println!("agent's steady {steady}");
+    }
+    println!(
+        "agent's page faults: {:.1} minor and {:.1} major per cycle while steady; {} major since it started (start-up and the code dropped after the walk read back from disk)",
+        (end.minor - start.minor) as f64 / cycles as f64,
+        (end.major - start.major) as f64 / cycles as f64,
+        end.major,
+    );
+}
+
 /// The decoding of one /Sessions answer, in this process (release build): into the agent's
-/// DTOs by the agent's own decoder, and, for scale, a pass that reads every value and keeps none (serde_json's floor for
-/// any decoding of those bytes, what the fields the agent does not read would cost at best).
+/// DTOs by the agent's own decoder (only the fields the DTOs read reach serde), by the same
+/// decoder with every byte through serde (what it cost before the skim), and, for scale, a pass
+/// that reads every value and keeps none (serde_json's floor for any decoding of every byte).
+/// Each the median (least-most) of 5 rounds of 200 decodings.
 fn decode_cost(body: &[u8]) -> String {
     use jellyfin_pusher::jellyfin::dto::Session;
-    const ROUNDS: u32 = 200;
+    const ROUNDS: usize = 5;
+    const DECODES: u32 = 200;
     let time = |decode: &dyn Fn()| {
-        let started = std::time::Instant::now();
-        for _ in 0..ROUNDS {
-            decode();
-        }
-        started.elapsed().as_secs_f64() * 1000.0 / f64::from(ROUNDS)
+        let rounds: Vec<f64> = (0..ROUNDS)
+            .map(|_| {
+                let started = cpu_ns(std::process::id() as i32);
+                for _ in 0..DECODES {
+                    decode();
+                }
+                (cpu_ns(std::process::id() as i32) - started) as f64 / 1e6 / f64::from(DECODES)
+            })
+            .collect();
+        spread(rounds)
     };
-    let dtos = time(&|| {
+    let skimmed = time(&|| {
         let sessions: Vec<Session> =
             jellyfin_pusher::jellyfin::decode("/Sessions", "application/json", body, &[]).unwrap();
+        std::hint::black_box(sessions);
+    });
+    let whole = time(&|| {
+        let sessions: Vec<Session> =
+            jellyfin_pusher::jellyfin::decode_whole("/Sessions", "application/json", body, &[])
+                .unwrap();
         std::hint::black_box(sessions);
     });
     let skip = time(&|| {
@@ -297,8 +409,59 @@ fn decode_cost(body: &[u8]) -> String {
         std::hint::black_box(all);
     });
     format!(
-        "decoding one /Sessions answer ({:.0} KiB): {dtos:.2} ms into the agent's DTOs; {skip:.2} ms to read it and keep nothing (mean of {ROUNDS} rounds)",
+        "decoding one /Sessions answer ({:.0} KiB), CPU per decoding, median (least-most) of {ROUNDS} rounds of {DECODES}: {skimmed} into the agent's DTOs (skimmed); {whole} with every byte through serde; {skip} to read every byte and keep nothing",
         body.len() as f64 / 1024.0
+    )
+}
+
+/// CPU time of this thread, in ns (the process collector runs on it, without a wait).
+fn thread_cpu_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// The process collector alone, in this process, as the agent runs it in the bench: watching
+/// this process by name, with no systemd cgroup visible (a container), so summing its process
+/// tree over every /proc/<pid>/stat of the host each cycle.
+async fn process_cost() -> String {
+    use jellyfin_pusher::collectors::{Collector, Process};
+    const ROUNDS: usize = 5;
+    const COLLECTS: u32 = 200;
+    let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+    let config = jellyfin_pusher::config::ProcessConfig {
+        name: comm.trim_end().to_string(),
+        ..Default::default()
+    };
+    let mut collector = Process::new(config, "/proc".into(), "/sys/fs/cgroup".into());
+    let mut out = Vec::new();
+    collector.collect(&mut out).await.unwrap();
+    let source = out
+        .iter()
+        .find(|f| f.name == "process_cpu_seconds_total")
+        .map(|f| format!("{:?}", f.samples[0].labels))
+        .unwrap_or_default();
+    let processes = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .count();
+    let mut rounds = Vec::new();
+    for _ in 0..ROUNDS {
+        let started = thread_cpu_ns();
+        for _ in 0..COLLECTS {
+            out.clear();
+            collector.collect(&mut out).await.unwrap();
+        }
+        rounds.push((thread_cpu_ns() - started) as f64 / 1e6 / f64::from(COLLECTS));
+    }
+    format!(
+        "process collector alone ({processes} processes on the host, {source}): CPU per collection {} (median (least-most) of {ROUNDS} rounds of {COLLECTS})",
+        spread(rounds)
     )
 }
 

@@ -16,7 +16,8 @@
 //!
 //! - [`config`]: the TOML file, its defaults and its validation.
 //! - [`secret`]: secrets read from files; their `Debug` and `Display` never show the value.
-//! - [`jellyfin`]: the HTTP client for the Jellyfin API and the DTOs it decodes.
+//! - [`jellyfin`]: the HTTP client for the Jellyfin API and the DTOs it decodes (an answer is
+//!   skimmed down to the fields the DTOs read before serde sees it: `shape`, `skim`).
 //! - [`privacy`]: what a `user` label may say (salted hash by default).
 //! - [`peer_text`]: bounded reads of peer error bodies, and the redact-then-shorten excerpt
 //!   every peer text goes through before it is logged.
@@ -44,6 +45,8 @@
 //! - [`shutdown`], [`logging`]: signal handling and the tracing subscriber.
 //! - [`allocator`]: glibc malloc settings (one arena, memory returned early) for a small RSS,
 //!   and the trim the inventory collector calls after its walk.
+//! - [`resident`]: unmaps the code and constants not used since start-up or since the last
+//!   inventory walk (the kernel counts every page once touched in RSS).
 //! - [`error_chain`]: an error and its causes on one line, for messages.
 //! - [`fault`]: the debug-build-only seam that makes a task panic, for the supervision tests
 //!   (`app::supervise` restarts collectors, the pipeline and senders).
@@ -71,6 +74,7 @@ pub mod peer_text;
 pub mod privacy;
 pub mod queue;
 pub mod remote_write;
+pub mod resident;
 pub mod sample;
 pub mod secret;
 pub mod shutdown;

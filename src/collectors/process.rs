@@ -15,6 +15,7 @@
 //! and the start time are the main process's own.
 
 mod cgroup;
+mod procfs;
 mod tree;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 use super::{CollectError, Collector};
 use crate::config::ProcessConfig;
 use crate::sample::Family;
+use procfs::ProcFs;
 
 pub struct Process {
     config: ProcessConfig,
@@ -33,6 +35,9 @@ pub struct Process {
     found: Option<(u32, u64)>,
     /// Boot time from /proc/stat, which does not change while the host runs.
     boot_time: Option<f64>,
+    /// The open /proc and its read buffer (opened at the first cycle that needs it).
+    procfs: Option<ProcFs>,
+    tree: tree::Scratch,
 }
 
 const CGROUP: &str = "cgroup";
@@ -54,61 +59,89 @@ impl Process {
             cgroup_root,
             found: None,
             boot_time: None,
+            procfs: None,
+            tree: tree::Scratch::default(),
         }
     }
 
+    fn procfs(&mut self) -> Result<&mut ProcFs, String> {
+        if self.procfs.is_none() {
+            let opened = ProcFs::open(&self.proc_root)
+                .map_err(|e| format!("{}: {e}", self.proc_root.display()))?;
+            self.procfs = Some(opened);
+        }
+        self.procfs
+            .as_mut()
+            .ok_or_else(|| format!("{}: not open", self.proc_root.display()))
+    }
+
     /// From the unit's cgroup what it shows, the rest summed over the process tree.
-    fn with_children(&self, pid: u32) -> WithChildren {
-        let dir = std::fs::read_to_string(self.proc_root.join(format!("{pid}/cgroup")))
+    fn with_children(&mut self, pid: u32) -> Result<WithChildren, String> {
+        let cgroup_root = self.cgroup_root.clone();
+        let procfs = self.procfs()?;
+        let dir = procfs
+            .read(Some(pid), "cgroup")
             .ok()
-            .and_then(|text| cgroup::unit_dir(&self.cgroup_root, &text));
+            .and_then(|text| std::str::from_utf8(text).ok())
+            .and_then(|text| cgroup::unit_dir(&cgroup_root, text));
         let read = |name: &str| {
             dir.as_ref()
                 .and_then(|d| std::fs::read_to_string(d.join(name)).ok())
         };
         // One pass over every /proc/<pid>/stat of the host, so only when the cgroup does not
         // tell.
-        let members = std::cell::LazyCell::new(|| tree::members(&self.proc_root, pid));
+        let cpu_stat = read("cpu.stat");
+        let memory = read("memory.current").zip(read("memory.stat"));
+        let io_stat = read("io.stat");
+        let procfs = self.procfs.as_mut().ok_or("/proc not open")?;
+        let mut members = None;
+        let mut tree = |procfs: &mut ProcFs| -> Vec<(u32, tree::Usage)> {
+            members
+                .get_or_insert_with(|| tree::members(procfs, pid, &mut self.tree))
+                .clone()
+        };
         let ticks = sysconf(libc::_SC_CLK_TCK);
         let page = sysconf(libc::_SC_PAGESIZE);
-        let cpu = match read("cpu.stat").as_deref().and_then(cgroup::cpu_seconds) {
+        let cpu = match cpu_stat.as_deref().and_then(cgroup::cpu_seconds) {
             Some(seconds) => (seconds, CGROUP),
             None => (
-                members.iter().map(|m| m.1.cpu_ticks).sum::<u64>() as f64 / ticks,
+                tree(procfs).iter().map(|m| m.1.cpu_ticks).sum::<u64>() as f64 / ticks,
                 PROCESS_TREE,
             ),
         };
-        let memory = match read("memory.current")
-            .zip(read("memory.stat"))
-            .and_then(|(current, stat)| cgroup::working_set_bytes(&current, &stat))
-        {
-            Some(bytes) => (bytes, CGROUP),
-            None => (
-                members.iter().map(|m| m.1.rss_pages).sum::<u64>() as f64 * page,
-                PROCESS_TREE,
-            ),
-        };
-        let io = match read("io.stat") {
+        let memory =
+            match memory.and_then(|(current, stat)| cgroup::working_set_bytes(&current, &stat)) {
+                Some(bytes) => (bytes, CGROUP),
+                None => (
+                    tree(procfs).iter().map(|m| m.1.rss_pages).sum::<u64>() as f64 * page,
+                    PROCESS_TREE,
+                ),
+            };
+        let io = match io_stat {
             Some(text) => Some((cgroup::io_bytes(&text), CGROUP)),
             None => {
                 // The main process's must be readable; children we may not read are skipped.
-                let io = |pid: u32| {
-                    std::fs::read_to_string(self.proc_root.join(format!("{pid}/io")))
+                let io = |procfs: &mut ProcFs, pid: u32| {
+                    procfs
+                        .read(Some(pid), "io")
                         .ok()
-                        .as_deref()
+                        .and_then(|text| std::str::from_utf8(text).ok())
                         .and_then(parse_io)
                 };
-                io(pid).map(|own| {
-                    let children = members
-                        .iter()
-                        .filter(|m| m.0 != pid)
-                        .filter_map(|m| io(m.0))
-                        .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
-                    ((own.0 + children.0, own.1 + children.1), PROCESS_TREE)
-                })
+                match io(procfs, pid) {
+                    Some(own) => {
+                        let children = tree(procfs)
+                            .iter()
+                            .filter(|m| m.0 != pid)
+                            .filter_map(|m| io(procfs, m.0))
+                            .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+                        Some(((own.0 + children.0, own.1 + children.1), PROCESS_TREE))
+                    }
+                    None => None,
+                }
             }
         };
-        WithChildren { cpu, memory, io }
+        Ok(WithChildren { cpu, memory, io })
     }
 
     /// Jellyfin's pid and its /proc/<pid>/stat: the process found last time while it runs,
@@ -127,10 +160,12 @@ impl Process {
         Ok((pid, stat))
     }
 
-    fn stat(&self, pid: u32) -> Result<Stat, String> {
-        let text = std::fs::read_to_string(self.proc_root.join(format!("{pid}/stat")))
+    fn stat(&mut self, pid: u32) -> Result<Stat, String> {
+        let text = self
+            .procfs()?
+            .read(Some(pid), "stat")
             .map_err(|e| format!("process {pid}: {e}"))?;
-        parse_stat(&text).ok_or_else(|| format!("process {pid}: unexpected /proc/{pid}/stat"))
+        parse_stat(text).ok_or_else(|| format!("process {pid}: unexpected /proc/{pid}/stat"))
     }
 
     fn find(&self) -> Result<u32, String> {
@@ -180,8 +215,7 @@ impl Process {
     }
 }
 
-/// The fields of /proc/<pid>/stat the metrics need. The command name may hold spaces and
-/// parentheses, so fields are counted from the last `)`.
+/// The fields of /proc/<pid>/stat the metrics need.
 #[derive(Debug, PartialEq)]
 pub struct Stat {
     pub utime_ticks: u64,
@@ -192,18 +226,17 @@ pub struct Stat {
     pub rss_pages: u64,
 }
 
-pub fn parse_stat(text: &str) -> Option<Stat> {
-    let rest = &text[text.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state): field n is f[n - 3].
-    let field = |n: usize| f.get(n - 3)?.parse::<u64>().ok();
+/// utime, stime (14, 15), threads (20), starttime (22), vsize (23), rss (24).
+pub fn parse_stat(text: &[u8]) -> Option<Stat> {
+    let [utime, stime, threads, start, vsize, rss] =
+        procfs::stat_fields(text, [14, 15, 20, 22, 23, 24])?;
     Some(Stat {
-        utime_ticks: field(14)?,
-        stime_ticks: field(15)?,
-        threads: field(20)?,
-        start_ticks: field(22)?,
-        vsize_bytes: field(23)?,
-        rss_pages: field(24)?,
+        utime_ticks: utime,
+        stime_ticks: stime,
+        threads,
+        start_ticks: start,
+        vsize_bytes: vsize,
+        rss_pages: rss,
     })
 }
 
@@ -255,11 +288,16 @@ impl Collector for Process {
                 .as_deref()
                 .and_then(parse_btime);
         }
-        let dir = self.proc_root.join(pid.to_string());
-        let read = |name: &str| std::fs::read_to_string(dir.join(name));
         let ticks = sysconf(libc::_SC_CLK_TCK);
         let gauge = |name, help, value| Family::gauge(name, help).with(vec![], value);
-        let all = self.with_children(pid);
+        let all = self.with_children(pid)?;
+        let procfs = self.procfs()?;
+        let max_fds = procfs
+            .read(Some(pid), "limits")
+            .ok()
+            .and_then(|text| std::str::from_utf8(text).ok())
+            .and_then(parse_max_fds);
+        let open_fds = procfs.count(pid, "fd");
         let source = |s: &'static str| vec![("source", s.to_string())];
         out.push(
             Family::counter(
@@ -292,18 +330,18 @@ impl Collector for Process {
                 boot + stat.start_ticks as f64 / ticks,
             ));
         }
-        if let Some(max) = read("limits").ok().as_deref().and_then(parse_max_fds) {
+        if let Some(max) = max_fds {
             out.push(gauge(
                 "process_max_fds",
                 "Jellyfin's limit on open file descriptors.",
                 max,
             ));
         }
-        if let Ok(fds) = std::fs::read_dir(dir.join("fd")) {
+        if let Ok(fds) = open_fds {
             out.push(gauge(
                 "process_open_fds",
                 "Jellyfin's open file descriptors.",
-                fds.count() as f64,
+                fds as f64,
             ));
         }
         if let Some(((read_bytes, write_bytes), from)) = all.io {
@@ -339,7 +377,7 @@ mod tests {
         let stat = "1234 (jelly fin) (x)) S 1 1234 1234 0 -1 4194560 9 0 0 0 250 75 0 0 20 0 42 0 5000 1073741824 2048 \
                     18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
         assert_eq!(
-            parse_stat(stat),
+            parse_stat(stat.as_bytes()),
             Some(Stat {
                 utime_ticks: 250,
                 stime_ticks: 75,

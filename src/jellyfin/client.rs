@@ -123,7 +123,7 @@ impl Client {
 
     /// GETs `endpoint` (a path template such as `/System/Info`; `path_and_query` is the
     /// concrete path when it differs) and decodes the JSON answer into `T`.
-    pub async fn get_json<T: DeserializeOwned>(
+    pub async fn get_json<T: DeserializeOwned + 'static>(
         &self,
         endpoint: &'static str,
         path_and_query: Option<&str>,
@@ -134,7 +134,7 @@ impl Client {
 
     /// [`Client::get_json`] with its own timeout in place of `jellyfin.timeout`, for a request
     /// known to be slow on big servers (an inventory page).
-    pub async fn get_json_within<T: DeserializeOwned>(
+    pub async fn get_json_within<T: DeserializeOwned + 'static>(
         &self,
         endpoint: &'static str,
         path_and_query: Option<&str>,
@@ -147,7 +147,7 @@ impl Client {
     /// POSTs `body` as JSON to `endpoint` and decodes the JSON answer into `T`: only for
     /// plugin endpoints that take their query in the body (Playback Reporting's
     /// submit_custom_query); the server's own API is read with GETs.
-    pub async fn post_json<T: DeserializeOwned>(
+    pub async fn post_json<T: DeserializeOwned + 'static>(
         &self,
         endpoint: &'static str,
         body: &serde_json::Value,
@@ -156,7 +156,7 @@ impl Client {
             .await
     }
 
-    async fn request_json<T: DeserializeOwned>(
+    async fn request_json<T: DeserializeOwned + 'static>(
         &self,
         endpoint: &'static str,
         path: &str,
@@ -173,7 +173,7 @@ impl Client {
         result
     }
 
-    async fn request_json_inner<T: DeserializeOwned>(
+    async fn request_json_inner<T: DeserializeOwned + 'static>(
         &self,
         endpoint: &'static str,
         path: &str,

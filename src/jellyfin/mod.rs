@@ -4,10 +4,14 @@
 mod client;
 pub mod date;
 mod decode;
+#[cfg(test)]
+mod decode_tests;
 pub mod dto;
 mod error;
 mod json_path;
+mod shape;
+mod skim;
 
 pub use client::{ApiStats, Client, ClientError, EndpointStats};
-pub use decode::decode;
+pub use decode::{decode, decode_whole};
 pub use error::ApiError;

@@ -6,8 +6,7 @@
 //! adds it at wait()), so the sum neither loses finished ffmpeg jobs nor counts one twice.
 //! Likewise /proc/<pid>/io of a parent includes its reaped children's I/O.
 
-use std::collections::HashMap;
-use std::path::Path;
+use super::procfs::{ProcFs, stat_fields};
 
 /// What one process of the tree contributes.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -16,58 +15,57 @@ pub struct Usage {
     pub rss_pages: u64,
 }
 
-/// ppid and usage from the text of /proc/<pid>/stat (fields counted from the last `)`).
-pub fn parse(stat: &str) -> Option<(u32, Usage)> {
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| f.get(n - 3)?.parse::<u64>().ok();
-    let ppid = f.get(4 - 3)?.parse::<u32>().ok()?;
+/// ppid and usage from /proc/<pid>/stat: ppid (4), utime, stime, cutime, cstime (14-17),
+/// rss (24).
+pub fn parse(stat: &[u8]) -> Option<(u32, Usage)> {
+    let [ppid, utime, stime, cutime, cstime, rss] = stat_fields(stat, [4, 14, 15, 16, 17, 24])?;
     Some((
-        ppid,
+        u32::try_from(ppid).ok()?,
         Usage {
-            cpu_ticks: field(14)? + field(15)? + field(16)? + field(17)?,
-            rss_pages: field(24)?,
+            cpu_ticks: utime + stime + cutime + cstime,
+            rss_pages: rss,
         },
     ))
 }
 
-/// The pids of `root` and all its descendants.
-pub fn members(proc_root: &Path, root: u32) -> Vec<(u32, Usage)> {
-    let mut all: HashMap<u32, (u32, Usage)> = HashMap::new();
-    if let Ok(entries) = std::fs::read_dir(proc_root) {
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if let Some(parsed) = std::fs::read_to_string(entry.path().join("stat"))
-                .ok()
-                .as_deref()
-                .and_then(parse)
-            {
-                all.insert(pid, parsed);
+/// The lists one pass fills, kept from cycle to cycle (a hundred processes or so).
+#[derive(Default)]
+pub struct Scratch {
+    pids: Vec<u32>,
+    /// pid, ppid, usage of every process whose stat was read.
+    all: Vec<(u32, u32, Usage)>,
+    tree: Vec<u32>,
+}
+
+/// The pids of `root` and all its descendants, with their usage.
+pub fn members(procfs: &mut ProcFs, root: u32, scratch: &mut Scratch) -> Vec<(u32, Usage)> {
+    let Scratch { pids, all, tree } = scratch;
+    all.clear();
+    if procfs.pids(pids).is_ok() {
+        for &pid in pids.iter() {
+            if let Some((ppid, usage)) = procfs.read(Some(pid), "stat").ok().and_then(parse) {
+                all.push((pid, ppid, usage));
             }
         }
     }
-    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-    for (pid, (ppid, _)) in &all {
-        children.entry(*ppid).or_default().push(*pid);
-    }
-    let mut out = Vec::new();
-    let mut todo = vec![root];
-    while let Some(pid) = todo.pop() {
-        if let Some((_, usage)) = all.get(&pid) {
-            out.push((pid, *usage));
+    // The tree grows by the processes whose parent is in it, a generation per pass: a few
+    // passes (Jellyfin, ffmpeg, what ffmpeg starts), each over a hundred processes.
+    tree.clear();
+    tree.push(root);
+    let mut counted = 0;
+    while counted < tree.len() {
+        let generation = counted..tree.len();
+        counted = tree.len();
+        for &(pid, ppid, _) in all.iter() {
+            if tree[generation.clone()].contains(&ppid) && !tree.contains(&pid) {
+                tree.push(pid);
+            }
         }
-        if out.len() > all.len() {
-            break; // a pid loop cannot happen in /proc; never spin if it did
-        }
-        todo.extend(children.get(&pid).into_iter().flatten().copied());
     }
-    out
+    all.iter()
+        .filter(|(pid, _, _)| tree.contains(pid))
+        .map(|&(pid, _, usage)| (pid, usage))
+        .collect()
 }
 
 #[cfg(test)]
@@ -79,7 +77,7 @@ mod tests {
         let stat = "4242 (ffmpeg) R 1234 4242 4242 0 -1 4194560 9 0 0 0 250 75 30 12 20 0 1 0 5000 1073741824 2048 \
                     18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
         assert_eq!(
-            parse(stat),
+            parse(stat.as_bytes()),
             Some((
                 1234,
                 Usage {
@@ -106,7 +104,8 @@ mod tests {
         write(200, 100, 7); // ffmpeg
         write(300, 200, 11); // ffmpeg's child
         write(400, 1, 1000); // someone else
-        let mut got = members(proc.path(), 100);
+        let mut procfs = ProcFs::open(proc.path()).unwrap();
+        let mut got = members(&mut procfs, 100, &mut Scratch::default());
         got.sort_by_key(|m| m.0);
         assert_eq!(got.iter().map(|m| m.0).collect::<Vec<_>>(), [100, 200, 300]);
         assert_eq!(got.iter().map(|m| m.1.cpu_ticks).sum::<u64>(), 23);
