@@ -1,5 +1,5 @@
 //! The queue's recovery over arbitrary file contents: segments of random bytes with real
-//! records mixed in, and any `meta.json`. Opening never panics, and every intact record after
+//! records mixed in, and any `meta.json` (from before the position file) or `position`. Opening never panics, and every intact record after
 //! the reader position is delivered, in order.
 
 use std::sync::Arc;
@@ -64,6 +64,49 @@ fn meta() -> impl Strategy<Value = Option<Vec<u8>>> {
     ]
 }
 
+/// What the position file holds: nothing, arbitrary bytes, or a real save of a position
+/// anywhere, whole or with one byte changed (`flip`: at that byte of the file, if inside).
+#[derive(Debug, Clone)]
+enum PositionFile {
+    Absent,
+    Bytes(Vec<u8>),
+    Saved {
+        read_offset: u64,
+        flip: Option<usize>,
+    },
+}
+
+fn position_file() -> impl Strategy<Value = PositionFile> {
+    prop_oneof![
+        Just(PositionFile::Absent),
+        prop::collection::vec(any::<u8>(), 0..64).prop_map(PositionFile::Bytes),
+        (
+            prop_oneof![any::<u64>(), 0u64..2000],
+            prop::option::of(0usize..8192)
+        )
+            .prop_map(|(read_offset, flip)| PositionFile::Saved { read_offset, flip }),
+    ]
+}
+
+fn write_position(dir: &std::path::Path, file: &PositionFile) {
+    let path = dir.join(crate::queue::position::FILE);
+    match file {
+        PositionFile::Absent => {}
+        PositionFile::Bytes(bytes) => std::fs::write(path, bytes).unwrap(),
+        PositionFile::Saved { read_offset, flip } => {
+            let (_, mut position) = crate::queue::position::Position::open(dir);
+            position.save(dir, *read_offset, [].iter()).unwrap();
+            if let Some(at) = flip {
+                let mut bytes = std::fs::read(&path).unwrap();
+                if let Some(b) = bytes.get_mut(*at) {
+                    *b ^= 0x20;
+                }
+                std::fs::write(&path, bytes).unwrap();
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(super::cases(128))]
 
@@ -71,6 +114,7 @@ proptest! {
     fn recovery_over_arbitrary_files_never_panics_and_delivers_a_suffix_in_order(
         segments in prop::collection::vec(pieces(), 1..4),
         meta in meta(),
+        position in position_file(),
         junk_name in any::<bool>(),
     ) {
         let dir = tempfile::tempdir().unwrap();
@@ -93,6 +137,7 @@ proptest! {
         if let Some(meta) = &meta {
             std::fs::write(dir.path().join("meta.json"), meta).unwrap();
         }
+        write_position(dir.path(), &position);
         if junk_name {
             std::fs::write(dir.path().join("notanumber.seg"), b"x").unwrap();
         }
@@ -108,7 +153,13 @@ proptest! {
         // without a usable position, everything.
         prop_assert!(written.ends_with(&delivered), "written {written:?}, delivered {delivered:?}");
         let usable_meta = meta.as_ref().is_some_and(|m| m.starts_with(b"{\"version\":1,\"read_offset\":") && !m.ends_with(b"-1}"));
-        if !usable_meta {
+        // A save without spans fills the first 36 bytes of slot 0; the other slot is empty.
+        let usable = match position {
+            PositionFile::Absent => usable_meta,
+            PositionFile::Bytes(_) => false,
+            PositionFile::Saved { flip, .. } => flip.is_none_or(|at| at >= 36),
+        };
+        if !usable {
             prop_assert_eq!(&delivered, &written);
         }
         // And the queue still works.

@@ -1,8 +1,9 @@
 //! What a queue holds, read from its files without opening it: `status` runs beside the agent
 //! (or without it) and must neither take the queue's lock nor change a byte.
 //!
-//! The reader position comes from `meta.json`, which the agent saves at most once a second
-//! while draining, so a backlog being sent may show up to a second's worth of blocks too many.
+//! The reader position comes from the `position` file (or `meta.json`, if the agent has not
+//! saved since an upgrade), which the agent saves within a second of every move, so a backlog
+//! being sent may show up to a second's worth of blocks too many.
 //! Blocks settled out of order (the ledger saved with the position) are not counted; the
 //! oldest sample is read from the records' headers, those blocks' included.
 //! Blocks the agent holds in memory because the disk refused them are not on disk and not
@@ -13,7 +14,7 @@ use std::io;
 use std::path::Path;
 
 use super::ledger::Ledger;
-use super::{meta, segment};
+use super::{position, segment};
 
 /// A queue's backlog on disk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -46,7 +47,7 @@ fn read(dir: &Path) -> io::Result<Backlog> {
     let segments = segment::list(dir)?;
     let first = segments.first().map_or(0, |s| s.start);
     let end = segments.last().map_or(0, segment::Segment::end);
-    let saved = meta::load(dir).ok().flatten();
+    let saved = position::load(dir).ok().flatten();
     let read_offset = saved
         .as_ref()
         .map_or(first, |m| m.read_offset)

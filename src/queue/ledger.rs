@@ -2,7 +2,7 @@
 //! before them are still unsettled. Parallel requests and newest-first delivery finish blocks
 //! in any order, but the reader position can only move over a settled prefix; what lies
 //! beyond it is kept here, as merged spans of queue offsets, and saved with the position in
-//! `meta.json` so that a restart neither resends these blocks nor forgets them.
+//! the `position` file so that a restart neither resends these blocks nor forgets them.
 //!
 //! Spans stay few: blocks settled one after another merge into one span (newest-first
 //! delivery settles each new cycle right after the previous one), and the reader swallows a
@@ -30,7 +30,7 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Spans as loaded from `meta.json`: those before `from` or past `to` (the data's bounds
+    /// Spans as loaded from the `position` file: those before `from` or past `to` (the data's bounds
     /// now) are left out, as are overlapping ones (damage): resending is safe, skipping is not.
     pub fn restore(spans: &[Span], from: u64, to: u64) -> Ledger {
         let mut ledger = Ledger::default();
@@ -87,7 +87,7 @@ impl Ledger {
         self.spans.remove(&offset)
     }
 
-    /// Blocks, bytes and samples in all spans. The counts come from `meta.json` on disk, so
+    /// Blocks, bytes and samples in all spans. The counts come from the `position` file on disk, so
     /// sums saturate: a damaged file gives wrong gauges, never an overflow panic.
     pub fn totals(&self) -> (u64, u64, u64) {
         self.spans.values().fold((0, 0, 0), |(b, n, s), span| {
@@ -101,6 +101,11 @@ impl Ledger {
 
     pub fn spans(&self) -> Vec<Span> {
         self.spans.values().copied().collect()
+    }
+
+    /// The spans by start, without copying them (saving the position allocates nothing).
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &Span> {
+        self.spans.values()
     }
 }
 

@@ -1,26 +1,26 @@
-//! The reader position and the ledger of blocks settled out of order beyond it
-//! ([`super::ledger`]), in `meta.json`, replaced atomically: write a temporary file, fsync it,
-//! rename it over the old one, fsync the folder. A crash leaves either the old or the new file.
+//! `meta.json`, where agents before the `position` file ([`super::position`]) kept the reader
+//! position and the ledger ([`super::ledger`]). Read once after an upgrade, deleted by the
+//! first save into `position`; never written any more.
 
 use std::fs::File;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::ledger::Span;
 
-const FILE: &str = "meta.json";
+pub const FILE: &str = "meta.json";
 /// The file holds one small JSON object; anything larger is damage (or planted). A span is
 /// about 70 bytes: this leaves room for thousands, where a few are usual (see `ledger`).
 const MAX_META: u64 = 1 << 20;
 
 /// What `meta.json` holds. An agent from before the ledger reads `read_offset` and ignores
 /// `acked` (it then resends those blocks: duplicates, never losses).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct Meta {
     pub version: u32,
     pub read_offset: u64,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub acked: Vec<Span>,
 }
 
@@ -46,16 +46,6 @@ pub fn load(dir: &Path) -> Result<Option<Meta>, String> {
     Ok(Some(meta))
 }
 
-pub fn save(dir: &Path, read_offset: u64, acked: Vec<Span>) -> std::io::Result<()> {
-    let bytes = serde_json::to_vec(&Meta {
-        version: 1,
-        read_offset,
-        acked,
-    })
-    .map_err(std::io::Error::other)?;
-    crate::state_file::write_atomically(&dir.join(FILE), &bytes)
-}
-
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -70,7 +60,12 @@ mod tests {
     fn saves_loads_and_reports_damage() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(load(dir.path()), Ok(None));
-        save(dir.path(), 4242, vec![]).unwrap();
+        // As the agents before `position` wrote it.
+        fs::write(
+            dir.path().join(FILE),
+            "{\"version\":1,\"read_offset\":4242}",
+        )
+        .unwrap();
         assert_eq!(load(dir.path()).unwrap().map(|m| m.read_offset), Some(4242));
         let span = Span {
             start: 5000,
@@ -78,7 +73,11 @@ mod tests {
             blocks: 3,
             samples: 300,
         };
-        save(dir.path(), 4242, vec![span]).unwrap();
+        fs::write(
+            dir.path().join(FILE),
+            "{\"version\":1,\"read_offset\":4242,\"acked\":[{\"start\":5000,\"end\":6000,\"blocks\":3,\"samples\":300}]}",
+        )
+        .unwrap();
         assert_eq!(load(dir.path()).unwrap().unwrap().acked, vec![span]);
         fs::write(dir.path().join(FILE), "{\"version\":1,\"read_").unwrap();
         assert!(load(dir.path()).unwrap_err().contains("damaged"));

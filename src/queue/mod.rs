@@ -17,8 +17,10 @@
 //! - Data lives in segment files of about `buffer.segment_size`, named by the queue offset
 //!   of their first byte ([`segment`]). Records never span segments. A segment is deleted only
 //!   when the reader has passed its last record, and the segment being written is never deleted.
-//! - The reader position is kept in `meta.json` ([`meta`]), replaced atomically, at most once a
-//!   second while draining, whenever the queue runs empty, and on shutdown.
+//! - The reader position is kept in the `position` file ([`position`]: two checksummed slots,
+//!   the older overwritten in place by each save), saved a second after it first moves past
+//!   the saved one ([`Queue::save_due`], which the sender follows) and on shutdown. A queue from before it is read once from
+//!   `meta.json` ([`meta`]).
 //! - Blocks are taken ([`Queue::take`]) by one or several senders at once, oldest first, or
 //!   the newest first when the remote asks for it ([`take`]). A block settled while older ones
 //!   are still out is kept in the ledger ([`ledger`]), saved with the reader position, so that
@@ -28,13 +30,14 @@
 //!
 //! Data: every append is fsynced before `append` returns (an append happens a few times per
 //! collection interval, so this costs little and a power cut loses nothing appended).
-//! Reader position: at most once a second, when the queue runs empty and on shutdown; losing it
-//! only means resending what was acknowledged since (VictoriaMetrics' deduplication absorbs it).
+//! Reader position: a second after it moves (one save for every block acknowledged in that
+//! second: a cycle's blocks together) and on shutdown, by one pwrite and one fdatasync; losing it only means resending what was acknowledged since
+//! (VictoriaMetrics' deduplication absorbs it).
 //!
 //! # Recovery on open
 //!
 //! The last segment is scanned and a torn tail (an append cut short) is truncated. An
-//! unreadable `meta.json` never wipes data: the reader then starts at the oldest segment. A
+//! unreadable `position` file never wipes data: the reader then starts at the oldest segment. A
 //! position outside the data is clamped into it.
 //!
 //! # Packing
@@ -52,7 +55,7 @@
 //! passed), any record a sender holds, a segment with damage (the reader's skip-and-count
 //! stays the one way damage is handled), or one that a ledger span reaches beyond. Records
 //! settled out of order inside it are left out through compaction's `is_acked` predicate;
-//! their spans leave the ledger, saved, before the rename (a crash in between resends them,
+//! their spans leave the ledger, saved into both slots, before the rename (a crash in between resends them,
 //! never skips a pack), and the recent list gets the packs in place of the old records. In normal operation the reader is at the
 //! end of the segment sealed, so nothing is packed and nothing costs more; the first segment
 //! of an outage (where the reader waits) stays unpacked.
@@ -75,6 +78,7 @@ pub mod compact;
 pub mod inspect;
 mod ledger;
 mod meta;
+pub(crate) mod position;
 pub mod record;
 pub mod segment;
 mod take;
@@ -103,6 +107,10 @@ pub use take::Take;
 /// outage, where the reader sits, stays unpacked, so a smaller step wastes less there; a
 /// larger one packs more cycles together.
 pub const PACKED_SEGMENT_SIZE: u64 = 512 * 1024;
+
+/// A moved reader position is saved within this: a crash resends at most what was
+/// acknowledged in the last second (README, "The disk buffer").
+pub const SAVE_WITHIN: Duration = Duration::from_secs(1);
 
 /// Limits of one queue, from the `[buffer]` config table.
 #[derive(Debug, Clone, Copy)]
@@ -139,6 +147,8 @@ pub struct Queue {
     inner: Mutex<Inner>,
     /// Counts appends, so that every waiting sender sees one.
     appends: watch::Sender<u64>,
+    /// Signalled when the reader position moves past the saved one ([`Queue::next_save`]).
+    unsaved: tokio::sync::Notify,
     stats: Arc<RemoteStats>,
 }
 
@@ -153,7 +163,9 @@ struct Inner {
     /// Records between the reader and the writer (damaged stretches count as one).
     disk_blocks: u64,
     saved_offset: u64,
-    saved_at: Instant,
+    /// When the reader position or the ledger first moved past what is saved: a save is due
+    /// a second later ([`Queue::save_due`]).
+    unsaved_since: Option<Instant>,
     fallback: VecDeque<(u64, Block)>,
     fallback_bytes: u64,
     next_seq: u64,
@@ -180,6 +192,8 @@ struct Inner {
     recent: VecDeque<take::Recent>,
     /// Packs sealed segments when set ([`Queue::pack_with`]).
     packer: Option<NewPacker>,
+    /// Where the reader position and the ledger are saved ([`position`]).
+    position: position::Position,
 }
 
 impl Inner {
@@ -210,6 +224,7 @@ impl Queue {
         let queue = Queue {
             inner: Mutex::new(inner),
             appends: watch::channel(0).0,
+            unsaved: tokio::sync::Notify::new(),
             stats,
         };
         queue.publish(&mut queue.lock());
@@ -286,6 +301,28 @@ impl Queue {
         let result = inner.take(now_ms, max_blocks, max_bytes, newest_first, &self.stats);
         self.publish(&mut inner);
         result
+    }
+
+    /// What [`Queue::take`] would answer when it can be told without reading the disk:
+    /// Empty when nothing waits, Held when every waiting block is out with a sender. None
+    /// when a block may be free to take (or a damaged stretch waits to be skipped), which only
+    /// `take` can find out. Lets a sender skip a trip to the blocking pool when it would only
+    /// find nothing (in normal operation, after every delivery).
+    pub fn idle(&self) -> Option<Take> {
+        let inner = self.lock();
+        let held_on_disk = inner.taken.range(inner.read_offset..).count() as u64;
+        let free_on_disk = inner.disk_blocks > held_on_disk;
+        let free_in_memory = !inner.fallback.is_empty() && inner.memory_taken.is_none();
+        if free_on_disk || free_in_memory {
+            return None;
+        }
+        let nothing_waits = inner.disk_blocks == 0 && inner.fallback.is_empty();
+        let nothing_out = held_on_disk == 0 && inner.memory_taken.is_none();
+        Some(if nothing_waits && nothing_out {
+            Take::Empty
+        } else {
+            Take::Held
+        })
     }
 
     /// The blocks of the newest cycle (the newest block and those whose samples are at most
@@ -369,10 +406,28 @@ impl Queue {
         self.appends.subscribe()
     }
 
-    /// Saves the reader position now if it moved (shutdown, and whenever the queue runs empty).
+    /// Saves the reader position now if it moved. Blocking (it syncs the file): the sender
+    /// calls it when [`Queue::save_due`] says, and at shutdown.
     pub fn sync(&self) {
-        let mut inner = self.lock();
-        inner.save_position(true);
+        self.lock().save_position();
+    }
+
+    /// When the reader position (or the ledger) must be saved: a second after it first moved
+    /// past the saved one, so that one save covers every block acknowledged in that second
+    /// (a fast cycle's blocks together) and a crash resends at most a second's worth. None
+    /// while nothing is unsaved.
+    pub fn save_due(&self) -> Option<Instant> {
+        self.lock().unsaved_since.map(|since| since + SAVE_WITHIN)
+    }
+
+    /// Waits until something is unsaved, and returns when its save is due.
+    pub async fn next_save(&self) -> Instant {
+        loop {
+            if let Some(due) = self.save_due() {
+                return due;
+            }
+            self.unsaved.notified().await;
+        }
     }
 
     /// Bytes and blocks waiting (disk and memory).
@@ -382,6 +437,10 @@ impl Queue {
 
     fn publish(&self, inner: &mut Inner) {
         self.stats.set_buffer(inner.gauges());
+        if inner.unsaved_since.is_some() {
+            // One stored permit at most: wakes `next_save`, now or when it next waits.
+            self.unsaved.notify_one();
+        }
     }
 }
 
@@ -390,7 +449,8 @@ impl Inner {
         crate::state_file::create_private_dir(dir)?;
         compact::remove_leftovers(dir)?;
         let mut segments: VecDeque<Segment> = segment::list(dir)?.into();
-        let saved: Option<meta::Meta> = match meta::load(dir) {
+        let (saved, position) = position::Position::open(dir);
+        let saved = match saved {
             Ok(saved) => saved,
             Err(e) => {
                 tracing::warn!(error = %e, "reader position lost; delivering the whole buffer again");
@@ -437,7 +497,7 @@ impl Inner {
             read_offset,
             disk_blocks: 0,
             saved_offset: saved_offset.unwrap_or(u64::MAX),
-            saved_at: Instant::now(),
+            unsaved_since: None,
             fallback: VecDeque::new(),
             fallback_bytes: 0,
             next_seq: 0,
@@ -451,6 +511,7 @@ impl Inner {
             ledger_unsaved: false,
             recent: VecDeque::new(),
             packer: None,
+            position,
         };
         let settled = inner.ledger.totals().0;
         inner.disk_blocks = inner.count_records(&scan)?.saturating_sub(settled);
@@ -589,7 +650,13 @@ impl Inner {
                 self.ledger.take_at(span.start);
             }
             self.ledger_unsaved = true;
-            self.save_position(true);
+            self.save_position();
+            if !self.ledger_unsaved {
+                // Into the other slot too: a damaged newest slot falls back to the older one,
+                // whose spans would name offsets the packing rewrites.
+                self.ledger_unsaved = true;
+                self.save_position();
+            }
             if self.ledger_unsaved {
                 self.unsettle_nothing(&settled);
                 return;
@@ -662,6 +729,7 @@ impl Inner {
             self.ledger.insert(*span);
         }
         self.ledger_unsaved |= !spans.is_empty();
+        self.note_unsaved();
     }
 
     /// Records (and damaged stretches) in a whole segment, from its headers.
@@ -859,7 +927,7 @@ impl Inner {
         });
         self.ledger_unsaved = true;
         self.disk_blocks = self.disk_blocks.saturating_sub(1);
-        self.save_position(false);
+        self.note_unsaved();
     }
 
     /// Moves the reader to `offset`, and on over the settled spans it meets, deleting the
@@ -896,29 +964,42 @@ impl Inner {
                 tracing::warn!(segment = done.start, error = %e, "cannot delete a fully sent buffer file");
             }
         }
-        self.save_position(false);
+        self.note_unsaved();
     }
 
-    fn save_position(&mut self, now: bool) {
-        if (self.read_offset == self.saved_offset && !self.ledger_unsaved)
-            || (!now && self.saved_at.elapsed() < Duration::from_secs(1))
-        {
+    /// Starts the second within which the moved position must be saved, unless one runs.
+    fn note_unsaved(&mut self) {
+        if self.read_offset != self.saved_offset || self.ledger_unsaved {
+            self.unsaved_since.get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// Saves the reader position and the ledger if they moved since the last save.
+    fn save_position(&mut self) {
+        if self.read_offset == self.saved_offset && !self.ledger_unsaved {
+            self.unsaved_since = None;
             return;
         }
-        match meta::save(&self.dir, self.read_offset, self.ledger.spans()) {
+        match self
+            .position
+            .save(&self.dir, self.read_offset, self.ledger.iter())
+        {
             Ok(()) => {
                 self.saved_offset = self.read_offset;
                 self.ledger_unsaved = false;
                 self.position_unsaved = false;
+                self.unsaved_since = None;
             }
-            Err(e) if !self.position_unsaved => {
-                // Logged once per incident; delivery goes on, at worst with duplicates later.
-                tracing::warn!(error = %e, "cannot save the buffer's reader position");
-                self.position_unsaved = true;
+            Err(e) => {
+                if !self.position_unsaved {
+                    // Logged once per incident; delivery goes on, at worst with duplicates later.
+                    tracing::warn!(error = %e, "cannot save the buffer's reader position");
+                    self.position_unsaved = true;
+                }
+                // Tried again in a second, not at once.
+                self.unsaved_since = Some(Instant::now());
             }
-            Err(_) => {}
         }
-        self.saved_at = Instant::now();
     }
 
     fn reader_for(&mut self, start: u64) -> io::Result<&File> {
@@ -931,6 +1012,8 @@ impl Inner {
 
 #[cfg(test)]
 mod compact_tests;
+#[cfg(test)]
+mod position_tests;
 #[cfg(test)]
 mod take_tests;
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Taking by several senders at once and newest first: disjoint blocks, out-of-order
 //! acknowledgements kept across a restart, nothing lost, nothing sent twice.
 
-use super::tests::{NOW, block, drain, opts};
+use super::tests::{NOW, block, drain, opts, xorshift};
 use super::*;
 
 fn open(dir: &Path) -> Queue {
@@ -167,4 +167,62 @@ fn a_damaged_record_met_behind_blocks_in_flight_is_settled_not_blocking() {
     );
     queue.ack(&first[0]);
     assert_eq!(queue.gauges().blocks, 1, "only 3 waits");
+}
+
+/// `idle` answers without reading only when `take` would find nothing too: checked after
+/// every step of random appends, parallel takes (oldest and newest first), acknowledgements in
+/// any order, hand-backs, and blocks dropped for space.
+#[test]
+fn idle_never_hides_a_block_that_take_would_hand_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let record_len = record::frame(&block(1)).len() as u64;
+    let queue = Queue::open(
+        dir.path(),
+        Options {
+            max_size: record_len * 12,
+            ..opts()
+        },
+        Arc::new(RemoteStats::default()),
+    )
+    .unwrap();
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15_u64);
+    let mut out: Vec<Pending> = Vec::new();
+    let (mut n, mut answered) = (0, [0u32; 3]);
+    for step in 0..3000 {
+        match next() % 8 {
+            0 => {
+                n += 1;
+                queue.append(block(n));
+            }
+            1 | 2 if !out.is_empty() => {
+                let p = out.swap_remove((next() % out.len() as u64) as usize);
+                queue.ack(&p);
+            }
+            3 if !out.is_empty() => {
+                let p = out.swap_remove((next() % out.len() as u64) as usize);
+                queue.release(std::slice::from_ref(&p));
+            }
+            _ => {
+                let idle = queue.idle();
+                let took = queue
+                    .take(
+                        NOW,
+                        1 + (next() % 3) as usize,
+                        usize::MAX,
+                        next().is_multiple_of(2),
+                    )
+                    .unwrap();
+                match (&idle, &took) {
+                    (None, _) => answered[0] += 1,
+                    (Some(Take::Empty), Take::Empty) => answered[1] += 1,
+                    (Some(Take::Held), Take::Held) => answered[2] += 1,
+                    _ => panic!("step {step}: idle said {idle:?}, take found {took:?}"),
+                }
+                if let Take::Batch(batch) = took {
+                    out.extend(batch);
+                }
+            }
+        }
+    }
+    assert!(answered.iter().all(|&a| a > 50), "{answered:?}");
 }

@@ -31,6 +31,16 @@ fn open(dir: &Path, opts: Options) -> (Queue, Arc<RemoteStats>) {
     (Queue::open(dir, opts, stats.clone()).unwrap(), stats)
 }
 
+/// A repeatable stream of pseudo-random numbers for the randomised tests.
+pub(super) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
 /// Peeks and acks everything, returning the sample counts (our block ids) in order.
 pub(super) fn drain(queue: &Queue) -> Vec<u32> {
     let mut out = Vec::new();
@@ -173,7 +183,7 @@ fn damaged_metadata_never_wipes_data() {
     queue.ack(&p);
     queue.sync();
     drop(queue);
-    std::fs::write(dir.path().join("meta.json"), b"\0\0garbage").unwrap();
+    std::fs::write(dir.path().join(position::FILE), b"\0\0garbage").unwrap();
     let (queue, _) = open(dir.path(), opts());
     assert_eq!(drain(&queue), [1, 2, 3], "delivered again rather than lost");
 }

@@ -1,16 +1,17 @@
 //! Crashes at every write boundary: an append torn at every byte offset of its record (cut
-//! short, or at full length with the rest never written), `meta.json` torn at every byte
-//! offset (in place, and the temporary file of an atomic replace), and a model test that
-//! crashes at random points, tears the tail and the position, then reopens. The rules: no
-//! panic, nothing whose append returned is lost, a torn tail is cut, the rest is delivered in
-//! order, and what is delivered again is only what was acknowledged since a saved position.
+//! short, or at full length with the rest never written), a save of the position file torn at
+//! every byte offset (in place; the file cut short; the temporary file of the replace that
+//! makes it), and a model test that crashes at random points, tears the tail and the position,
+//! then reopens. The rules: no panic, nothing whose append returned is lost, a torn tail is
+//! cut, the rest is delivered in order, and what is delivered again is only what was
+//! acknowledged since a saved position.
 
 use std::collections::VecDeque;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 
-use super::tests::{NOW, block, drain, opts};
+use super::tests::{NOW, block, drain, opts, xorshift};
 use super::*;
 
 fn open(dir: &Path) -> Queue {
@@ -95,74 +96,132 @@ fn a_torn_first_record_of_a_new_segment_is_cut_too() {
     }
 }
 
-#[test]
-fn meta_json_torn_at_every_byte_offset_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    five_appended_two_delivered(dir.path());
-    let meta_path = dir.path().join("meta.json");
-    let whole = std::fs::read(&meta_path).unwrap();
-    let segments: Vec<(PathBuf, Vec<u8>)> = segment::list(dir.path())
+/// Segment files as they are now, to start each case from the same data.
+fn snapshot_segments(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    segment::list(dir)
         .unwrap()
         .iter()
         .map(|s| {
-            let path = segment::path(dir.path(), s.start);
+            let path = segment::path(dir, s.start);
             let bytes = std::fs::read(&path).unwrap();
             (path, bytes)
         })
-        .collect();
-    for cut in 0..=whole.len() {
-        // Each case starts from the same files.
-        for (path, bytes) in &segments {
-            std::fs::write(path, bytes).unwrap();
+        .collect()
+}
+
+fn restore(segments: &[(PathBuf, Vec<u8>)]) {
+    for (path, bytes) in segments {
+        std::fs::write(path, bytes).unwrap();
+    }
+}
+
+/// Each save overwrites the older slot in place: torn at every byte offset (its first bytes
+/// written, or its last ones), the queue delivers from the save before, or from the new one
+/// when it is whole. Two saves are torn: one into the empty slot, one over an older save.
+#[test]
+fn a_position_save_torn_at_every_byte_offset_resends_at_most_since_the_save_before() {
+    let dir = tempfile::tempdir().unwrap();
+    five_appended_two_delivered(dir.path());
+    let path = dir.path().join(position::FILE);
+    let segments = snapshot_segments(dir.path());
+    for (acked_before, expected_before, expected_after) in
+        [(2, vec![3, 4, 5], vec![4, 5]), (3, vec![4, 5], vec![5])]
+    {
+        let old = std::fs::read(&path).unwrap();
+        // The next save: one more block acknowledged.
+        {
+            let queue = open(dir.path());
+            let p = queue.peek(NOW).unwrap().unwrap();
+            assert_eq!(p.block.samples, acked_before + 1);
+            queue.ack(&p);
+            queue.sync();
         }
-        std::fs::write(&meta_path, &whole[..cut]).unwrap();
+        let new = std::fs::read(&path).unwrap();
+        assert_eq!(old.len(), new.len(), "overwritten in place");
+        let changed: Vec<usize> = (0..old.len()).filter(|&i| old[i] != new[i]).collect();
+        let (first, end) = (changed[0], changed[changed.len() - 1] + 1);
+        for cut in first..=end {
+            for head_first in [true, false] {
+                restore(&segments);
+                let mut torn = old.clone();
+                let range = if head_first { first..cut } else { cut..end };
+                let whole = range == (first..end);
+                torn[range.clone()].copy_from_slice(&new[range]);
+                std::fs::write(&path, &torn).unwrap();
+                let got = drain(&open(dir.path()));
+                let expected = if whole {
+                    &expected_after
+                } else {
+                    &expected_before
+                };
+                assert_eq!(&got, expected, "cut at {cut}, head first {head_first}");
+            }
+        }
+        restore(&segments);
+        std::fs::write(&path, &new).unwrap();
+    }
+}
+
+/// The file itself cut short (every 61st length and the last ones; no save changes its
+/// length, so this is damage, and any wrong length is refused the same way): never trusted;
+/// the data is delivered again from the oldest file rather than lost.
+#[test]
+fn a_position_file_cut_short_at_every_length_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    five_appended_two_delivered(dir.path());
+    let path = dir.path().join(position::FILE);
+    let whole = std::fs::read(&path).unwrap();
+    let segments = snapshot_segments(dir.path());
+    for cut in (0..=whole.len())
+        .step_by(61)
+        .chain([whole.len() - 1, whole.len()])
+    {
+        restore(&segments);
+        std::fs::write(&path, &whole[..cut]).unwrap();
         let got = drain(&open(dir.path()));
         if cut == whole.len() {
             assert_eq!(got, [3, 4, 5]);
         } else {
-            // Unreadable: delivered again from the oldest data file rather than lost.
-            assert_eq!(got, [1, 2, 3, 4, 5], "cut at {cut}: {:?}", &whole[..cut]);
+            assert_eq!(got, [1, 2, 3, 4, 5], "cut at {cut}");
         }
     }
 }
 
+/// The position file is made (first save, or a ledger outgrowing its slots) by an atomic
+/// replace: a crash with its temporary file torn at every offset keeps what was saved before,
+/// here an upgraded queue's `meta.json`, which the next save then replaces.
 #[test]
-fn a_crash_while_replacing_meta_json_keeps_the_previous_position() {
+fn a_crash_while_the_position_file_is_made_keeps_the_previous_position() {
     let dir = tempfile::tempdir().unwrap();
     five_appended_two_delivered(dir.path());
-    let meta_path = dir.path().join("meta.json");
-    let tmp_path = dir.path().join("meta.json.tmp");
-    let saved = std::fs::read(&meta_path).unwrap();
-    // The next position (after block 3) as the atomic replace writes it, torn at every offset.
-    let next = {
-        let queue = open(dir.path());
-        let p = queue.peek(NOW).unwrap().unwrap();
-        queue.ack(&p);
-        queue.sync();
-        std::fs::read(&meta_path).unwrap()
-    };
-    for cut in 0..=next.len() {
-        std::fs::write(&meta_path, &saved).unwrap();
-        std::fs::write(&tmp_path, &next[..cut]).unwrap();
+    let path = dir.path().join(position::FILE);
+    let tmp_path = dir.path().join("position.tmp");
+    let made = std::fs::read(&path).unwrap();
+    // As an agent from before the position file left it: the same position in meta.json.
+    let read_offset = 2 * record::frame(&block(1)).len();
+    let legacy = format!("{{\"version\":1,\"read_offset\":{read_offset}}}");
+    let segments = snapshot_segments(dir.path());
+    for cut in (0..=made.len())
+        .step_by(97)
+        .chain([made.len() - 1, made.len()])
+    {
+        restore(&segments);
+        let _ = std::fs::remove_file(&path);
+        std::fs::write(dir.path().join("meta.json"), &legacy).unwrap();
+        std::fs::write(&tmp_path, &made[..cut]).unwrap();
         let queue = open(dir.path());
         assert_eq!(drain(&queue), [3, 4, 5], "tmp cut at {cut}");
-        queue.sync(); // and the next save replaces the leftover
-        assert_ne!(std::fs::read(&meta_path).unwrap(), saved);
+        queue.sync(); // the next save makes the file and retires meta.json
+        assert!(path.exists() && !dir.path().join("meta.json").exists());
     }
 }
 
 /// Random appends, acks, clean restarts and crashes; a crash may tear the append in progress
-/// at a random byte and tear `meta.json`. Checked against a model of what must be delivered.
+/// at a random byte and damage the position file. Checked against a model of what must be delivered.
 #[test]
 fn model_check_with_crashes_at_random_write_boundaries() {
     let dir = tempfile::tempdir().unwrap();
-    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d_u64);
     let mut queue = open(dir.path());
     // Appended and not acknowledged: must all come, in order.
     let mut model: VecDeque<u32> = VecDeque::new();
@@ -191,7 +250,7 @@ fn model_check_with_crashes_at_random_write_boundaries() {
                     acked_since_sync.push(id);
                 }
             }
-            16 if next() % 2 == 0 => {
+            16 if next().is_multiple_of(2) => {
                 assert_eq!(queue.gauges().blocks, model.len() as u64, "step {step}");
             }
             16 => {
@@ -201,10 +260,10 @@ fn model_check_with_crashes_at_random_write_boundaries() {
                 queue = open(dir.path());
             }
             _ => {
-                // The crash: no sync; maybe mid-append, maybe mid-write of meta.json.
+                // The crash: no sync; maybe mid-append, maybe mid-save of the position.
                 crashes += 1;
                 drop(queue);
-                if next() % 2 == 0 {
+                if next().is_multiple_of(2) {
                     n += 1; // this append never returned: not in the model
                     let torn = record::frame(&block(n));
                     let cut = (next() % torn.len() as u64) as usize;
@@ -213,17 +272,24 @@ fn model_check_with_crashes_at_random_write_boundaries() {
                     file.write_all(&torn[..cut]).unwrap();
                     assert_eq!(file.metadata().unwrap().len(), len + cut as u64);
                 }
-                let meta_torn = next() % 4 == 0;
+                let meta_torn = next().is_multiple_of(4);
                 if meta_torn {
-                    let meta_path = dir.path().join("meta.json");
-                    if let Ok(bytes) = std::fs::read(&meta_path) {
-                        let cut = (next() % (bytes.len() as u64 + 1)) as usize;
-                        std::fs::write(&meta_path, &bytes[..cut]).unwrap();
+                    // Damage at a random byte of a random slot (or of the whole file), then
+                    // the queue may fall back to an older save or to the oldest data.
+                    let path = dir.path().join(position::FILE);
+                    if let Ok(mut bytes) = std::fs::read(&path) {
+                        let at = (next() % (bytes.len() as u64 + 1)) as usize;
+                        if next().is_multiple_of(2) {
+                            bytes.truncate(at);
+                        } else if at < bytes.len() {
+                            bytes[at] ^= 0x5a;
+                        }
+                        std::fs::write(&path, &bytes).unwrap();
                     }
                 }
                 queue = open(dir.path());
                 // What comes before the model's head must be acknowledged blocks coming again:
-                // the newest ones, in order; without a torn meta.json only those acknowledged
+                // the newest ones, in order; without a torn position only those acknowledged
                 // since the last explicit save (the queue saves on its own in between).
                 let mut again = Vec::new();
                 loop {

@@ -88,12 +88,21 @@ pub async fn run(
         // earlier one (the same collector's blocks are an interval apart).
         cycle_window_ms: i64::try_from(interval.as_millis() * 3 / 4).unwrap_or(i64::MAX),
         link_up: watch::channel(true).0,
+        taking: tokio::sync::Mutex::new(()),
     });
     let mut lanes = tokio::task::JoinSet::new();
     for _ in 0..order.concurrency.max(1) {
         lanes.spawn(worker.clone().lane());
     }
-    while let Some(ended) = lanes.join_next().await {
+    // Polled here, in the sender's own task: a panic in it restarts the sender as a lane's does.
+    let saver = worker.save_position();
+    tokio::pin!(saver);
+    loop {
+        let ended = tokio::select! {
+            ended = lanes.join_next() => ended,
+            () = &mut saver => unreachable!("saves until the sender ends"),
+        };
+        let Some(ended) = ended else { break };
         if let Err(e) = ended
             && e.is_panic()
         {
@@ -130,6 +139,8 @@ struct Worker {
     cycle_window_ms: i64,
     /// False from a failed attempt until the next delivery (newest-first only).
     link_up: watch::Sender<bool>,
+    /// Held by the lane taking blocks ([`Worker::take`]).
+    taking: tokio::sync::Mutex<()>,
 }
 
 /// Newest-first's signal to a delivery that its blocks are wanted back: `superseded` makes
@@ -159,20 +170,13 @@ impl Worker {
             // Marks both as seen: a change after this wakes the waits below.
             let down = self.order.newest_first && !*link.borrow_and_update();
             appends.borrow_and_update();
-            let q = self.queue.clone();
-            let (newest_first, window) = (self.order.newest_first, self.cycle_window_ms);
-            let took = tokio::task::spawn_blocking(move || match down {
-                true => q.take_newest(now_ms(), window),
-                false => q.take(now_ms(), MAX_BATCH_BLOCKS, MAX_BATCH_BYTES, newest_first),
-            })
-            .await;
+            let took = self.take(down).await;
             let batch = match took {
                 Ok(Ok(Take::Batch(batch))) => batch,
                 Ok(Ok(nothing)) => {
                     if matches!(nothing, Take::Empty) {
                         self.stats.sender_idle();
                         self.emptied();
-                        self.sync().await;
                     }
                     if self.draining.is_cancelled() {
                         break;
@@ -209,6 +213,24 @@ impl Worker {
                 break;
             }
         }
+    }
+
+    /// Takes blocks on the blocking pool (it reads the disk), unless the queue can tell
+    /// without reading that there is nothing to take. One lane at a time: an append wakes
+    /// every lane, and those after the first then see the block held without a trip to the
+    /// pool each (the queue's lock would have them take one after another anyway).
+    async fn take(&self, down: bool) -> Result<std::io::Result<Take>, tokio::task::JoinError> {
+        let _turn = self.taking.lock().await;
+        if !down && let Some(nothing) = self.queue.idle() {
+            return Ok(Ok(nothing));
+        }
+        let q = self.queue.clone();
+        let (newest_first, window) = (self.order.newest_first, self.cycle_window_ms);
+        tokio::task::spawn_blocking(move || match down {
+            true => q.take_newest(now_ms(), window),
+            false => q.take(now_ms(), MAX_BATCH_BLOCKS, MAX_BATCH_BYTES, newest_first),
+        })
+        .await
     }
 
     async fn deliver(&self, batch: &[Pending], cut: Option<&Cut>) -> Settled {
@@ -454,5 +476,17 @@ impl Worker {
     async fn sync(&self) {
         let q = self.queue.clone();
         let _ = tokio::task::spawn_blocking(move || q.sync()).await;
+    }
+
+    /// Saves the reader position a second after it first moves past the saved one (one save
+    /// for all the blocks acknowledged in that second: in normal operation, a cycle's), so that
+    /// a crash resends at most a second's worth. Runs until the sender ends, which saves once
+    /// more.
+    async fn save_position(&self) {
+        loop {
+            let due = self.queue.next_save().await;
+            tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+            self.sync().await;
+        }
     }
 }

@@ -149,7 +149,8 @@ async fn sigkill_at_random_moments_while_the_receiver_flaps_loses_no_stored_cycl
         },
     )
     .await;
-    assert!(agent.stop().success());
+    let status = agent.stop();
+    assert!(status.success(), "{status}; log:\n{}", agent.log());
     vm.settle().await;
 
     let stored = up_timestamps(&vm).await;

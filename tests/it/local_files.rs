@@ -148,7 +148,7 @@ async fn everything_the_agent_writes_is_private_to_it() {
         found.iter().any(|(p, _, _)| p.ends_with(".seg")),
         "{found:?}"
     );
-    assert!(found.iter().any(|(p, _, _)| p.ends_with("meta.json")));
+    assert!(found.iter().any(|(p, _, _)| p.ends_with("/position")));
     for (path, mode, is_dir) in &found {
         let expected = if *is_dir { 0o700 } else { 0o600 };
         assert_eq!(*mode, expected, "{path} is {mode:o}");
