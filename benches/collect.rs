@@ -12,6 +12,8 @@
 
 #[path = "../tests/it/common/mod.rs"]
 mod common;
+#[path = "support/resident.rs"]
+mod resident;
 
 use std::time::Duration;
 
@@ -240,6 +242,7 @@ fn main() {
             &interval,
             &process,
         );
+        resident::written_back(common::agent::BIN);
         let agent = dir.start();
         // Start-up runs every collector once, the 100k-item inventory walk included.
         jellyfin.wait_for_requests("/System/Info", 2).await;
@@ -264,8 +267,10 @@ fn main() {
         });
         let before = jellyfin.requests().len();
         let cycles_before = jellyfin.requests_to("/System/Info").len();
+        let faults_start = resident::faults(agent.pid());
         let (mut ours_rss, mut theirs_rss) = (Vec::new(), Vec::new());
         let (mut ours_cpu, mut theirs_cpu) = (Vec::new(), Vec::new());
+        let mut steady = None;
         let mut target = cycles_before;
         let mut last_rss = std::time::Instant::now();
         for _ in 0..ROUNDS {
@@ -281,6 +286,10 @@ fn main() {
                     last_rss = std::time::Instant::now();
                     ours_rss.push(usage(agent.pid()).rss);
                     theirs_rss.push(usage(theirs_pid).rss);
+                    // The breakdown once, well inside the steady state.
+                    if ours_rss.len() == 10 {
+                        steady = Some(resident::breakdown(agent.pid()));
+                    }
                 }
             }
             // Past the start of the last cycle's requests: let it finish.
@@ -295,6 +304,7 @@ fn main() {
             unsafe { libc::kill(perf.id() as i32, libc::SIGINT) };
             let _ = perf.wait();
         }
+        let faults_end = resident::faults(agent.pid());
         let ours_end = usage(agent.pid());
         let theirs_end = usage(theirs_pid);
         let requests = jellyfin.requests();
@@ -318,6 +328,7 @@ fn main() {
             mib(median(theirs_rss)),
             mib(theirs_end.peak_rss),
         );
+        rss_breakdown(steady, &faults_start, &faults_end, cycles);
         println!(
             "requests per fast cycle: {:.1} ({:.1} KiB fetched per cycle)",
             fast.len() as f64 / cycles as f64,
@@ -339,6 +350,25 @@ fn main() {
         println!("{}", process_cost().await);
         activity_burst(&vm).await;
     });
+}
+
+/// The agent's steady RSS taken apart (one reading in the middle of the window), and its minor
+/// page faults per cycle: what dropping unused code (src/resident.rs) costs in faults.
+fn rss_breakdown(
+    steady: Option<resident::Breakdown>,
+    start: &resident::Faults,
+    end: &resident::Faults,
+    cycles: usize,
+) {
+    if let Some(steady) = steady {
+        println!("agent's steady {steady}");
+    }
+    println!(
+        "agent's page faults: {:.1} minor and {:.1} major per cycle while steady; {} major since it started (start-up and the code dropped after the walk read back from disk)",
+        (end.minor - start.minor) as f64 / cycles as f64,
+        (end.major - start.major) as f64 / cycles as f64,
+        end.major,
+    );
 }
 
 /// The decoding of one /Sessions answer, in this process (release build): into the agent's

@@ -21,13 +21,16 @@ pub fn tune() {
 }
 
 /// Returns to the kernel the free pages inside the heap, not only at its top (which
-/// M_TRIM_THRESHOLD does by itself): for after a large, rare job such as the inventory walk,
-/// whose freed pages lie between blocks that stay. Costs a walk over the heap's free lists, so
-/// not for every cycle.
+/// M_TRIM_THRESHOLD does by itself), and unmaps the code and constants no longer used
+/// ([`crate::resident::drop_unused_code`]): for after a large, rare job such as the inventory
+/// walk, whose freed pages lie between blocks that stay. Costs a walk over the heap's free
+/// lists and the next cycle's code read back from disk, so not for every cycle.
 pub fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim is thread-safe and only gives free pages back.
     unsafe {
         libc::malloc_trim(0);
     }
+    // The walk's code is not needed for another hour either.
+    crate::resident::drop_unused_code();
 }

@@ -45,6 +45,8 @@
 //! - [`shutdown`], [`logging`]: signal handling and the tracing subscriber.
 //! - [`allocator`]: glibc malloc settings (one arena, memory returned early) for a small RSS,
 //!   and the trim the inventory collector calls after its walk.
+//! - [`resident`]: unmaps the code and constants not used since start-up or since the last
+//!   inventory walk (the kernel counts every page once touched in RSS).
 //! - [`error_chain`]: an error and its causes on one line, for messages.
 //! - [`fault`]: the debug-build-only seam that makes a task panic, for the supervision tests
 //!   (`app::supervise` restarts collectors, the pipeline and senders).
@@ -72,6 +74,7 @@ pub mod peer_text;
 pub mod privacy;
 pub mod queue;
 pub mod remote_write;
+pub mod resident;
 pub mod sample;
 pub mod secret;
 pub mod shutdown;

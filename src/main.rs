@@ -6,7 +6,7 @@ use clap::Parser;
 use jellyfin_pusher::app;
 use jellyfin_pusher::cli::{Cli, Command, Format};
 use jellyfin_pusher::config::Config;
-use jellyfin_pusher::{logging, shutdown};
+use jellyfin_pusher::{logging, resident, shutdown};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -91,8 +91,10 @@ fn main() -> ExitCode {
         }
         let token = CancellationToken::new();
         let signals = tokio::spawn(shutdown::on_signal(token.clone()));
+        let settle = tokio::spawn(resident::drop_after_start_up(config.collect.interval));
         let result = app::run(config, token).await;
         signals.abort();
+        settle.abort();
         match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -37,6 +37,7 @@ mod process;
 mod production_cadence;
 mod push;
 mod receiver_errors;
+mod resident;
 mod sessions;
 mod staleness;
 mod status;
