@@ -25,12 +25,7 @@ pub fn skim(body: &[u8], shape: &Shape) -> Option<Vec<u8>> {
     let mut walk = Walk {
         body,
         at: 0,
-        // A quarter of the body: above glibc's mmap threshold (64 KiB, src/allocator.rs) for
-        // a large answer, so the text is mapped and unmapped whole, never grown by a copy out
-        // of the heap that would leave a hole there under the DTOs decoded next (the pages
-        // never written cost nothing); for the 800 KiB /Sessions answer of the bench the
-        // text is 59 KB.
-        out: Vec::with_capacity(body.len() / 4),
+        out: Vec::with_capacity(body.len() / 16),
         open: Vec::new(),
     };
     walk.value(shape)?;
