@@ -35,7 +35,8 @@
 //!   blocks with the retry/drop rules of the remote-write spec (`sender`, its schedule in `retry`);
 //!   `pack` is the packer the queue compacts a backlog with (each series once per pack).
 //! - [`queue`]: the durable per-remote FIFO of compressed blocks (CRC32C-framed records); its
-//!   `compact` rewrites sealed segments of a backlog through a packer it is given.
+//!   `compact` rewrites sealed segments of a backlog through a packer it is given, its
+//!   `position` keeps the reader position in two checksummed slots overwritten in place.
 //! - [`state_file`]: small JSON state files (cursors, last results), replaced atomically.
 //! - [`stats`]: the agent's own counters, shared by the stages and reported by the `pusher` collector.
 //! - [`status`]: the health snapshot the agent keeps in `status.json`, and the `status`

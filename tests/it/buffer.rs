@@ -490,3 +490,42 @@ async fn caught_up_with_prefill(vm: &VictoriaMetrics, jellyfin: &FakeJellyfin) {
     })
     .await;
 }
+
+/// In normal operation the reader position is saved a second after deliveries (one save for
+/// a cycle's blocks), not when the next cycle comes: with a 30 s interval, `status` (which
+/// reads the saved position) shows an empty backlog within seconds of the first cycle's
+/// delivery, and an agent killed then and started again sends none of it twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_position_is_saved_a_second_after_deliveries_so_a_kill_then_resends_nothing() {
+    let jellyfin = FakeJellyfin::start("").await;
+    let vm = VictoriaMetrics::start().await;
+    let dir = AgentDir::new(&jellyfin.url(), &[("tiger", &vm.write_url())], "30s", "");
+    let queue_dir = dir.state().join("queue/tiger");
+    let mut agent = dir.start();
+    cycles(&jellyfin, 1).await;
+    let saved_at = std::time::Instant::now();
+    wait_for(
+        "the saved position to pass every delivered block",
+        Duration::from_secs(20),
+        || async {
+            let backlog = jellyfin_pusher::queue::inspect::backlog(&queue_dir).ok()?;
+            (backlog.blocks == 0 && queue_dir.join("position").exists()).then_some(())
+        },
+    )
+    .await;
+    eprintln!(
+        "position saved {:?} after the first cycle began",
+        saved_at.elapsed()
+    );
+    agent.kill9();
+    let mut agent = dir.start();
+    cycles(&jellyfin, 2).await;
+    caught_up(&vm, &jellyfin).await;
+    assert!(agent.stop().success());
+    vm.settle().await;
+    let stored = up_timestamps(&vm).await;
+    let mut unique = stored.clone();
+    unique.dedup();
+    assert_eq!(stored, unique, "a block was sent again after the restart");
+    assert_eq!(unique.len(), 2);
+}
