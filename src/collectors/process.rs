@@ -163,7 +163,7 @@ impl Process {
     fn stat(&mut self, pid: u32) -> Result<Stat, String> {
         let text = self
             .procfs()?
-            .read(Some(pid), "stat")
+            .read_line(pid, "stat")
             .map_err(|e| format!("process {pid}: {e}"))?;
         parse_stat(text).ok_or_else(|| format!("process {pid}: unexpected /proc/{pid}/stat"))
     }

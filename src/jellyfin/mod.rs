@@ -13,5 +13,7 @@ mod shape;
 mod skim;
 
 pub use client::{ApiStats, Client, ClientError, EndpointStats};
+#[cfg(test)]
+pub(crate) use decode::skim_only;
 pub use decode::{decode, decode_whole};
 pub use error::ApiError;

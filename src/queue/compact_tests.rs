@@ -341,3 +341,54 @@ fn a_crash_after_packing_away_settled_blocks_neither_skips_nor_loses_packed_ones
         assert_eq!(ids, want, "{step:?}");
     }
 }
+
+#[test]
+fn records_settled_past_gaps_after_packed_segments_are_not_taken_again() {
+    // Two senders: one holds the records up to the end of the first packed segment, the
+    // other everything from the second packed segment to the first record of the segment
+    // after it, and is answered first. The reader then crosses two gaps packing left over
+    // settled records, and must resume behind them, not hand the first record past the
+    // second gap out again (4 lanes sent it twice: `cargo bench --bench drain`).
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, _) = open(dir.path());
+    for n in 1..=40 {
+        queue.append(block(n));
+    }
+    let segments = segment::list(dir.path()).unwrap();
+    assert!(
+        segments[1].end() < segments[2].start,
+        "a gap after a packed segment"
+    );
+    assert!(
+        segments[2].end() < segments[3].start,
+        "and after the next one"
+    );
+    let offset = |p: &Pending| match p.position {
+        Position::Disk { offset, .. } => offset,
+        Position::Memory { .. } => panic!("in memory"),
+    };
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    loop {
+        let p = taken(&queue, 1).remove(0);
+        let at = offset(&p);
+        if at < segments[2].start {
+            first.push(p);
+        } else {
+            second.push(p);
+            if at >= segments[3].start {
+                break;
+            }
+        }
+    }
+    for p in second.iter().chain(&first) {
+        queue.ack(p);
+    }
+    let sent: Vec<u32> = first
+        .iter()
+        .chain(&second)
+        .flat_map(|p| block_ids(&p.block))
+        .collect();
+    let (rest, _) = drain_ids(&queue);
+    let all: Vec<u32> = sent.iter().chain(&rest).copied().collect();
+    assert_eq!(all, (1..=40).collect::<Vec<_>>(), "{rest:?} after {sent:?}");
+}

@@ -876,7 +876,11 @@ impl Inner {
             };
             if at < seg.start {
                 if at == self.read_offset {
+                    // The reader crosses the gap, and on over records settled out of order
+                    // beyond it: go on from where it stops, not from the settled records.
                     self.advance(seg.start, false);
+                    at = self.read_offset;
+                    continue;
                 }
                 at = seg.start;
                 continue;

@@ -53,6 +53,17 @@ impl ProcFs {
 
     /// The contents of `<pid>/<name>` (or of `<name>` without a pid) under the root.
     pub fn read(&mut self, pid: Option<u32>, name: &str) -> io::Result<&[u8]> {
+        self.read_until(pid, name, false)
+    }
+
+    /// The one line of `<pid>/<name>` (such as `stat`): the kernel writes it whole, ending in
+    /// a newline, so a read that ends in one has it all, and the read that would say end of
+    /// file is not made (a system call per process of the host, each cycle).
+    pub fn read_line(&mut self, pid: u32, name: &str) -> io::Result<&[u8]> {
+        self.read_until(Some(pid), name, true)
+    }
+
+    fn read_until(&mut self, pid: Option<u32>, name: &str, line: bool) -> io::Result<&[u8]> {
         let mut file = File::from(self.open_at(pid, name, 0)?);
         let mut len = 0;
         loop {
@@ -61,7 +72,12 @@ impl ProcFs {
             }
             match file.read(&mut self.buf[len..]) {
                 Ok(0) => return Ok(&self.buf[..len]),
-                Ok(n) => len += n,
+                Ok(n) => {
+                    len += n;
+                    if line && self.buf[len - 1] == b'\n' {
+                        return Ok(&self.buf[..len]);
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -173,7 +189,11 @@ mod tests {
         // This process's own /proc: the real thing.
         let mut real = ProcFs::open(Path::new("/proc")).unwrap();
         let me = std::process::id();
-        let stat = real.read(Some(me), "stat").unwrap().to_vec();
+        let stat = real.read_line(me, "stat").unwrap().to_vec();
+        assert_eq!(stat.last(), Some(&b'\n'));
+        // A file without its newline yet is read to its end.
+        std::fs::write(root.path().join("42/stat"), "1 (x) S 7\n2 (y)").unwrap();
+        assert_eq!(procfs.read_line(42, "stat").unwrap(), b"1 (x) S 7\n2 (y)");
         assert_eq!(
             stat_fields(&stat, [4]),
             Some([u64::from(std::os::unix::process::parent_id())])

@@ -43,7 +43,7 @@ pub fn members(procfs: &mut ProcFs, root: u32, scratch: &mut Scratch) -> Vec<(u3
     all.clear();
     if procfs.pids(pids).is_ok() {
         for &pid in pids.iter() {
-            if let Some((ppid, usage)) = procfs.read(Some(pid), "stat").ok().and_then(parse) {
+            if let Some((ppid, usage)) = procfs.read_line(pid, "stat").ok().and_then(parse) {
                 all.push((pid, ppid, usage));
             }
         }
