@@ -18,8 +18,10 @@ use crate::remote_write::encode;
 use crate::sample::Batch;
 use crate::stats::PusherStats;
 
-/// How long the first batch of a group waits for the others of its tick. At a 15 s interval
-/// (2 s at the least) it delays delivery by nothing a dashboard sees.
+/// How long the first batch of a group waits for the others of its tick. In the collect bench
+/// the last of a tick's fast batches came a median 7 to 11 ms after the first, 90 % within
+/// 12 ms (README, "Figures"); one later than this only costs its own append, as before. At a
+/// 15 s interval (2 s at the least) it delays delivery by nothing a dashboard sees.
 pub const LINGER: Duration = Duration::from_millis(20);
 
 /// The most batches stored in one trip (a burst after a stall is stored in several).
