@@ -133,6 +133,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     replace(path, bytes, Durability::PowerCut)
 }
 
+/// Makes a folder's entries (a file created, renamed or removed in it) survive a power cut.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
 fn replace(path: &Path, bytes: &[u8], durability: Durability) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     create_private_dir(dir)?;
@@ -148,7 +153,7 @@ fn replace(path: &Path, bytes: &[u8], durability: Durability) -> std::io::Result
     // rename() replaces a symlink at `path` itself; it never writes through it.
     std::fs::rename(&tmp, path)?;
     match durability {
-        Durability::PowerCut => File::open(dir)?.sync_all(),
+        Durability::PowerCut => sync_dir(dir),
         Durability::ProcessCrash => Ok(()),
     }
 }

@@ -209,5 +209,5 @@ fn replace(dir: &Path, start: u64, records: &[Vec<u8>]) -> io::Result<()> {
     if crash_after(Step::Renamed) {
         return Err(crashed());
     }
-    super::meta::sync_dir(dir)
+    crate::state_file::sync_dir(dir)
 }

@@ -2,7 +2,6 @@
 //! position and the ledger ([`super::ledger`]). Read once after an upgrade, deleted by the
 //! first save into `position`; never written any more.
 
-use std::fs::File;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -44,10 +43,6 @@ pub fn load(dir: &Path) -> Result<Option<Meta>, String> {
         ));
     }
     Ok(Some(meta))
-}
-
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

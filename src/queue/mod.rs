@@ -478,7 +478,7 @@ impl Inner {
         if segments.is_empty() {
             let start = saved_offset.unwrap_or(0);
             segment::open_append(dir, start)?;
-            meta::sync_dir(dir)?;
+            crate::state_file::sync_dir(dir)?;
             segments.push_back(Segment { start, len: 0 });
         }
         // Truncate the torn tail of an append cut short by a crash.
@@ -611,7 +611,7 @@ impl Inner {
         if last.len > 0 && last.len + bytes.len() as u64 > seal_at {
             let start = last.end();
             let file = segment::open_append(&self.dir, start)?;
-            meta::sync_dir(&self.dir)?;
+            crate::state_file::sync_dir(&self.dir)?;
             self.segments.push_back(Segment { start, len: 0 });
             self.writer = Some(file);
             self.pack_sealed();

@@ -215,7 +215,7 @@ impl Position {
         if self.legacy {
             // `position` holds a save now; a stale meta.json must never be read again.
             match std::fs::remove_file(dir.join(meta::FILE)) {
-                Ok(()) => meta::sync_dir(dir)?,
+                Ok(()) => crate::state_file::sync_dir(dir)?,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
