@@ -12,6 +12,8 @@
 
 #[path = "../tests/it/common/mod.rs"]
 mod common;
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "support/resident.rs"]
 mod resident;
 
@@ -20,6 +22,7 @@ use std::time::Duration;
 use common::agent::AgentDir;
 use common::fake_jellyfin::FakeJellyfin;
 use common::servers::VictoriaMetrics;
+use cpu::cpu_ns;
 
 const FILMS: &str = "f137a2dd21bbc1b99aa5c0f6bf02a805";
 
@@ -109,22 +112,6 @@ struct Usage {
     cpu_s: f64,
     rss: f64,
     peak_rss: f64,
-}
-
-/// CPU time of every live thread of `pid`, from the first field of each
-/// /proc/<pid>/task/<tid>/schedstat (ns run on a CPU): /proc/<pid>/stat counts in clock ticks
-/// (10 ms), as coarse as the figure itself. A thread that exited takes its time with it; the
-/// agent's threads (the runtime's workers, the blocking pool kept alive 10 s) outlive a 2 s
-/// cycle.
-fn cpu_ns(pid: i32) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
 }
 
 fn usage(pid: i32) -> Usage {

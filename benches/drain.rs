@@ -19,6 +19,8 @@
 //! victoria-metrics and vmagent on PATH, tests/run.sh installs them). It prints the figures; it
 //! asserts nothing about speed, only that every sample arrived.
 
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "support/procs.rs"]
 mod procs;
 #[path = "support/relay.rs"]

@@ -16,18 +16,9 @@ impl Drop for Proc {
 }
 
 impl Proc {
-    /// CPU time of every thread alive now (`/proc/<pid>/task/*/schedstat`, nanoseconds: far
-    /// finer than the 10 ms ticks of `/proc/<pid>/stat`).
+    /// CPU time of every thread alive now ([`super::cpu::cpu_ns`]).
     pub fn cpu(&self) -> Duration {
-        let tasks = format!("/proc/{}/task", self.0.id());
-        let ns: u64 = std::fs::read_dir(tasks)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-            .sum();
-        Duration::from_nanos(ns)
+        Duration::from_nanos(super::cpu::cpu_ns(self.0.id() as i32))
     }
 
     /// The peak resident memory (VmHWM), in KiB.
