@@ -69,14 +69,23 @@ pub fn decode_whole<T: DeserializeOwned>(
             ),
         });
     }
+    from_text(endpoint, body, secrets)
+}
+
+/// `text` (JSON, whole or skimmed) through serde; a failure names the field from its position.
+pub(super) fn from_text<T: DeserializeOwned>(
+    endpoint: &'static str,
+    text: &[u8],
+    secrets: &[&Secret],
+) -> Result<T, ApiError> {
     // Decoded without tracking the path (an owned key per field on every answer); on failure
     // the path is found from the position serde_json reports (json_path).
-    from_bytes(body).map_err(|e| {
-        let at = json_path::offset_of(body, e.line(), e.column());
+    from_bytes(text).map_err(|e| {
+        let at = json_path::offset_of(text, e.line(), e.column());
         ApiError::Decode {
             endpoint,
             // Keys and serde's quotes of the offending value are peer text.
-            field: peer_text::excerpt_str(&json_path::path_at(body, at), secrets, SNIPPET_CHARS),
+            field: peer_text::excerpt_str(&json_path::path_at(text, at), secrets, SNIPPET_CHARS),
             reason: peer_text::excerpt_str(&reason(&e), secrets, SNIPPET_CHARS),
         }
     })
