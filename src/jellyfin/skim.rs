@@ -114,6 +114,7 @@ enum Mode<'s> {
 struct Fault(usize, &'static str);
 
 const UNEXPECTED: &str = "a byte that JSON does not allow here";
+const MISMATCHED: &str = "brackets or strings that do not match";
 
 impl<'s> Skim<'s> {
     /// `capacity`: the skimmed text's expected size (a sixteenth of the answer's announced
@@ -174,7 +175,7 @@ impl<'s> Skim<'s> {
             (Mode::Value(shape), _) => self.value(shape, chunk, at),
             (Mode::Skipped, _) => self.whole(chunk, at, false),
             (Mode::FirstKey, b'}') => Ok(self.close(b'}', at)),
-            (Mode::FirstKey | Mode::Key, b'"') => self.key(chunk, at),
+            (Mode::FirstKey | Mode::Key, b'"') => self.keys(chunk, at),
             (Mode::Colon(read), b':') => {
                 self.mode = read.map_or(Mode::Skipped, Mode::Value);
                 Ok(at + 1)
@@ -274,7 +275,7 @@ impl<'s> Skim<'s> {
                 at + end
             }
             Ok(Found::More) => chunk.len(),
-            Err(i) => return Err(Fault(at + i, "brackets or strings that do not match")),
+            Err(i) => return Err(Fault(at + i, MISMATCHED)),
         };
         if copy {
             self.out.extend_from_slice(&chunk[at..end]);
@@ -283,10 +284,7 @@ impl<'s> Skim<'s> {
     }
 
     fn in_scalar(&mut self, chunk: &[u8], at: usize, copy: bool) -> usize {
-        let run = chunk[at..]
-            .iter()
-            .position(|b| !SCALAR[usize::from(*b)])
-            .unwrap_or(chunk.len() - at);
+        let run = scalar_run(&chunk[at..]);
         if at + run < chunk.len() {
             self.mode = self.after_value();
         }
@@ -294,6 +292,58 @@ impl<'s> Skim<'s> {
             self.out.extend_from_slice(&chunk[at..at + run]);
         }
         at + run
+    }
+
+    /// Keys from the opening quote at `at`, and the values no DTO reads after them, in one
+    /// loop while they are compact and whole in this chunk (most of a walked object): only
+    /// what is cut at the chunk's edge, read, spaced or wrong goes back to [`Skim::step`],
+    /// with the mode saying where it stopped.
+    fn keys(&mut self, chunk: &[u8], mut at: usize) -> Result<usize, Fault> {
+        loop {
+            let end = self.key(chunk, at)?;
+            if !matches!(self.mode, Mode::Colon(None)) || chunk.get(end) != Some(&b':') {
+                return Ok(end);
+            }
+            at = end + 1;
+            self.mode = Mode::Skipped;
+            at = match chunk.get(at) {
+                Some(b'"') => {
+                    self.string = StringEnd::default();
+                    match self.string.end(chunk, at + 1) {
+                        Some(end) => end,
+                        None => {
+                            self.mode = Mode::String { copy: false };
+                            return Ok(chunk.len());
+                        }
+                    }
+                }
+                Some(b'{' | b'[') => {
+                    self.scan.reset();
+                    match self.scan.stretch(&chunk[at..]) {
+                        Ok(Found::End(end)) => at + end,
+                        Ok(Found::More) => {
+                            self.mode = Mode::Container { copy: false };
+                            return Ok(chunk.len());
+                        }
+                        Err(i) => return Err(Fault(at + i, MISMATCHED)),
+                    }
+                }
+                Some(&byte) if SCALAR[usize::from(byte)] => {
+                    let run = scalar_run(&chunk[at..]);
+                    if at + run == chunk.len() {
+                        self.mode = Mode::Scalar { copy: false };
+                        return Ok(chunk.len());
+                    }
+                    at + run
+                }
+                _ => return Ok(at),
+            };
+            self.mode = Mode::AfterValue;
+            if chunk.get(at) != Some(&b',') || chunk.get(at + 1) != Some(&b'"') {
+                return Ok(at);
+            }
+            at += 1;
+        }
     }
 
     /// A key's opening quote at `at`.
@@ -402,4 +452,12 @@ impl<'s> Skim<'s> {
         }
         Broken { at, path, what }
     }
+}
+
+/// How many bytes of a number, `true`, `false` or `null` start `bytes`.
+fn scalar_run(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .position(|b| !SCALAR[usize::from(*b)])
+        .unwrap_or(bytes.len())
 }
