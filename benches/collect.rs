@@ -210,6 +210,11 @@ fn main() {
             println!("{}", process_cost().await);
             return;
         }
+        // COLLECT_PART=decode: only the decoding of one /Sessions answer (for iterating).
+        if std::env::var("COLLECT_PART").as_deref() == Ok("decode") {
+            println!("{}", decode_cost(fifty_sessions().0.as_bytes()));
+            return;
+        }
         let jellyfin = FakeJellyfin::start("").await;
         let (sessions, what) = fifty_sessions();
         let decode = decode_cost(sessions.as_bytes());
@@ -359,7 +364,8 @@ fn rss_breakdown(
 }
 
 /// The decoding of one /Sessions answer, in this process (release build): into the agent's
-/// DTOs by the agent's own decoder (only the fields the DTOs read reach serde), by the same
+/// DTOs by the agent's own decoder (only the fields the DTOs read reach serde), whole and in
+/// chunks as the client feeds it, by the same
 /// decoder with every byte through serde (what it cost before the skim), and, for scale, a pass
 /// that reads every value and keeps none (serde_json's floor for any decoding of every byte).
 /// Each the median (least-most) of 5 rounds of 200 decodings.
@@ -384,6 +390,19 @@ fn decode_cost(body: &[u8]) -> String {
             jellyfin_pusher::jellyfin::decode("/Sessions", "application/json", body, &[]).unwrap();
         std::hint::black_box(sessions);
     });
+    // As the client decodes an answer: chunk by chunk as hyper hands them over (16 KiB here).
+    let chunked = time(&|| {
+        let mut incoming = jellyfin_pusher::jellyfin::Incoming::<Vec<Session>>::new(
+            "/Sessions",
+            "application/json",
+            body.len(),
+            &[],
+        );
+        for chunk in body.chunks(16 * 1024) {
+            assert!(incoming.feed(chunk).unwrap());
+        }
+        std::hint::black_box(incoming.finish().unwrap());
+    });
     let whole = time(&|| {
         let sessions: Vec<Session> =
             jellyfin_pusher::jellyfin::decode_whole("/Sessions", "application/json", body, &[])
@@ -396,7 +415,7 @@ fn decode_cost(body: &[u8]) -> String {
         std::hint::black_box(all);
     });
     format!(
-        "decoding one /Sessions answer ({:.0} KiB), CPU per decoding, median (least-most) of {ROUNDS} rounds of {DECODES}: {skimmed} into the agent's DTOs (skimmed); {whole} with every byte through serde; {skip} to read every byte and keep nothing",
+        "decoding one /Sessions answer ({:.0} KiB), CPU per decoding, median (least-most) of {ROUNDS} rounds of {DECODES}: {skimmed} into the agent's DTOs (skimmed); {chunked} skimmed in 16 KiB chunks as they arrive (jellyfin::Incoming, as the client decodes); {whole} with every byte through serde; {skip} to read every byte and keep nothing",
         body.len() as f64 / 1024.0
     )
 }
