@@ -73,6 +73,7 @@ fn find(block: &[u8; 64]) -> (u64, u64, u64) {
 /// the 16 bytes after their opening quote, where one compare finds the end sooner than
 /// memchr2 is called and set up.
 #[cfg(target_arch = "x86_64")]
+#[inline]
 pub fn quote_or_backslash(bytes: &[u8; 16]) -> Option<usize> {
     use std::arch::x86_64::*;
     // SAFETY: SSE2 is part of x86-64; the load is unaligned and reads the 16 bytes given.

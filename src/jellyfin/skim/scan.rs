@@ -21,6 +21,7 @@ impl StringEnd {
     /// Past the closing quote in `bytes[from..]`, or `None` when the string goes on past
     /// them: 16 bytes at once first ([`blocks::quote_or_backslash`]), then memchr2 for a long
     /// string (a byte loop over the first 16 bytes was slower than memchr2).
+    #[inline]
     pub fn end(&mut self, bytes: &[u8], from: usize) -> Option<usize> {
         let mut at = from;
         if self.after_backslash {
