@@ -149,7 +149,10 @@ mod tests {
         let long = "é".repeat(100);
         assert_eq!(label_value(&long).chars().count(), 64);
         // Cut at 64 characters, then trimmed again; 64 bytes of 2-byte characters are kept.
-        assert_eq!(label_value(&format!("{} b", "a".repeat(63))), "a".repeat(63));
+        assert_eq!(
+            label_value(&format!("{} b", "a".repeat(63))),
+            "a".repeat(63)
+        );
         assert_eq!(label_value(&"é".repeat(32)), "é".repeat(32));
         assert_eq!(label_value(" \u{85}x\u{7f} "), "x");
     }

@@ -105,6 +105,48 @@ fn write_series(raw: &mut Vec<u8>, labels: &[(&str, &str)], value: f64, timestam
     }
 }
 
+/// The uncompressed WriteRequest of `batch` as `encode` made it before: through prost's
+/// messages, built from the batch and encoded. The reference the new bytes are checked against
+/// (tests) and the cost is compared with (`cargo bench --bench collect`).
+pub fn encode_via_prost(batch: &Batch, static_labels: &[(String, String)]) -> Vec<u8> {
+    use super::proto::{Label, Sample, TimeSeries};
+    use prost::Message;
+    let mut timeseries = Vec::new();
+    for family in &batch.families {
+        for sample in &family.samples {
+            let mut labels = vec![Label {
+                name: "__name__".into(),
+                value: family.name.into(),
+            }];
+            labels.extend(sample.labels.iter().map(|(k, v)| Label {
+                name: (*k).into(),
+                value: v.clone(),
+            }));
+            for (k, v) in static_labels {
+                if !labels.iter().any(|l| &l.name == k) {
+                    labels.push(Label {
+                        name: k.clone(),
+                        value: v.clone(),
+                    });
+                }
+            }
+            labels.sort_by(|a, b| a.name.cmp(&b.name));
+            timeseries.push(TimeSeries {
+                labels,
+                samples: vec![Sample {
+                    value: sample.value,
+                    timestamp: batch.timestamp_ms,
+                }],
+            });
+        }
+    }
+    WriteRequest {
+        timeseries,
+        metadata: Vec::new(),
+    }
+    .encode_to_vec()
+}
+
 pub(super) fn compress(raw: &[u8]) -> Bytes {
     // snap's block encoder cannot fail on input below 4 GiB, and a batch is never near that;
     // an empty body would still be a valid (empty) WriteRequest, so fall back to it.
@@ -146,47 +188,8 @@ pub fn decode(data: &[u8]) -> Result<WriteRequest, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::remote_write::proto::{Label, Sample, TimeSeries};
+    use crate::remote_write::proto::{Sample, TimeSeries};
     use crate::sample::{Family, STALE_NAN};
-
-    /// What `encode` wrote before: prost's messages, built from the batch and encoded.
-    fn encode_with_prost(batch: &Batch, static_labels: &[(String, String)]) -> Vec<u8> {
-        use prost::Message;
-        let mut timeseries = Vec::new();
-        for family in &batch.families {
-            for sample in &family.samples {
-                let mut labels = vec![Label {
-                    name: "__name__".into(),
-                    value: family.name.into(),
-                }];
-                labels.extend(sample.labels.iter().map(|(k, v)| Label {
-                    name: (*k).into(),
-                    value: v.clone(),
-                }));
-                for (k, v) in static_labels {
-                    if !labels.iter().any(|l| &l.name == k) {
-                        labels.push(Label {
-                            name: k.clone(),
-                            value: v.clone(),
-                        });
-                    }
-                }
-                labels.sort_by(|a, b| a.name.cmp(&b.name));
-                timeseries.push(TimeSeries {
-                    labels,
-                    samples: vec![Sample {
-                        value: sample.value,
-                        timestamp: batch.timestamp_ms,
-                    }],
-                });
-            }
-        }
-        WriteRequest {
-            timeseries,
-            metadata: Vec::new(),
-        }
-        .encode_to_vec()
-    }
 
     /// The bytes are prost's to the last one, defaults left out as prost leaves them: empty
     /// label values, a 0 (and -0) value, a 0 timestamp; NaNs, the marker, long strings.
@@ -227,7 +230,7 @@ mod tests {
                 let raw = snap::raw::Decoder::new()
                     .decompress_vec(&block.data)
                     .unwrap();
-                assert_eq!(raw, encode_with_prost(&batch, statics), "at {timestamp_ms}");
+                assert_eq!(raw, encode_via_prost(&batch, statics), "at {timestamp_ms}");
                 assert_eq!(block.samples as usize, batch.sample_count());
             }
         }
