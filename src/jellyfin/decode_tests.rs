@@ -250,6 +250,16 @@ fn answers_that_fail_fail_the_same_in_chunks() {
         .take_while(|more| *more)
         .collect();
     assert_eq!(read.len(), 2, "stops once 8 KiB are kept");
+    // White space alone decides nothing, however long.
+    let mut incoming = Incoming::<Vec<Session>>::new("/Sessions", "text/plain", 0, &[]);
+    for _ in 0..4 {
+        assert!(
+            incoming.feed(&[b' '; 4096]).expect("white space"),
+            "read on"
+        );
+    }
+    assert!(incoming.feed(b"[]").expect("JSON"));
+    assert!(incoming.finish().expect("an empty list").is_empty());
 }
 
 #[test]

@@ -73,7 +73,10 @@ impl<'a, T: DeserializeOwned + 'static> Incoming<'a, T> {
             State::NotJson(prefix) => return Ok(prefix.push(chunk)),
             State::Undecided(prefix) => {
                 let Some(first) = chunk.iter().find(|b| !b.is_ascii_whitespace()) else {
-                    return Ok(prefix.push(chunk));
+                    // Read on: white space decides nothing (what is past the quoted bytes
+                    // is dropped, bounded by max_response_size as every answer is).
+                    prefix.push(chunk);
+                    return Ok(true);
                 };
                 if *first == b'{' || *first == b'[' {
                     let mut skim = skim_for(shape::cached::<T>(), 0);
