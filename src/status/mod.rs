@@ -76,7 +76,7 @@ impl Snapshot {
     }
 }
 
-/// Writes the snapshot now (blocking: file I/O). A failure is logged once per incident by
+/// Writes the snapshot now (file I/O, without fsync). A failure is logged once per incident by
 /// the caller's loop; `status` then shows an older snapshot, nothing else suffers.
 pub fn write(file: &StateFile, stats: &PusherStats, started_ms: i64) -> std::io::Result<()> {
     file.save_snapshot(&Snapshot::take(stats, started_ms))
@@ -92,15 +92,16 @@ pub async fn keep_written(
 ) {
     let mut failing = false;
     loop {
-        let (f, s) = (file.clone(), stats.clone());
-        let result = tokio::task::spawn_blocking(move || write(&f, &s, started_ms)).await;
-        match result {
-            Ok(Err(e)) if !failing => {
+        // Written where it is: a small file replaced without an fsync goes to the page cache
+        // and never waits for the disk, which a trip to the blocking pool (two thread
+        // wake-ups) would cost more than.
+        match write(&file, &stats, started_ms) {
+            Err(e) if !failing => {
                 tracing::warn!(error = %e, "cannot write {FILE}; `status` shows older data until it works again");
                 failing = true;
             }
-            Ok(Ok(())) => failing = false,
-            _ => {}
+            Ok(()) => failing = false,
+            Err(_) => {}
         }
         tokio::select! {
             _ = stop.cancelled() => return,
