@@ -144,7 +144,7 @@ fn replace(path: &Path, bytes: &[u8], durability: Durability) -> std::io::Result
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     // The folder is made when it is missing, not tried on every save (a `mkdir` answered
-    // EEXIST each time, status.json every 5 s among them).
+    // EEXIST each time, status.json's among them).
     let mut file = match create_private_file(&tmp) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             create_private_dir(dir)?;
