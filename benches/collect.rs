@@ -210,12 +210,18 @@ fn main() {
             println!("{}", process_cost().await);
             return;
         }
+        // COLLECT_PART=decode: only the decoding of one /Sessions answer (for iterating).
+        if std::env::var("COLLECT_PART").as_deref() == Ok("decode") {
+            println!("{}", decode_cost(fifty_sessions().0.as_bytes()));
+            return;
+        }
         let jellyfin = FakeJellyfin::start("").await;
         let (sessions, what) = fifty_sessions();
         let decode = decode_cost(sessions.as_bytes());
         jellyfin.route("/Sessions", sessions);
         jellyfin.route("/Users", thousand_users());
         jellyfin.generate_items(FILMS, 100_000);
+        let encoding = encode_cost(&jellyfin.url()).await;
         let vm = VictoriaMetrics::start().await;
         let interval = format!("{INTERVAL_S}s");
         let vmagent = VmAgent::start(&vm, &interval);
@@ -334,6 +340,7 @@ fn main() {
         drop(agent);
         drop(vmagent);
         println!("{decode}");
+        println!("{encoding}");
         println!("{}", process_cost().await);
         activity_burst(&vm).await;
     });
@@ -359,7 +366,8 @@ fn rss_breakdown(
 }
 
 /// The decoding of one /Sessions answer, in this process (release build): into the agent's
-/// DTOs by the agent's own decoder (only the fields the DTOs read reach serde), by the same
+/// DTOs by the agent's own decoder (only the fields the DTOs read reach serde), whole and in
+/// chunks as the client feeds it, by the same
 /// decoder with every byte through serde (what it cost before the skim), and, for scale, a pass
 /// that reads every value and keeps none (serde_json's floor for any decoding of every byte).
 /// Each the median (least-most) of 5 rounds of 200 decodings.
@@ -384,6 +392,19 @@ fn decode_cost(body: &[u8]) -> String {
             jellyfin_pusher::jellyfin::decode("/Sessions", "application/json", body, &[]).unwrap();
         std::hint::black_box(sessions);
     });
+    // As the client decodes an answer: chunk by chunk as hyper hands them over (16 KiB here).
+    let chunked = time(&|| {
+        let mut incoming = jellyfin_pusher::jellyfin::Incoming::<Vec<Session>>::new(
+            "/Sessions",
+            "application/json",
+            body.len(),
+            &[],
+        );
+        for chunk in body.chunks(16 * 1024) {
+            assert!(incoming.feed(chunk).unwrap());
+        }
+        std::hint::black_box(incoming.finish().unwrap());
+    });
     let whole = time(&|| {
         let sessions: Vec<Session> =
             jellyfin_pusher::jellyfin::decode_whole("/Sessions", "application/json", body, &[])
@@ -396,8 +417,97 @@ fn decode_cost(body: &[u8]) -> String {
         std::hint::black_box(all);
     });
     format!(
-        "decoding one /Sessions answer ({:.0} KiB), CPU per decoding, median (least-most) of {ROUNDS} rounds of {DECODES}: {skimmed} into the agent's DTOs (skimmed); {whole} with every byte through serde; {skip} to read every byte and keep nothing",
+        "decoding one /Sessions answer ({:.0} KiB), CPU per decoding, median (least-most) of {ROUNDS} rounds of {DECODES}: {skimmed} into the agent's DTOs (skimmed); {chunked} skimmed in 16 KiB chunks as they arrive (jellyfin::Incoming, as the client decodes); {whole} with every byte through serde; {skip} to read every byte and keep nothing",
         body.len() as f64 / 1024.0
+    )
+}
+
+/// One fast cycle's batches, made in this process by the agent's own fast collectors (system,
+/// sessions, process, host, pusher; the runner's label bounds applied) against the fake
+/// Jellyfin: the encoding of them into the five blocks the agent stores, as the agent encodes
+/// them now and through prost's messages as it did before (`encode_via_prost`, plus the same
+/// snappy compression), and the label bounds alone. Each the median (least-most) of 5 rounds
+/// of 200.
+async fn encode_cost(jellyfin_url: &str) -> String {
+    use jellyfin_pusher::collectors::{Deps, plays_seen_for, registry, run_once};
+    use jellyfin_pusher::remote_write::encode::{encode, encode_via_prost};
+    const ROUNDS: usize = 5;
+    const ENCODES: u32 = 200;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "bench-token").unwrap();
+    let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+    let toml = format!(
+        "state_dir = \"{0}\"\n[jellyfin]\nurl = \"{jellyfin_url}\"\ntoken_file = \"{0}/token\"\n\
+         [collectors.process]\nname = \"{1}\"\n",
+        dir.path().display(),
+        comm.trim_end()
+    );
+    let config = jellyfin_pusher::config::Config::from_toml(
+        &toml,
+        std::path::Path::new("bench.toml"),
+        &|_| None,
+    )
+    .unwrap();
+    let token =
+        jellyfin_pusher::secret::read_secret_file(&dir.path().join("token"), "token").unwrap();
+    let deps = Deps {
+        jellyfin: jellyfin_pusher::jellyfin::Client::new(
+            config.jellyfin.url.clone(),
+            &token,
+            config.jellyfin.timeout,
+            config.jellyfin.max_response_size,
+        )
+        .unwrap(),
+        stats: std::sync::Arc::new(jellyfin_pusher::stats::PusherStats::new(["tiger"])),
+        privacy: jellyfin_pusher::privacy::Privacy::load(
+            config.privacy.user_label,
+            dir.path(),
+            false,
+        )
+        .unwrap(),
+        persist_state: false,
+        plays_seen: plays_seen_for(&config),
+    };
+    let mut batches = Vec::new();
+    for mut scheduled in registry(&config, &deps) {
+        if scheduled.interval == config.collect.interval {
+            batches.push(run_once(scheduled.collector.as_mut()).await.0);
+        }
+    }
+    let samples: usize = batches.iter().map(|b| b.sample_count()).sum();
+    let labels = config.labels.clone();
+    let time = |work: &mut dyn FnMut()| {
+        let rounds: Vec<f64> = (0..ROUNDS)
+            .map(|_| {
+                let started = thread_cpu_ns();
+                for _ in 0..ENCODES {
+                    work();
+                }
+                (thread_cpu_ns() - started) as f64 / 1e6 / f64::from(ENCODES)
+            })
+            .collect();
+        spread(rounds)
+    };
+    let now = time(&mut || {
+        for batch in &batches {
+            std::hint::black_box(encode(batch, &labels));
+        }
+    });
+    let before = time(&mut || {
+        for batch in &batches {
+            let raw = encode_via_prost(batch, &labels);
+            let data = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
+            std::hint::black_box(data);
+        }
+    });
+    let bound = time(&mut || {
+        for batch in batches.iter_mut() {
+            jellyfin_pusher::labels::bound(&mut batch.families);
+        }
+    });
+    format!(
+        "encoding one fast cycle's {} batches ({samples} samples), CPU per cycle, median (least-most) of {ROUNDS} rounds of {ENCODES}: {now} as the agent encodes; {before} through prost's messages (as before); the label bounds of the same families {bound}",
+        batches.len()
     )
 }
 

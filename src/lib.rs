@@ -17,7 +17,8 @@
 //! - [`config`]: the TOML file, its defaults and its validation.
 //! - [`secret`]: secrets read from files; their `Debug` and `Display` never show the value.
 //! - [`jellyfin`]: the HTTP client for the Jellyfin API and the DTOs it decodes (an answer is
-//!   skimmed down to the fields the DTOs read before serde sees it: `shape`, `skim`).
+//!   skimmed down to the fields the DTOs read chunk by chunk as it arrives, never held whole,
+//!   before serde sees it: `shape`, `skim`, `incoming`).
 //! - [`privacy`]: what a `user` label may say (salted hash by default).
 //! - [`peer_text`]: bounded reads of peer error bodies, and the redact-then-shorten excerpt
 //!   every peer text goes through before it is logged.

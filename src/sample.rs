@@ -110,7 +110,12 @@ pub fn now_ms() -> i64 {
 /// Makes an arbitrary string safe to use as a label value: trimmed, control characters
 /// replaced, at most 64 characters (the catalogue's rule for every label value).
 pub fn label_value(raw: &str) -> String {
-    raw.trim()
+    let trimmed = raw.trim();
+    // Most values are clean already (at most 64 bytes is at most 64 characters): one copy.
+    if trimmed.len() <= 64 && !trimmed.chars().any(char::is_control) {
+        return trimmed.to_string();
+    }
+    trimmed
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .take(64)
@@ -143,5 +148,12 @@ mod tests {
         assert_eq!(label_value("a\tb"), "a b");
         let long = "é".repeat(100);
         assert_eq!(label_value(&long).chars().count(), 64);
+        // Cut at 64 characters, then trimmed again; 64 bytes of 2-byte characters are kept.
+        assert_eq!(
+            label_value(&format!("{} b", "a".repeat(63))),
+            "a".repeat(63)
+        );
+        assert_eq!(label_value(&"é".repeat(32)), "é".repeat(32));
+        assert_eq!(label_value(" \u{85}x\u{7f} "), "x");
     }
 }

@@ -20,8 +20,6 @@
 //! does not know what the last one sent: those series linger for the lookback, as in
 //! Prometheus after a restart.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use crate::sample::{Family, Kind, Labels, STALE_NAN};
 
 /// What the last sample of an ended series says.
@@ -92,8 +90,11 @@ pub const ENDS: &[(&str, End)] = &[
 /// What one collector sent at its last successful run, for the families of [`ENDS`].
 #[derive(Default)]
 pub struct Ended {
-    /// Per family: an empty copy (name, help, kind) and the label sets it had last time.
-    last: BTreeMap<&'static str, (Family, BTreeSet<Labels>)>,
+    /// Per family of [`ENDS`] (same index): an empty copy (name, help, kind) and the label
+    /// sets it had last time, sorted, each once.
+    last: Vec<Option<(Family, Vec<Labels>)>>,
+    /// Which of a family's last label sets this run has too (kept to save an allocation).
+    seen: Vec<bool>,
 }
 
 impl Ended {
@@ -103,46 +104,68 @@ impl Ended {
 
     /// Adds the last sample to `out` for each series of [`ENDS`] sent last time and missing
     /// now. Called only after a successful collection: a failed one says nothing has ended.
+    /// A family with the same series as last time (the steady case) costs lookups only: its
+    /// label sets are copied again only when they change.
     pub fn close(&mut self, out: &mut Vec<Family>) {
-        for &(name, end) in ENDS {
-            let now: BTreeSet<Labels> = out
-                .iter()
-                .filter(|f| f.name == name)
-                .flat_map(|f| f.samples.iter().map(|s| s.labels.clone()))
-                .collect();
+        self.last.resize_with(ENDS.len(), || None);
+        for (&(name, end), last) in ENDS.iter().zip(self.last.iter_mut()) {
             let template = out.iter().find(|f| f.name == name);
             debug_assert!(
                 template.is_none_or(|f| f.kind == Kind::Gauge),
                 "{name}: a counter must never end (it would read as a reset)"
             );
-            let template = template.map(|f| Family {
-                samples: Vec::new(),
-                ..f.clone()
-            });
-            if let Some((empty, before)) = self.last.get(name) {
-                let gone: Vec<&Labels> = before.difference(&now).collect();
-                if !gone.is_empty() {
-                    let at = match out.iter().position(|f| f.name == name) {
-                        Some(i) => i,
-                        None => {
-                            out.push(empty.clone());
-                            out.len() - 1
-                        }
-                    };
-                    for labels in gone {
-                        out[at].push(labels.clone(), end.value());
-                    }
+            let before: &[Labels] = last.as_ref().map_or(&[], |l| &l.1);
+            self.seen.clear();
+            self.seen.resize(before.len(), false);
+            let mut new = false;
+            for labels in out
+                .iter()
+                .filter(|f| f.name == name)
+                .flat_map(|f| f.samples.iter().map(|s| &s.labels))
+            {
+                match before.binary_search(labels) {
+                    Ok(i) => self.seen[i] = true,
+                    Err(_) => new = true,
                 }
             }
-            match template {
-                Some(template) => {
-                    self.last.insert(name, (template, now));
-                }
-                None => {
-                    if let Some(entry) = self.last.get_mut(name) {
-                        entry.1.clear();
+            let gone = self.seen.contains(&false);
+            // The series sent now (before the ends are added), when they differ from last time.
+            let replace = (new || gone).then(|| {
+                let mut now: Vec<Labels> = out
+                    .iter()
+                    .filter(|f| f.name == name)
+                    .flat_map(|f| f.samples.iter().map(|s| s.labels.clone()))
+                    .collect();
+                now.sort();
+                now.dedup();
+                let template = template.map(|f| Family {
+                    name: f.name,
+                    help: f.help,
+                    kind: f.kind,
+                    samples: Vec::new(),
+                });
+                (template, now)
+            });
+            if gone && let Some((empty, before)) = last.as_ref() {
+                let at = match out.iter().position(|f| f.name == name) {
+                    Some(i) => i,
+                    None => {
+                        out.push(empty.clone());
+                        out.len() - 1
                     }
+                };
+                for (labels, _) in before.iter().zip(&self.seen).filter(|(_, seen)| !**seen) {
+                    out[at].push(labels.clone(), end.value());
                 }
+            }
+            let Some((template, now)) = replace else {
+                continue;
+            };
+            match (template, last.as_mut()) {
+                (Some(template), _) => *last = Some((template, now)),
+                // Gone entirely: its ends are sent; nothing is left to end next time.
+                (None, Some(entry)) => entry.1.clear(),
+                (None, None) => {}
             }
         }
     }
@@ -180,6 +203,30 @@ mod tests {
         let mut out = streams(&["a"]);
         ended.close(&mut out);
         assert_eq!(values(&out), [("a".into(), 1.0)]);
+    }
+
+    /// The same series again keeps the sets as they are; a series sent twice still counts
+    /// once, so a missing one still ends.
+    #[test]
+    fn steady_series_end_nothing_and_a_repeated_one_hides_no_end() {
+        let mut ended = Ended::new();
+        for _ in 0..3 {
+            let mut out = streams(&["a", "b"]);
+            ended.close(&mut out);
+            assert_eq!(out, streams(&["a", "b"]));
+        }
+        let mut out = streams(&["a", "a"]);
+        ended.close(&mut out);
+        assert_eq!(
+            values(&out),
+            [("a".into(), 1.0), ("a".into(), 1.0), ("b".into(), 0.0)]
+        );
+        let mut out = streams(&["a", "b"]);
+        ended.close(&mut out);
+        assert_eq!(values(&out), [("a".into(), 1.0), ("b".into(), 1.0)]);
+        let mut out = streams(&["b"]);
+        ended.close(&mut out);
+        assert_eq!(values(&out), [("b".into(), 1.0), ("a".into(), 0.0)]);
     }
 
     #[test]

@@ -17,6 +17,8 @@
 mod cgroup;
 mod procfs;
 mod tree;
+#[cfg(test)]
+mod tree_pid_reuse;
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,8 @@
 //! The JSON decoding of every Jellyfin endpoint the agent reads, from arbitrary bytes and from
 //! the real captures (tests/fixtures/jellyfin, valid against the OpenAPI document) mutated:
 //! values replaced by others of the type the schema gives them (huge and negative numbers,
-//! unicode and odd dates in strings), fields dropped, and types changed.
+//! unicode and odd dates in strings), fields dropped, and types changed. Each body is decoded
+//! too as the client decodes it, in chunks of sizes proptest picks ([`Incoming`]).
 
 use proptest::prelude::*;
 use serde::de::DeserializeOwned;
@@ -10,9 +11,9 @@ use serde_json::Value;
 use super::json_mutation::{mutate, mutations};
 
 use crate::jellyfin::dto::*;
-use crate::jellyfin::{ApiError, decode, decode_whole, skim_only};
+use crate::jellyfin::{ApiError, Incoming, decode, decode_whole, skim_only};
 
-type Check = fn(&'static str, &str, &[u8], Json) -> Result<(), ApiError>;
+type Check = fn(&'static str, &str, &[u8], Json, &[usize]) -> Result<(), ApiError>;
 
 /// Whether a body is JSON throughout: then skimming it must change nothing.
 #[derive(Clone, Copy, PartialEq)]
@@ -24,11 +25,13 @@ enum Json {
 /// Decodes `body` as `T` both ways, the agent's (skimmed) and every byte through serde, and
 /// checks they agree: the same DTO, or the same error. The one difference allowed: a body
 /// broken only inside a part `T` does not read, which the skim does not look into.
+/// Then the same through [`Incoming`] in chunks of `sizes`.
 fn check<T: DeserializeOwned + std::fmt::Debug + 'static>(
     endpoint: &'static str,
     ct: &str,
     body: &[u8],
     json: Json,
+    sizes: &[usize],
 ) -> Result<(), ApiError> {
     let skimmed = decode::<T>(endpoint, ct, body, &[]);
     let whole = decode_whole::<T>(endpoint, ct, body, &[]);
@@ -48,7 +51,54 @@ fn check<T: DeserializeOwned + std::fmt::Debug + 'static>(
             None => panic!("{endpoint}: the skim refused valid JSON"),
         }
     }
+    let streamed = streamed::<T>(endpoint, ct, body, sizes);
+    match (&streamed, &whole) {
+        (Ok(a), Ok(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}"), "{endpoint}"),
+        // Sound JSON fails in chunks as it fails whole (the skimmed text keeps the path).
+        (Err(a), Err(b)) if json == Json::Valid => {
+            assert_eq!(a.to_string(), b.to_string(), "{endpoint}")
+        }
+        (Err(a), Err(_)) => {
+            let text = a.to_string();
+            assert!(text.starts_with(&format!("GET {endpoint}: ")), "{text}");
+            if let ApiError::Decode { field, .. } = a {
+                assert!(
+                    !field.is_empty() && text.contains(&format!("`{field}`")),
+                    "{text}"
+                );
+            }
+        }
+        (Err(a), Ok(_)) => panic!("{endpoint}: the chunked skim refused what serde reads: {a}"),
+        (Ok(_), Err(b)) => assert!(json == Json::Unknown, "{endpoint}: chunks accepted {b}"),
+    }
     skimmed.map(|_| ())
+}
+
+/// `body` through [`Incoming`], in chunks of `sizes` (taken in turn, again from the first).
+fn streamed<T: DeserializeOwned + 'static>(
+    endpoint: &'static str,
+    ct: &str,
+    body: &[u8],
+    sizes: &[usize],
+) -> Result<T, ApiError> {
+    let mut incoming = Incoming::<T>::new(endpoint, ct, body.len(), &[]);
+    let mut at = 0;
+    for size in sizes.iter().cycle() {
+        if at == body.len() {
+            break;
+        }
+        let end = (at + size.max(&1)).min(body.len());
+        if !incoming.feed(&body[at..end])? {
+            break;
+        }
+        at = end;
+    }
+    incoming.finish()
+}
+
+/// Chunk sizes: mostly a few bytes (every kind of cut), now and then more than a block.
+fn chunk_sizes() -> impl Strategy<Value = Vec<usize>> {
+    prop::collection::vec(prop_oneof![3 => 1usize..16, 1 => 16usize..300], 1..12)
 }
 
 macro_rules! fixture {
@@ -156,10 +206,11 @@ proptest! {
     fn arbitrary_bytes_never_panic_and_errors_name_the_endpoint(
         body in prop::collection::vec(any::<u8>(), 0..256),
         json_type in any::<bool>(),
+        sizes in chunk_sizes(),
     ) {
         let ct = if json_type { "application/json; charset=utf-8" } else { "text/html" };
         for (endpoint, check, _) in ENDPOINTS {
-            assert_named(endpoint, check(endpoint, ct, &body, Json::Unknown))?;
+            assert_named(endpoint, check(endpoint, ct, &body, Json::Unknown, &sizes))?;
         }
     }
 
@@ -167,12 +218,13 @@ proptest! {
     fn mutated_captures_never_panic_and_errors_name_endpoint_and_field(
         which in 0..ENDPOINTS.len(),
         mutations in mutations(),
+        sizes in chunk_sizes(),
     ) {
         let (endpoint, check, fixture) = ENDPOINTS[which];
         let mut value: Value = serde_json::from_str(fixture).expect("fixture is JSON");
         mutate(&mut value, &mutations);
         let body = serde_json::to_vec(&value).expect("serialises");
-        assert_named(endpoint, check(endpoint, "application/json", &body, Json::Valid))?;
+        assert_named(endpoint, check(endpoint, "application/json", &body, Json::Valid, &sizes))?;
     }
 
     /// Any JSON where no DTO looks (an unknown key of a session, compact or indented), with
@@ -183,6 +235,7 @@ proptest! {
         junk in any_json(),
         pretty in any::<bool>(),
         pad in 0usize..64,
+        sizes in chunk_sizes(),
     ) {
         let session = serde_json::json!({
             "Id": "x".repeat(pad),
@@ -197,7 +250,7 @@ proptest! {
             serde_json::to_vec(&all)
         }
         .expect("serialises");
-        check::<Vec<Session>>("/Sessions", "application/json", &body, Json::Valid)
+        check::<Vec<Session>>("/Sessions", "application/json", &body, Json::Valid, &sizes)
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
     }
 
@@ -206,6 +259,7 @@ proptest! {
     fn damaged_captures_decode_as_serde_decodes_them(
         which in 0..ENDPOINTS.len(),
         at in any::<prop::sample::Index>(),
+        sizes in chunk_sizes(),
         byte in any::<u8>(),
         cut in any::<bool>(),
     ) {
@@ -217,7 +271,7 @@ proptest! {
         } else {
             body[at] = byte;
         }
-        assert_named(endpoint, check(endpoint, "application/json", &body, Json::Unknown))?;
+        assert_named(endpoint, check(endpoint, "application/json", &body, Json::Unknown, &sizes))?;
     }
 }
 
@@ -229,6 +283,7 @@ fn every_capture_decodes_unmutated() {
             "application/json",
             fixture.as_bytes(),
             Json::Valid,
+            &[1, 7, 64, 1000],
         )
         .unwrap_or_else(|e| panic!("{endpoint}: {e}"));
     }

@@ -250,27 +250,39 @@ impl Client {
                 limit: self.max_response_size,
             });
         }
-        // max_response_size holds while streaming: a body is never buffered past it. Sized
-        // once when the length is announced (no copies while it grows).
+        // Decoded as it arrives (Incoming): the answer is never held whole, and
+        // max_response_size holds all the same, counted over the chunks.
         let announced = response
             .content_length()
             .unwrap_or(0)
             .min(self.max_response_size);
-        let mut body = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
+        let secrets = [&self.token];
+        let mut incoming = super::Incoming::<T>::new(
+            endpoint,
+            &content_type,
+            usize::try_from(announced).unwrap_or(0),
+            &secrets,
+        );
+        let mut received = 0u64;
         while let Some(chunk) = response
             .chunk()
             .await
             .map_err(|e| self.transport_error(endpoint, e, timeout))?
         {
-            if (body.len() + chunk.len()) as u64 > self.max_response_size {
+            received += chunk.len() as u64;
+            if received > self.max_response_size {
                 return Err(ApiError::TooLarge {
                     endpoint,
                     limit: self.max_response_size,
                 });
             }
-            body.extend_from_slice(&chunk);
+            // Stopped early (broken JSON, or enough of a page that is not JSON): the rest is
+            // not read, and dropping the response closes the connection.
+            if !incoming.feed(&chunk)? {
+                break;
+            }
         }
-        super::decode::decode(endpoint, &content_type, &body, &[&self.token])
+        incoming.finish()
     }
 
     fn transport_error(

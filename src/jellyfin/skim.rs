@@ -1,402 +1,463 @@
-//! Cuts a JSON answer down to the parts a DTO reads ([`Shape`]) before serde decodes it: a
-//! /Sessions answer is 16 KB per playing session, nearly all of it NowPlayingItem's people,
-//! chapters and streams, NowPlayingQueueFullItems and Capabilities, which no collector reads.
+//! Cuts a JSON answer down to the parts a DTO reads ([`Shape`]) as its chunks arrive, before
+//! serde decodes it: a /Sessions answer is 16 KB per playing session, nearly all of it
+//! NowPlayingItem's people, chapters and streams, NowPlayingQueueFullItems and Capabilities,
+//! which no collector reads. The answer itself is never kept whole: each chunk is walked and
+//! dropped, and only the skimmed text (59 KB of an 800 KiB /Sessions answer) is built.
+//!
+//! The walk is a state machine over an explicit stack of the objects and arrays the DTOs
+//! read, so that it stops at a chunk's end anywhere and takes up where it stopped with the
+//! next: only a key cut at the edge is carried over (the keys read are compared whole).
 //! Skipped objects and arrays are passed 64 bytes at a time by their quotes and brackets
-//! ([`blocks`]), building nothing; the objects the DTOs read are walked key by key, and the
-//! keys read are copied, with their values, into a small text that serde decodes as before.
+//! ([`scan`]), building nothing; the objects the DTOs read are walked key by key, and the keys
+//! read are copied, with their values, into a small text that serde decodes as before.
 //!
 //! What is skipped is checked for structure (strings closed, brackets matched by kind, depth
 //! at most serde_json's 128; in the stretches walked byte by byte, no byte between strings
 //! that JSON does not allow there), not for every rule of the grammar: a key without a value
-//! inside a skipped object goes unseen.
-//! Anything the walk finds wrong gives `None`, and the caller decodes the whole answer as
-//! before, which names the place.
+//! inside a skipped object goes unseen. Anything the walk finds wrong is a [`Broken`] naming
+//! the byte and the JSON path where it stopped.
 
 use super::shape::Shape;
 
 mod blocks;
+mod scan;
+#[cfg(test)]
+mod tests;
 
-/// serde_json's own limit: a deeper answer is refused the same way.
-const MAX_DEPTH: usize = 128;
+use scan::{Found, SCALAR, Scan, StringEnd};
+
+/// A key spelt with escapes is read whole: serde compares it unescaped.
+static WHOLE: Shape = Shape::Whole;
 
 /// The text of `body` holding only what `shape` reads, or `None` when `body` is not JSON as
-/// far as the walk can tell.
+/// far as the walk can tell: [`Skim`] fed the whole body at once.
 pub fn skim(body: &[u8], shape: &Shape) -> Option<Vec<u8>> {
-    let mut walk = Walk {
-        body,
-        at: 0,
-        out: Vec::with_capacity(body.len() / 16),
-        open: Vec::new(),
-    };
-    walk.value(shape)?;
-    walk.space();
-    (walk.at == body.len()).then_some(walk.out)
+    let mut skim = Skim::new(shape, body.len() / 16);
+    skim.feed(body).ok()?;
+    skim.finish().ok()
 }
 
-struct Walk<'a> {
-    body: &'a [u8],
-    at: usize,
+/// Where and why the walk stopped.
+#[derive(Debug, PartialEq)]
+pub struct Broken {
+    /// Bytes of the answer before the one at fault (its length when it ended too soon).
+    pub at: u64,
+    /// The containers open there, as [`super::json_path`] writes them.
+    pub path: String,
+    pub what: &'static str,
+}
+
+/// A skim under way: fed the answer chunk by chunk ([`Skim::feed`]), then [`Skim::finish`].
+pub struct Skim<'s> {
+    stack: Vec<Frame<'s>>,
+    mode: Mode<'s>,
     out: Vec<u8>,
-    /// The closing brackets a skipped value still owes (reused from value to value).
-    open: Vec<u8>,
+    /// The keys of the open objects back to back, for [`Broken::path`] (each object's from
+    /// its frame's `key_at`).
+    keys: Vec<u8>,
+    /// A key cut at a chunk's edge, from its opening quote.
+    carry: Vec<u8>,
+    string: StringEnd,
+    scan: Scan,
+    /// Bytes fed before the chunk being walked.
+    fed: u64,
 }
 
-impl Walk<'_> {
-    fn peek(&self) -> Option<u8> {
-        self.body.get(self.at).copied()
-    }
+enum Frame<'s> {
+    Object {
+        fields: &'s [(&'static str, Shape)],
+        /// No key copied to the text yet (the next one needs no comma).
+        first: bool,
+        key_at: usize,
+    },
+    Array {
+        element: &'s Shape,
+        index: usize,
+    },
+}
 
-    fn space(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
-            self.at += 1;
+/// What the walk expects at the next byte.
+#[derive(Clone, Copy)]
+enum Mode<'s> {
+    /// A value, read as this shape.
+    Value(&'s Shape),
+    /// A value no DTO reads.
+    Skipped,
+    /// Just inside an object: a key, or its end.
+    FirstKey,
+    /// After a comma in an object.
+    Key,
+    /// Inside a key cut at a chunk's edge (held in `carry`).
+    InKey,
+    /// After a key: its colon, then its value read as this (or skipped).
+    Colon(Option<&'s Shape>),
+    /// Just inside an array: an element read as this, or its end.
+    FirstElement(&'s Shape),
+    /// After a value inside an object or array: a comma or the end.
+    AfterValue,
+    /// Inside a string, object or array, or scalar passed whole: copied to the text when
+    /// `copy` (a value a DTO reads whole), else dropped.
+    String {
+        copy: bool,
+    },
+    Container {
+        copy: bool,
+    },
+    Scalar {
+        copy: bool,
+    },
+    /// After the top-level value: only white space.
+    Done,
+}
+
+/// A fault at byte `.0` of the chunk being walked.
+struct Fault(usize, &'static str);
+
+const UNEXPECTED: &str = "a byte that JSON does not allow here";
+const MISMATCHED: &str = "brackets or strings that do not match";
+
+impl<'s> Skim<'s> {
+    /// `capacity`: the skimmed text's expected size (a sixteenth of the answer's announced
+    /// length is ample for /Sessions).
+    pub fn new(shape: &'s Shape, capacity: usize) -> Skim<'s> {
+        Skim {
+            stack: Vec::new(),
+            mode: Mode::Value(shape),
+            out: Vec::with_capacity(capacity),
+            keys: Vec::new(),
+            carry: Vec::new(),
+            string: StringEnd::default(),
+            scan: Scan::default(),
+            fed: 0,
         }
     }
 
-    fn expect(&mut self, byte: u8) -> Option<()> {
-        self.space();
-        (self.peek()? == byte).then(|| self.at += 1)
-    }
-
-    /// At a `"`: moves past the closing quote; says whether the string holds an escape.
-    /// (memchr2 even for the short keys: a byte loop over the first 16 bytes was slower.)
-    fn string(&mut self) -> Option<bool> {
-        let mut escaped = false;
-        let mut at = self.at + 1;
-        loop {
-            let rest = self.body.get(at..)?;
-            let found = memchr::memchr2(b'"', b'\\', rest)?;
-            at += found;
-            if self.body[at] == b'"' {
-                self.at = at + 1;
-                return Some(escaped);
+    /// The next chunk of the answer.
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<(), Broken> {
+        let mut at = 0;
+        while at < chunk.len() {
+            match self.step(chunk, at) {
+                Ok(next) => at = next,
+                Err(Fault(i, what)) => return Err(self.broken(self.fed + i as u64, what)),
             }
-            escaped = true;
-            at += 2;
+        }
+        self.fed += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// The skimmed text, once the whole answer was fed.
+    pub fn finish(mut self) -> Result<Vec<u8>, Broken> {
+        if let Mode::Scalar { .. } = self.mode {
+            // A scalar ends where the answer does.
+            self.mode = self.after_value();
+        }
+        match self.mode {
+            Mode::Done => Ok(self.out),
+            _ => Err(self.broken(self.fed, "the answer ends before its JSON does")),
         }
     }
 
-    /// One value as `shape` reads it: copied whole, or an object or array entered.
-    fn value(&mut self, shape: &Shape) -> Option<()> {
-        self.space();
-        match (shape, self.peek()?) {
-            (Shape::Object(fields), b'{') => self.object(fields),
-            (Shape::Array(element), b'[') => self.array(element),
-            // Whole, or not the kind the DTO expects: serde says what it makes of it.
-            _ => {
-                let from = self.at;
-                self.skip()?;
-                self.out.extend_from_slice(&self.body[from..self.at]);
-                Some(())
-            }
+    /// One token, or one stretch of a value passed whole, from `chunk[at]`: where the next
+    /// begins.
+    fn step(&mut self, chunk: &[u8], at: usize) -> Result<usize, Fault> {
+        match self.mode {
+            Mode::String { copy } => return Ok(self.in_string(chunk, at, copy)),
+            Mode::Container { copy } => return self.in_container(chunk, at, copy),
+            Mode::Scalar { copy } => return Ok(self.in_scalar(chunk, at, copy)),
+            Mode::InKey => return self.in_key(chunk, at),
+            _ => {}
         }
-    }
-
-    fn object(&mut self, fields: &[(&'static str, Shape)]) -> Option<()> {
-        self.at += 1;
-        self.out.push(b'{');
-        self.space();
-        if self.peek()? == b'}' {
-            self.at += 1;
-            self.out.push(b'}');
-            return Some(());
+        let byte = chunk[at];
+        if matches!(byte, b' ' | b'\t' | b'\n' | b'\r') {
+            return Ok(at + 1);
         }
-        let mut first = true;
-        loop {
-            self.space();
-            if self.peek()? != b'"' {
-                return None;
+        match (self.mode, byte) {
+            (Mode::Value(shape), _) => self.value(shape, chunk, at),
+            (Mode::Skipped, _) => self.whole(chunk, at, false),
+            (Mode::FirstKey, b'}') => Ok(self.close(b'}', at)),
+            (Mode::FirstKey | Mode::Key, b'"') => self.keys(chunk, at),
+            (Mode::Colon(read), b':') => {
+                self.mode = read.map_or(Mode::Skipped, Mode::Value);
+                Ok(at + 1)
             }
-            let key_from = self.at;
-            let escaped = self.string()?;
-            let key = &self.body[key_from..self.at];
-            // A key spelt with escapes is kept whole: serde compares it unescaped.
-            let read = if escaped {
-                Some(&Shape::Whole)
-            } else {
-                let name = &key[1..key.len() - 1];
-                fields
-                    .iter()
-                    .find(|(field, _)| field.as_bytes() == name)
-                    .map(|(_, shape)| shape)
-            };
-            self.expect(b':')?;
-            match read {
-                Some(shape) => {
-                    if !first {
-                        self.out.push(b',');
-                    }
-                    first = false;
-                    self.out.extend_from_slice(key);
-                    self.out.push(b':');
-                    self.value(shape)?;
+            (Mode::FirstElement(_), b']') => Ok(self.close(b']', at)),
+            (Mode::FirstElement(element), _) => self.value(element, chunk, at),
+            (Mode::AfterValue, b',') => match self.stack.last_mut() {
+                Some(Frame::Object { key_at, .. }) => {
+                    self.keys.truncate(*key_at);
+                    self.mode = Mode::Key;
+                    Ok(at + 1)
                 }
-                None => self.skip()?,
-            }
-            self.space();
-            match self.peek()? {
-                b',' => self.at += 1,
-                b'}' => {
-                    self.at += 1;
-                    self.out.push(b'}');
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
-    }
-
-    fn array(&mut self, element: &Shape) -> Option<()> {
-        self.at += 1;
-        self.out.push(b'[');
-        self.space();
-        if self.peek()? == b']' {
-            self.at += 1;
-            self.out.push(b']');
-            return Some(());
-        }
-        loop {
-            self.value(element)?;
-            self.space();
-            match self.peek()? {
-                b',' => {
-                    self.at += 1;
+                Some(Frame::Array { element, index }) => {
+                    *index += 1;
                     self.out.push(b',');
+                    self.mode = Mode::Value(element);
+                    Ok(at + 1)
                 }
-                b']' => {
-                    self.at += 1;
-                    self.out.push(b']');
-                    return Some(());
-                }
-                _ => return None,
-            }
+                None => Err(Fault(at, UNEXPECTED)),
+            },
+            (Mode::AfterValue, b'}' | b']') => match self.stack.last() {
+                Some(Frame::Object { .. }) if byte == b'}' => Ok(self.close(byte, at)),
+                Some(Frame::Array { .. }) if byte == b']' => Ok(self.close(byte, at)),
+                _ => Err(Fault(at, "a bracket that closes nothing open")),
+            },
+            (Mode::Done, _) => Err(Fault(at, "more after the JSON value")),
+            _ => Err(Fault(at, UNEXPECTED)),
         }
     }
 
-    /// Past one value, building nothing.
-    fn skip(&mut self) -> Option<()> {
-        self.space();
-        match self.peek()? {
-            b'"' => self.string().map(|_| ()),
-            b'{' | b'[' => self.skip_container(),
-            _ => {
-                let from = self.at;
-                while self.peek().is_some_and(|b| SCALAR[usize::from(b)]) {
-                    self.at += 1;
-                }
-                (self.at > from).then_some(())
+    /// A value read as `shape`: an object or array entered, anything else passed whole
+    /// (serde says what it makes of a value of another kind than the DTO's).
+    fn value(&mut self, shape: &'s Shape, chunk: &[u8], at: usize) -> Result<usize, Fault> {
+        match (shape, chunk[at]) {
+            (Shape::Object(fields), b'{') => {
+                self.stack.push(Frame::Object {
+                    fields,
+                    first: true,
+                    key_at: self.keys.len(),
+                });
+                self.out.push(b'{');
+                self.mode = Mode::FirstKey;
+                Ok(at + 1)
             }
+            (Shape::Array(element), b'[') => {
+                self.stack.push(Frame::Array { element, index: 0 });
+                self.out.push(b'[');
+                self.mode = Mode::FirstElement(element);
+                Ok(at + 1)
+            }
+            _ => self.whole(chunk, at, true),
         }
     }
 
-    /// Past the object or array opening here, whatever it holds: 64 bytes at a time where
-    /// they hold no backslash ([`blocks`]), byte by byte elsewhere.
-    fn skip_container(&mut self) -> Option<()> {
-        self.open.clear();
-        let mut state = Scan::default();
-        let mut at = self.at;
+    /// The start of a value passed whole.
+    fn whole(&mut self, chunk: &[u8], at: usize, copy: bool) -> Result<usize, Fault> {
+        match chunk[at] {
+            b'"' => {
+                self.string = StringEnd::default();
+                if copy {
+                    self.out.push(b'"');
+                }
+                self.mode = Mode::String { copy };
+                Ok(at + 1)
+            }
+            b'{' | b'[' => {
+                self.scan.reset();
+                self.mode = Mode::Container { copy };
+                Ok(at)
+            }
+            byte if SCALAR[usize::from(byte)] => {
+                self.mode = Mode::Scalar { copy };
+                Ok(at)
+            }
+            _ => Err(Fault(at, UNEXPECTED)),
+        }
+    }
+
+    fn in_string(&mut self, chunk: &[u8], at: usize, copy: bool) -> usize {
+        let end = match self.string.end(chunk, at) {
+            Some(end) => {
+                self.mode = self.after_value();
+                end
+            }
+            None => chunk.len(),
+        };
+        if copy {
+            self.out.extend_from_slice(&chunk[at..end]);
+        }
+        end
+    }
+
+    fn in_container(&mut self, chunk: &[u8], at: usize, copy: bool) -> Result<usize, Fault> {
+        let end = match self.scan.stretch(&chunk[at..]) {
+            Ok(Found::End(end)) => {
+                self.mode = self.after_value();
+                at + end
+            }
+            Ok(Found::More) => chunk.len(),
+            Err(i) => return Err(Fault(at + i, MISMATCHED)),
+        };
+        if copy {
+            self.out.extend_from_slice(&chunk[at..end]);
+        }
+        Ok(end)
+    }
+
+    fn in_scalar(&mut self, chunk: &[u8], at: usize, copy: bool) -> usize {
+        let run = scalar_run(&chunk[at..]);
+        if at + run < chunk.len() {
+            self.mode = self.after_value();
+        }
+        if copy {
+            self.out.extend_from_slice(&chunk[at..at + run]);
+        }
+        at + run
+    }
+
+    /// Keys from the opening quote at `at`, and the values no DTO reads after them, in one
+    /// loop while they are compact and whole in this chunk (most of a walked object): only
+    /// what is cut at the chunk's edge, read, spaced or wrong goes back to [`Skim::step`],
+    /// with the mode saying where it stopped.
+    fn keys(&mut self, chunk: &[u8], mut at: usize) -> Result<usize, Fault> {
         loop {
-            let Some(block) = self.body.get(at..at + 64) else {
-                // The tail, shorter than a block.
-                let end = state.bytes(&self.body[at..], &mut self.open)??;
-                self.at = at + end;
-                return Some(());
-            };
-            let found = match blocks::masks(block) {
-                Some(masks) if !state.escaped => state.block(block, masks, &mut self.open)?,
-                _ => state.bytes(block, &mut self.open)?,
-            };
-            if let Some(end) = found {
-                self.at = at + end;
-                return Some(());
+            let end = self.key(chunk, at)?;
+            if !matches!(self.mode, Mode::Colon(None)) || chunk.get(end) != Some(&b':') {
+                return Ok(end);
             }
-            at += 64;
-        }
-    }
-}
-
-/// Where a skipped container's walk is, from one stretch of bytes to the next.
-#[derive(Default)]
-struct Scan {
-    in_string: bool,
-    /// The last byte was a backslash inside a string.
-    escaped: bool,
-}
-
-impl Scan {
-    /// Byte by byte through `bytes`: `Some(Some(end))` past the bracket that closes the
-    /// container, `Some(None)` when it is still open at the end, `None` when broken.
-    fn bytes(&mut self, bytes: &[u8], open: &mut Vec<u8>) -> Option<Option<usize>> {
-        for (i, &byte) in bytes.iter().enumerate() {
-            if self.in_string {
-                if self.escaped {
-                    self.escaped = false;
-                } else if byte == b'\\' {
-                    self.escaped = true;
-                } else if byte == b'"' {
-                    self.in_string = false;
-                }
-                continue;
-            }
-            match byte {
-                b'"' => self.in_string = true,
-                b'{' | b'[' | b'}' | b']' => {
-                    if bracket(byte, open)? {
-                        return Some(Some(i + 1));
+            at = end + 1;
+            self.mode = Mode::Skipped;
+            at = match chunk.get(at) {
+                Some(b'"') => {
+                    self.string = StringEnd::default();
+                    match self.string.end(chunk, at + 1) {
+                        Some(end) => end,
+                        None => {
+                            self.mode = Mode::String { copy: false };
+                            return Ok(chunk.len());
+                        }
                     }
                 }
-                _ if BETWEEN[usize::from(byte)] => {}
-                _ => return None,
+                Some(b'{' | b'[') => {
+                    self.scan.reset();
+                    match self.scan.stretch(&chunk[at..]) {
+                        Ok(Found::End(end)) => at + end,
+                        Ok(Found::More) => {
+                            self.mode = Mode::Container { copy: false };
+                            return Ok(chunk.len());
+                        }
+                        Err(i) => return Err(Fault(at + i, MISMATCHED)),
+                    }
+                }
+                Some(&byte) if SCALAR[usize::from(byte)] => {
+                    let run = scalar_run(&chunk[at..]);
+                    if at + run == chunk.len() {
+                        self.mode = Mode::Scalar { copy: false };
+                        return Ok(chunk.len());
+                    }
+                    at + run
+                }
+                _ => return Ok(at),
+            };
+            self.mode = Mode::AfterValue;
+            if chunk.get(at) != Some(&b',') || chunk.get(at + 1) != Some(&b'"') {
+                return Ok(at);
             }
+            at += 1;
         }
-        Some(None)
     }
 
-    /// 64 bytes without a backslash at once: strings from the quotes' running parity, then
-    /// only the brackets outside strings are looked at.
-    fn block(
-        &mut self,
-        block: &[u8],
-        masks: blocks::Masks,
-        open: &mut Vec<u8>,
-    ) -> Option<Option<usize>> {
-        let mut inside = blocks::prefix_xor(masks.quotes);
-        if self.in_string {
-            inside = !inside;
-        }
-        self.in_string = inside >> 63 == 1;
-        let mut brackets = masks.brackets & !inside;
-        while brackets != 0 {
-            let i = brackets.trailing_zeros() as usize;
-            brackets &= brackets - 1;
-            if bracket(block[i], open)? {
-                return Some(Some(i + 1));
+    /// A key's opening quote at `at`.
+    fn key(&mut self, chunk: &[u8], at: usize) -> Result<usize, Fault> {
+        self.string = StringEnd::default();
+        match self.string.end(chunk, at + 1) {
+            Some(end) => {
+                self.got_key(&chunk[at..end]);
+                Ok(end)
+            }
+            None => {
+                self.carry.clear();
+                self.carry.extend_from_slice(&chunk[at..]);
+                self.mode = Mode::InKey;
+                Ok(chunk.len())
             }
         }
-        Some(None)
+    }
+
+    fn in_key(&mut self, chunk: &[u8], at: usize) -> Result<usize, Fault> {
+        let end = self.string.end(chunk, at);
+        self.carry
+            .extend_from_slice(&chunk[at..end.unwrap_or(chunk.len())]);
+        if let Some(end) = end {
+            let key = std::mem::take(&mut self.carry);
+            self.got_key(&key);
+            self.carry = key;
+            return Ok(end);
+        }
+        Ok(chunk.len())
+    }
+
+    /// A whole key, quotes included: copied with its value when the DTO reads it.
+    fn got_key(&mut self, key: &[u8]) {
+        let Some(Frame::Object {
+            fields,
+            first,
+            key_at,
+        }) = self.stack.last_mut()
+        else {
+            // Keys are only looked for inside an object.
+            return;
+        };
+        let name = &key[1..key.len() - 1];
+        let read = if self.string.escaped {
+            Some(&WHOLE)
+        } else {
+            fields
+                .iter()
+                .find(|(field, _)| field.as_bytes() == name)
+                .map(|(_, shape)| shape)
+        };
+        self.keys.truncate(*key_at);
+        self.keys.extend_from_slice(name);
+        if read.is_some() {
+            if !*first {
+                self.out.push(b',');
+            }
+            *first = false;
+            self.out.extend_from_slice(key);
+            self.out.push(b':');
+        }
+        self.mode = Mode::Colon(read);
+    }
+
+    /// The bracket at `at` closes the innermost container.
+    fn close(&mut self, bracket: u8, at: usize) -> usize {
+        if let Some(Frame::Object { key_at, .. }) = self.stack.pop() {
+            self.keys.truncate(key_at);
+        }
+        self.out.push(bracket);
+        self.mode = self.after_value();
+        at + 1
+    }
+
+    fn after_value(&self) -> Mode<'s> {
+        match self.stack.last() {
+            Some(_) => Mode::AfterValue,
+            None => Mode::Done,
+        }
+    }
+
+    fn broken(&self, at: u64, what: &'static str) -> Broken {
+        let mut path = String::new();
+        let mut objects = self.stack.iter().filter_map(|f| match f {
+            Frame::Object { key_at, .. } => Some(*key_at),
+            Frame::Array { .. } => None,
+        });
+        objects.next();
+        for frame in &self.stack {
+            match frame {
+                Frame::Array { index, .. } => path.push_str(&format!("[{index}]")),
+                Frame::Object { key_at, .. } => {
+                    let end = objects.next().unwrap_or(self.keys.len());
+                    if end > *key_at {
+                        if !path.is_empty() {
+                            path.push('.');
+                        }
+                        path.push_str(&String::from_utf8_lossy(&self.keys[*key_at..end]));
+                    }
+                }
+            }
+        }
+        if path.is_empty() {
+            path.push('.');
+        }
+        Broken { at, path, what }
     }
 }
 
-/// A bracket outside strings: opens (depth at most [`MAX_DEPTH`]) or closes the innermost
-/// open one of its kind; `Some(true)` when that closed the outermost.
-fn bracket(byte: u8, open: &mut Vec<u8>) -> Option<bool> {
-    match byte {
-        b'{' | b'[' => {
-            if open.len() == MAX_DEPTH {
-                return None;
-            }
-            open.push(if byte == b'{' { b'}' } else { b']' });
-            Some(false)
-        }
-        _ => {
-            if open.pop()? != byte {
-                return None;
-            }
-            Some(open.is_empty())
-        }
-    }
-}
-
-/// The bytes of a number, `true`, `false` or `null`.
-const SCALAR: [bool; 256] = table(b"0123456789+-.eEtrufalsn");
-
-/// The bytes JSON allows between strings and brackets: scalars, separators, white space.
-const BETWEEN: [bool; 256] = table(b"0123456789+-.eEtrufalsn:, \t\n\r");
-
-const fn table(bytes: &[u8]) -> [bool; 256] {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < bytes.len() {
-        t[bytes[i] as usize] = true;
-        i += 1;
-    }
-    t
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::jellyfin::dto::Session;
-    use crate::jellyfin::shape;
-
-    fn skimmed(body: &str) -> Option<String> {
-        skim(body.as_bytes(), &shape::of::<Vec<Session>>())
-            .map(|t| String::from_utf8(t).expect("UTF-8 in, UTF-8 out"))
-    }
-
-    #[test]
-    fn keeps_only_what_the_dtos_read() {
-        let body = r#" [ {"Id" : "a", "Capabilities": {"PlayableMediaTypes": ["Video"], "x": [[{}], -1.5e3, true, null]},
-            "NowPlayingItem": {"Name": "Film", "People": [{"Name": "x \"y\" ]}"}], "MediaStreams": [{"Type": "Video", "Height": 1080, "Title": "4K"}]},
-            "PlayState": null, "I\u0064": "b"} , {} ] "#;
-        assert_eq!(
-            skimmed(body).as_deref(),
-            Some(
-                r#"[{"Id":"a","NowPlayingItem":{"Name":"Film","MediaStreams":[{"Type":"Video","Height":1080}]},"PlayState":null,"I\u0064":"b"},{}]"#
-            )
-        );
-    }
-
-    /// Long skipped values, walked 64 bytes at a time: quotes, brackets and escapes on every
-    /// side of a block's edge.
-    #[test]
-    fn long_skipped_values_end_where_they_end() {
-        for pad in 0..140 {
-            let filler = "x".repeat(pad);
-            let body = format!(
-                r#"[{{"Capabilities": {{"a": "{filler}\"]}}\\", "b": [{{"c": "{filler}"}}, [], {{}}], "d": "{{["}}, "Id": "s{pad}"}}]"#
-            );
-            assert_eq!(
-                skimmed(&body),
-                Some(format!(r#"[{{"Id":"s{pad}"}}]"#)),
-                "{body}"
-            );
-            // Cut anywhere inside, or one bracket of the wrong kind: refused.
-            let cut = &body[..body.len() - 30];
-            assert_eq!(skimmed(cut), None, "{cut}");
-            let wrong = body.replacen("[], {}]", "[], {}}", 1);
-            assert_eq!(skimmed(&wrong), None, "{wrong}");
-        }
-    }
-
-    #[test]
-    fn a_value_of_another_kind_is_left_to_serde() {
-        assert_eq!(
-            skimmed(r#"[{"PlayState": [1, 2]}, "x", 3]"#).as_deref(),
-            Some(r#"[{"PlayState":[1, 2]},"x",3]"#)
-        );
-        assert_eq!(skimmed(r#"{"a": 1}"#).as_deref(), Some(r#"{"a": 1}"#));
-    }
-
-    #[test]
-    fn broken_structure_is_refused() {
-        for body in [
-            "",
-            "[",
-            r#"[{"Id": "a"}"#,
-            r#"[{"Capabilities": {"a": [1, 2}}]"#,
-            r#"[{"Capabilities": {"a": "open}]"#,
-            r#"[{"Capabilities": {"a": <html>}}]"#,
-            r#"[{"Id" "a"}]"#,
-            r#"[{"Id": "a",}]"#,
-            r#"[{"Id": "a"}] x"#,
-            r#"[{"Id": "a"} {"Id": "b"}]"#,
-            r#"[{"Other": }]"#,
-            r#"[{Id: "a"}]"#,
-            "[\"\\",
-        ] {
-            assert_eq!(skimmed(body), None, "{body}");
-        }
-        let deep = format!(
-            r#"[{{"Capabilities": {}{}}}]"#,
-            "[".repeat(200),
-            "]".repeat(200)
-        );
-        assert_eq!(skimmed(&deep), None);
-        let fine = format!(
-            r#"[{{"Capabilities": {}{}}}]"#,
-            "[".repeat(100),
-            "]".repeat(100)
-        );
-        assert_eq!(skimmed(&fine).as_deref(), Some("[{}]"));
-    }
+/// How many bytes of a number, `true`, `false` or `null` start `bytes`.
+fn scalar_run(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .position(|b| !SCALAR[usize::from(*b)])
+        .unwrap_or(bytes.len())
 }

@@ -79,14 +79,19 @@ pub fn rule(family: &str, label: &str) -> Option<&'static Rule> {
 /// (samples that then share their labels are summed), values past a `First` cap are dropped.
 /// A label without a rule is left alone (the catalogue test makes sure there is none).
 pub fn bound(families: &mut [Family]) {
+    let mut names: Vec<&'static str> = Vec::new();
     for family in families.iter_mut() {
-        let names: BTreeSet<&'static str> = family
-            .samples
-            .iter()
-            .flat_map(|s| s.labels.iter().map(|(k, _)| *k))
-            .collect();
+        names.clear();
+        names.extend(
+            family
+                .samples
+                .iter()
+                .flat_map(|s| s.labels.iter().map(|(k, _)| *k)),
+        );
+        names.sort_unstable();
+        names.dedup();
         let mut changed = false;
-        for name in names {
+        for &name in &names {
             let Some(rule) = rule(family.name, name) else {
                 continue;
             };
@@ -98,44 +103,51 @@ pub fn bound(families: &mut [Family]) {
     }
 }
 
-/// Returns whether any value was replaced (so that samples may need merging).
+/// The value of label `name` in `labels`.
+fn value_of<'a>(labels: &'a Labels, name: &str) -> Option<&'a str> {
+    labels
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Returns whether any value was replaced (so that samples may need merging). Values are
+/// counted borrowed: a copy is made only of the values kept when a set is over its bound.
 fn apply(family: &mut Family, name: &str, bound: Bound) -> bool {
-    let value_of = |labels: &Labels| {
-        labels
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
-    };
     let keep: Box<dyn Fn(&str) -> bool> = match bound {
         Bound::AllowList(list) => Box::new(move |v: &str| v == OTHER || list.contains(&v)),
         Bound::TopN(n) => {
-            let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+            let mut sums: BTreeMap<&str, f64> = BTreeMap::new();
             for s in &family.samples {
-                if let Some(v) = value_of(&s.labels).filter(|v| v != OTHER) {
+                if let Some(v) = value_of(&s.labels, name).filter(|v| *v != OTHER) {
                     *sums.entry(v).or_default() += s.value;
                 }
             }
             if sums.len() <= n {
                 return false;
             }
-            let mut ranked: Vec<(String, f64)> = sums.into_iter().collect();
-            ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            let kept: BTreeSet<String> = ranked.into_iter().take(n).map(|(v, _)| v).collect();
+            let mut ranked: Vec<(&str, f64)> = sums.into_iter().collect();
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+            let kept: BTreeSet<String> = ranked
+                .into_iter()
+                .take(n)
+                .map(|(v, _)| v.to_string())
+                .collect();
             Box::new(move |v: &str| v == OTHER || kept.contains(v))
         }
         Bound::First(n) => {
-            let values: BTreeSet<String> = family
+            let values: BTreeSet<&str> = family
                 .samples
                 .iter()
-                .filter_map(|s| value_of(&s.labels))
+                .filter_map(|s| value_of(&s.labels, name))
                 .collect();
             if values.len() <= n {
                 return false;
             }
-            let kept: BTreeSet<String> = values.into_iter().take(n).collect();
+            let kept: BTreeSet<String> = values.into_iter().take(n).map(String::from).collect();
             family
                 .samples
-                .retain(|s| value_of(&s.labels).is_none_or(|v| kept.contains(&v)));
+                .retain(|s| value_of(&s.labels, name).is_none_or(|v| kept.contains(v)));
             return false;
         }
         Bound::Fixed(_) | Bound::Config { .. } => return false,

@@ -13,6 +13,9 @@ pub struct ProcFs {
     dir: File,
     /// Zeroed once; grown (doubled) for a larger file and kept.
     buf: Vec<u8>,
+    /// Whether the root is a procfs, not a test's fake /proc in a temporary folder: only there
+    /// does an entry's inode number tell a process from an earlier one under the same pid.
+    procfs: bool,
 }
 
 /// The largest /proc/<pid>/stat is under 1 KiB; limits and io under 2 KiB.
@@ -20,10 +23,22 @@ const START: usize = 4096;
 
 impl ProcFs {
     pub fn open(root: &Path) -> io::Result<ProcFs> {
+        let dir = File::open(root)?;
+        // SAFETY: fstatfs fills the zeroed struct it is given, for a descriptor open here.
+        let procfs = unsafe {
+            let mut fs: libc::statfs = std::mem::zeroed();
+            libc::fstatfs(dir.as_raw_fd(), &mut fs) == 0 && fs.f_type == libc::PROC_SUPER_MAGIC
+        };
         Ok(ProcFs {
-            dir: File::open(root)?,
+            dir,
             buf: vec![0; START],
+            procfs,
         })
+    }
+
+    /// Whether the root is a real procfs (see [`ProcFs::pids`]).
+    pub fn is_procfs(&self) -> bool {
+        self.procfs
     }
 
     /// Opens `<pid>/<name>` (or `<name>` without a pid) under the root.
@@ -84,16 +99,20 @@ impl ProcFs {
         }
     }
 
-    /// The pids listed under the root, into `out` (cleared first).
-    pub fn pids(&self, out: &mut Vec<u32>) -> io::Result<()> {
+    /// The pids listed under the root, each with the inode number of its directory, into
+    /// `out` (cleared first). On a procfs that pair names one process: the kernel gives a new
+    /// process a new inode, also under a reused pid (tree.rs says what that rests on).
+    pub fn pids(&self, out: &mut Vec<(u32, u64)>) -> io::Result<()> {
         out.clear();
-        self.entries(None, ".", |name| out.extend(pid_of(name)))
+        self.entries(None, ".", |name, ino| {
+            out.extend(pid_of(name).map(|pid| (pid, ino)));
+        })
     }
 
     /// How many entries `<pid>/<name>` (a directory such as `fd`) holds, `.` and `..` aside.
     pub fn count(&self, pid: u32, name: &str) -> io::Result<usize> {
         let mut n = 0;
-        self.entries(Some(pid), name, |entry| {
+        self.entries(Some(pid), name, |entry, _| {
             if entry != b"." && entry != b".." {
                 n += 1;
             }
@@ -101,8 +120,14 @@ impl ProcFs {
         Ok(n)
     }
 
-    /// Every entry name of a directory under the root, building no path or `String`.
-    fn entries(&self, pid: Option<u32>, name: &str, mut each: impl FnMut(&[u8])) -> io::Result<()> {
+    /// Every entry name of a directory under the root, with its inode number, building no path
+    /// or `String`.
+    fn entries(
+        &self,
+        pid: Option<u32>,
+        name: &str,
+        mut each: impl FnMut(&[u8], u64),
+    ) -> io::Result<()> {
         let fd = self.open_at(pid, name, libc::O_DIRECTORY)?;
         // SAFETY: fdopendir takes the descriptor over (closedir closes it); each entry is
         // read before the next readdir call.
@@ -117,7 +142,8 @@ impl ProcFs {
                 if entry.is_null() {
                     break;
                 }
-                each(std::ffi::CStr::from_ptr((*entry).d_name.as_ptr()).to_bytes());
+                let name = std::ffi::CStr::from_ptr((*entry).d_name.as_ptr());
+                each(name.to_bytes(), (*entry).d_ino);
             }
             libc::closedir(dir);
         }
@@ -185,9 +211,17 @@ mod tests {
         let mut pids = Vec::new();
         procfs.pids(&mut pids).unwrap();
         pids.sort_unstable();
-        assert_eq!(pids, [1, 42]);
+        assert_eq!(pids.iter().map(|p| p.0).collect::<Vec<_>>(), [1, 42]);
+        let ino =
+            |p: &str| std::os::unix::fs::MetadataExt::ino(&root.path().join(p).metadata().unwrap());
+        assert_eq!(
+            pids.iter().map(|p| p.1).collect::<Vec<_>>(),
+            [ino("1"), ino("42")]
+        );
+        assert!(!procfs.is_procfs(), "a folder is not a procfs");
         // This process's own /proc: the real thing.
         let mut real = ProcFs::open(Path::new("/proc")).unwrap();
+        assert!(real.is_procfs());
         let me = std::process::id();
         let stat = real.read_line(me, "stat").unwrap().to_vec();
         assert_eq!(stat.last(), Some(&b'\n'));
