@@ -15,11 +15,23 @@
 //!   sender lanes hand it (`src/app/pipeline.rs`, `src/remote_write/worker.rs`), so that the
 //!   thread hand-offs are counted too.
 //!
-//! - `grouped`: as the agent makes them now (`src/app/pipeline.rs`'s group commit): the six
-//!   blocks of a tick appended in one trip to the pool with one fdatasync
-//!   (`Queue::append_all`), taken by a lane in one take, acknowledged, the queue found empty.
+//! - `grouped`: the pipeline's group commit (`src/app/pipeline.rs`): the six blocks of a tick
+//!   appended in one trip to the pool with one fdatasync (`Queue::append_all`), taken by a
+//!   lane in one take on the pool, acknowledged, the queue found empty.
+//! - `fresh`: as the agent makes them now: as `grouped`, but the lane takes the tick's blocks
+//!   from memory on the runtime's thread (`Queue::take_in_memory`), with no trip to the pool.
 //!
-//! Run: `cargo bench --bench queue [-- <blocks per round>] [direct|agent|grouped]` (default 2,004 blocks,
+//! - `fresh, new thread per trip` and `fresh, thread kept`: `fresh` with a pause between the
+//!   cycles, on a runtime whose idle blocking-pool threads exit after 1 ms, so that each trip
+//!   starts a thread, as at a 15 s interval with tokio's default 10 s keep-alive (and no
+//!   other trip in between), against the same with the threads kept (`src/main.rs`).
+//!
+//! Then, off the disk: what merging a tick's blocks into one request costs (the sessions,
+//! system, host, process and pusher blocks of a fast tick, encoded by the agent's encoder),
+//! by decompressing and compressing again (`remote_write::merge`, as the sender did) and by
+//! splicing the compressed blocks (`remote_write::splice`, as it does now).
+//!
+//! Run: `cargo bench --bench queue [-- <blocks per round>] [direct|agent|grouped|fresh|churn|merge]` (default 2,004 blocks,
 //! three rounds per shape, both shapes). The folder is under the build's target directory, on the disk the build is on
 //! (not a tmpfs). Syscalls per block: `strace -c -f` on the bench binary (README, "Figures").
 //! It prints figures; it asserts nothing about speed.
@@ -156,9 +168,11 @@ async fn agent(queue: &Arc<Queue>, bodies: &[bytes::Bytes], cycle: u64) {
 }
 
 /// One fast cycle as the agent lives it with the pipeline's group commit: the tick's blocks
-/// appended together on the blocking pool, taken by a lane in one take (it takes up to 64),
-/// acknowledged on the runtime's thread, the queue found empty; then the position save.
-async fn grouped(queue: &Arc<Queue>, bodies: &[bytes::Bytes], cycle: u64) {
+/// appended together on the blocking pool, taken by a lane in one take (it takes up to 64) on
+/// the pool, or `in_memory` on the runtime's thread as the agent now does
+/// (`Queue::take_in_memory`), acknowledged on the runtime's thread, the queue found empty;
+/// then the position save.
+async fn grouped(queue: &Arc<Queue>, bodies: &[bytes::Bytes], cycle: u64, in_memory: bool) {
     let now = jellyfin_pusher::sample::now_ms();
     let blocks: Vec<Block> = (0..BLOCKS_PER_FAST_CYCLE as u64)
         .map(|i| block(bodies, cycle * 8 + i, now))
@@ -167,16 +181,24 @@ async fn grouped(queue: &Arc<Queue>, bodies: &[bytes::Bytes], cycle: u64) {
     tokio::task::spawn_blocking(move || q.append_all(&blocks))
         .await
         .unwrap();
-    let q = queue.clone();
-    let batch = tokio::task::spawn_blocking(move || {
+    let take = move |q: &Queue| {
         let now = jellyfin_pusher::sample::now_ms();
-        match q.take(now, 64, 1 << 20, true).unwrap() {
+        let took = match in_memory {
+            true => q.take_in_memory(now, 64, 1 << 20, true).expect("in memory"),
+            false => q.take(now, 64, 1 << 20, true),
+        };
+        match took.unwrap() {
             Take::Batch(batch) => batch,
             other => panic!("expected a batch, got {other:?}"),
         }
-    })
-    .await
-    .unwrap();
+    };
+    let batch = match in_memory {
+        true => take(queue),
+        false => {
+            let q = queue.clone();
+            tokio::task::spawn_blocking(move || take(&q)).await.unwrap()
+        }
+    };
     assert_eq!(batch.len(), BLOCKS_PER_FAST_CYCLE as usize);
     for pending in &batch {
         queue.ack(pending);
@@ -185,6 +207,87 @@ async fn grouped(queue: &Arc<Queue>, bodies: &[bytes::Bytes], cycle: u64) {
     assert!(queue.save_due().is_some(), "the position moved");
     let q = queue.clone();
     tokio::task::spawn_blocking(move || q.sync()).await.unwrap();
+}
+
+/// A fast tick's blocks as the agent encodes them: 50 sessions' series (the sessions
+/// collector's block is the largest), and four smaller collectors' blocks.
+fn tick_blocks() -> Vec<Block> {
+    use jellyfin_pusher::sample::{Batch, Family};
+    let labels = vec![
+        ("instance".to_string(), "dmz-host".to_string()),
+        ("job".to_string(), "jellyfin".to_string()),
+    ];
+    let now = jellyfin_pusher::sample::now_ms();
+    let series = |name: &'static str, n: usize| {
+        let mut family = Family::gauge(name, "A gauge.");
+        for i in 0..n {
+            family = family.with(
+                vec![
+                    ("client", format!("Client {}", i % 7)),
+                    ("device", format!("device-{i}")),
+                    ("user", format!("{:016x}", i * 7919)),
+                ],
+                (i * 31 % 1000) as f64,
+            );
+        }
+        family
+    };
+    [(50, 4), (3, 3), (20, 2), (10, 2), (30, 2)]
+        .iter()
+        .map(|&(n, families)| {
+            let names = [
+                "jellyfin_sessions",
+                "jellyfin_session_bitrate_bits",
+                "jellyfin_session_progress_ratio",
+                "jellyfin_session_paused",
+            ];
+            let batch = Batch {
+                timestamp_ms: now,
+                families: names[..families].iter().map(|f| series(f, n)).collect(),
+            };
+            jellyfin_pusher::remote_write::encode(&batch, &labels)
+        })
+        .collect()
+}
+
+/// CPU per merge of a tick's blocks, both ways, three rounds each.
+fn merge_cost() {
+    use jellyfin_pusher::remote_write::{merge, splice::splice};
+    const MERGES: u32 = 2_000;
+    let blocks = tick_blocks();
+    let compressed: usize = blocks.iter().map(|b| b.data.len()).sum();
+    let raw = snap::raw::Decoder::new()
+        .decompress_vec(&splice(&blocks).unwrap())
+        .unwrap()
+        .len();
+    assert_eq!(
+        jellyfin_pusher::remote_write::decode(&merge(&blocks).unwrap()).unwrap(),
+        jellyfin_pusher::remote_write::decode(&splice(&blocks).unwrap()).unwrap(),
+        "both ways make the same request"
+    );
+    let time = |f: &dyn Fn()| {
+        let rounds: Vec<f64> = (0..ROUNDS)
+            .map(|_| {
+                let cpu = process_cpu();
+                for _ in 0..MERGES {
+                    f();
+                }
+                (process_cpu() - cpu).as_secs_f64() * 1e6 / f64::from(MERGES)
+            })
+            .collect();
+        let (median, least, most) = spread(rounds);
+        format!("{median:.1} us (range {least:.1} to {most:.1})")
+    };
+    let merged = time(&|| {
+        std::hint::black_box(merge(std::hint::black_box(&blocks)).unwrap());
+    });
+    let spliced = time(&|| {
+        std::hint::black_box(splice(std::hint::black_box(&blocks)).unwrap());
+    });
+    println!(
+        "merging a tick's {} blocks ({compressed} bytes compressed, {raw} decompressed) into one request, CPU per merge, median of {ROUNDS} rounds of {MERGES}: decompressed and compressed again {merged}; spliced {spliced}",
+        blocks.len()
+    );
 }
 
 struct Round {
@@ -218,18 +321,22 @@ fn report(shape: &str, rounds: &[Round]) {
             r.switches_per_block,
         );
     }
-    let mut cpu: Vec<f64> = rounds
-        .iter()
-        .map(|r| r.cpu_per_block.as_secs_f64() * 1e6)
-        .collect();
-    cpu.sort_by(f64::total_cmp);
-    println!(
-        "{shape}: CPU per block median {:.1} us (range {:.1} to {:.1}), per fast cycle {:.2} ms",
-        cpu[cpu.len() / 2],
-        cpu[0],
-        cpu[cpu.len() - 1],
-        cpu[cpu.len() / 2] * BLOCKS_PER_FAST_CYCLE / 1e3,
+    let (median, least, most) = spread(
+        rounds
+            .iter()
+            .map(|r| r.cpu_per_block.as_secs_f64() * 1e6)
+            .collect(),
     );
+    println!(
+        "{shape}: CPU per block median {median:.1} us (range {least:.1} to {most:.1}), per fast cycle {:.2} ms",
+        median * BLOCKS_PER_FAST_CYCLE / 1e3,
+    );
+}
+
+/// Median, least and most of `v`.
+fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
 fn main() {
@@ -262,7 +369,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    for shape in ["agent", "grouped"] {
+    for shape in ["agent", "grouped", "fresh"] {
         if !runs(shape) {
             continue;
         }
@@ -271,12 +378,37 @@ fn main() {
             runtime.block_on(async {
                 match shape {
                     "agent" => agent(&queue, &bodies, i).await,
-                    _ => grouped(&queue, &bodies, i).await,
+                    shape => grouped(&queue, &bodies, i, shape == "fresh").await,
                 }
             })
         };
         cycle(0); // warm-up
         let rounds: Vec<Round> = (0..ROUNDS).map(|_| measure(cycles, cycle)).collect();
         report(shape, &rounds);
+    }
+    if runs("churn") {
+        // Pauses longer than the short keep-alive: every append and save starts a thread.
+        let pause = Duration::from_millis(3);
+        for (shape, keep_alive) in [
+            ("fresh, new thread per trip", Duration::from_millis(1)),
+            ("fresh, thread kept", Duration::from_secs(600)),
+        ] {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .thread_keep_alive(keep_alive)
+                .enable_all()
+                .build()
+                .unwrap();
+            let queue = open(&work.path().join(shape.replace([' ', ','], "-")));
+            let cycle = |i| {
+                std::thread::sleep(pause);
+                runtime.block_on(grouped(&queue, &bodies, i, true));
+            };
+            cycle(0);
+            let rounds: Vec<Round> = (0..ROUNDS).map(|_| measure(cycles, cycle)).collect();
+            report(shape, &rounds);
+        }
+    }
+    if runs("merge") {
+        merge_cost();
     }
 }

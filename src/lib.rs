@@ -34,7 +34,8 @@
 //! - [`exposition`]: renders samples in the Prometheus text format (`--once`).
 //! - [`remote_write`]: encodes a batch into a snappy-compressed WriteRequest (`encode`), and sends
 //!   blocks with the retry/drop rules of the remote-write spec (`sender`, its schedule in `retry`);
-//!   `pack` is the packer the queue compacts a backlog with (each series once per pack).
+//!   `pack` is the packer the queue compacts a backlog with (each series once per pack),
+//!   `splice` joins stored blocks into one request without decompressing them.
 //! - [`queue`]: the durable per-remote FIFO of compressed blocks (CRC32C-framed records); its
 //!   `compact` rewrites sealed segments of a backlog through a packer it is given, its
 //!   `position` keeps the reader position in two checksummed slots overwritten in place.

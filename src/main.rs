@@ -57,6 +57,11 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         // The unit's TasksMax=64 must hold: file and DNS work runs on this pool.
         .max_blocking_threads(16)
+        // Tokio ends a pool thread idle for 10 s; at a 15 s interval the pipeline's append
+        // then started a thread every cycle (clone, a 2 MiB stack mapped, its pages faulted
+        // in, and unmapped again; `cargo bench --bench queue`, README "Figures"). An idle
+        // thread only keeps its stack's touched pages.
+        .thread_keep_alive(std::time::Duration::from_secs(600))
         .enable_all()
         .build()
     {

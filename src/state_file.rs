@@ -140,11 +140,18 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 fn replace(path: &Path, bytes: &[u8], durability: Durability) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    create_private_dir(dir)?;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let mut file = create_private_file(&tmp)?;
+    // The folder is made when it is missing, not tried on every save (a `mkdir` answered
+    // EEXIST each time, status.json's among them).
+    let mut file = match create_private_file(&tmp) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            create_private_dir(dir)?;
+            create_private_file(&tmp)?
+        }
+        opened => opened?,
+    };
     file.write_all(bytes)?;
     if durability == Durability::PowerCut {
         file.sync_all()?;

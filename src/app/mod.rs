@@ -148,6 +148,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), AppE
         status_file.clone(),
         stats.clone(),
         started_ms,
+        crate::status::write_period(config.collect.interval),
         status_stop.clone(),
     ));
 

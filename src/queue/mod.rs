@@ -31,7 +31,9 @@
 //! Data: every append is fsynced before `append` / `append_all` returns, and no block can be
 //! taken before then, so a power cut loses nothing appended. The pipeline appends a tick's
 //! blocks together ([`Queue::append_all`]): one write and one fdatasync for all of them (one
-//! more per data file sealed on the way), where it used to be one per block.
+//! more per data file sealed on the way), where it used to be one per block. The records just
+//! appended stay in memory until the reader passes them ([`fresh`]), so that taking them reads
+//! no disk ([`Queue::take_in_memory`]: the sender then takes on its own thread).
 //! Reader position: a second after it moves (one save for every block acknowledged in that
 //! second: a cycle's blocks together) and on shutdown, by one pwrite and one fdatasync; losing it only means resending what was acknowledged since
 //! (VictoriaMetrics' deduplication absorbs it).
@@ -77,6 +79,7 @@
 
 mod block;
 pub mod compact;
+mod fresh;
 pub mod inspect;
 mod ledger;
 mod meta;
@@ -196,9 +199,17 @@ struct Inner {
     packer: Option<NewPacker>,
     /// Where the reader position and the ledger are saved ([`position`]).
     position: position::Position,
+    /// The records of the latest appends, in memory until the reader passes them ([`fresh`]).
+    fresh: fresh::Fresh,
 }
 
 impl Inner {
+    /// Whether every record a take could read is in memory: all from the reader to the writer
+    /// ([`fresh`]; the memory fallback is memory anyway).
+    fn reads_no_disk(&self) -> bool {
+        self.fresh.covers(self.read_offset, self.write_end())
+    }
+
     /// Whether a sender holds the block at `position`.
     fn is_taken(&self, position: Position) -> bool {
         match position {
@@ -320,6 +331,25 @@ impl Queue {
         result
     }
 
+    /// [`Queue::take`] when every block it could hand out is in memory (the latest appends,
+    /// [`fresh`]): it then reads no disk, and a sender calls it on its own thread instead of
+    /// going to the blocking pool. None (nothing taken) when it would read the disk.
+    pub fn take_in_memory(
+        &self,
+        now_ms: i64,
+        max_blocks: usize,
+        max_bytes: usize,
+        newest_first: bool,
+    ) -> Option<io::Result<Take>> {
+        let mut inner = self.lock();
+        if !inner.reads_no_disk() {
+            return None;
+        }
+        let result = inner.take(now_ms, max_blocks, max_bytes, newest_first, &self.stats);
+        self.publish(&mut inner);
+        Some(result)
+    }
+
     /// What [`Queue::take`] would answer when it can be told without reading the disk:
     /// Empty when nothing waits, Held when every waiting block is out with a sender. None
     /// when a block may be free to take (or a damaged stretch waits to be skipped), which only
@@ -346,7 +376,23 @@ impl Queue {
     /// `window` ms older), if no sender holds the newest yet: what a newest-first sender tries
     /// while the link is down.
     pub fn take_newest(&self, now_ms: i64, window_ms: i64) -> io::Result<Take> {
+        self.take_newest_locked(&mut self.lock(), now_ms, window_ms)
+    }
+
+    /// [`Queue::take_newest`] when it reads no disk (see [`Queue::take_in_memory`]).
+    pub fn take_newest_in_memory(&self, now_ms: i64, window_ms: i64) -> Option<io::Result<Take>> {
         let mut inner = self.lock();
+        inner
+            .reads_no_disk()
+            .then(|| self.take_newest_locked(&mut inner, now_ms, window_ms))
+    }
+
+    fn take_newest_locked(
+        &self,
+        inner: &mut Inner,
+        now_ms: i64,
+        window_ms: i64,
+    ) -> io::Result<Take> {
         let too_old = age_limit(inner.opts.max_age, now_ms);
         let result = inner
             .take_newest(too_old, Some(window_ms), usize::MAX, usize::MAX)
@@ -355,8 +401,15 @@ impl Queue {
                 _ if inner.disk_blocks == 0 && inner.fallback.is_empty() => Take::Empty,
                 _ => Take::Held,
             });
-        self.publish(&mut inner);
+        self.publish(inner);
         result
+    }
+
+    /// Forgets the latest appends kept in memory, as if they had been pushed out of it: what
+    /// is taken next is read from disk (tests of the disk's damage).
+    #[cfg(test)]
+    pub(crate) fn forget_fresh(&self) {
+        self.lock().fresh.clear();
     }
 
     /// Hands taken blocks back unsent (a sender that gave them up for newer ones): they are
@@ -529,6 +582,7 @@ impl Inner {
             recent: VecDeque::new(),
             packer: None,
             position,
+            fresh: fresh::Fresh::default(),
         };
         let settled = inner.ledger.totals().0;
         inner.disk_blocks = inner.count_records(&scan)?.saturating_sub(settled);
@@ -602,30 +656,39 @@ impl Inner {
     /// it first if even the first does not, in one write and one fdatasync. Returns how many.
     /// Nothing is accounted before the sync: until then no sender can take them.
     fn append_run(&mut self, blocks: &[Block]) -> io::Result<usize> {
-        let mut bytes = record::frame(&blocks[0]);
+        let first_len = record::framed_len(&blocks[0]);
         let last = *self.segments.back().expect("never empty");
         let seal_at = match self.packer {
             Some(_) => self.opts.segment_size.min(PACKED_SEGMENT_SIZE),
             None => self.opts.segment_size,
         };
-        if last.len > 0 && last.len + bytes.len() as u64 > seal_at {
+        if last.len > 0 && last.len + first_len as u64 > seal_at {
             let start = last.end();
             let file = segment::open_append(&self.dir, start)?;
             crate::state_file::sync_dir(&self.dir)?;
             self.segments.push_back(Segment { start, len: 0 });
             self.writer = Some(file);
+            // Packing may rewrite the sealed file's records under other offsets.
+            self.fresh.clear();
             self.pack_sealed();
         }
         let Segment { start, len: before } = *self.segments.back().expect("never empty");
-        // Where each record ends within `bytes`; records never span data files.
-        let mut ends = vec![bytes.len()];
+        // Where each record ends within `bytes`; records never span data files. One buffer
+        // for the run (a buffer per record cost an allocation each, which glibc paid with a
+        // consolidation of its free chunks in the collect bench's profile).
+        let mut len = first_len;
+        let mut ends = vec![len];
         for block in &blocks[1..] {
-            let framed = record::frame(block);
-            if before + (bytes.len() + framed.len()) as u64 > seal_at {
+            let next = len + record::framed_len(block);
+            if before + next as u64 > seal_at {
                 break;
             }
-            bytes.extend_from_slice(&framed);
-            ends.push(bytes.len());
+            len = next;
+            ends.push(len);
+        }
+        let mut bytes = Vec::with_capacity(len);
+        for block in &blocks[..ends.len()] {
+            record::frame_into(&mut bytes, block);
         }
         if self.writer.is_none() {
             self.writer = Some(segment::open_append(&self.dir, start)?);
@@ -635,6 +698,7 @@ impl Inner {
             Ok(()) => {
                 self.segments.back_mut().expect("never empty").len += bytes.len() as u64;
                 let mut offset = start + before;
+                let mut framed_at = 0;
                 for (block, &end) in blocks.iter().zip(&ends) {
                     let next = start + before + end as u64;
                     self.disk_blocks += 1;
@@ -643,6 +707,14 @@ impl Inner {
                         next,
                         max_ts_ms: block.max_timestamp_ms,
                     });
+                    if let Some(header) = record::parse_header(&bytes[framed_at..]) {
+                        self.fresh.push(fresh::Record {
+                            offset,
+                            header,
+                            block: block.clone(),
+                        });
+                    }
+                    framed_at = end;
                     offset = next;
                 }
                 Ok(ends.len())
@@ -871,6 +943,9 @@ impl Inner {
             if at >= self.write_end() {
                 return Ok(None);
             }
+            if let Some(kept) = self.fresh.get(at) {
+                return Ok(Some((at, kept.header)));
+            }
             let Some(seg) = self.segments.iter().find(|s| s.end() > at).copied() else {
                 return Ok(None);
             };
@@ -913,6 +988,15 @@ impl Inner {
     /// The intact, young-enough record at `offset` (crossing into the next segment at a
     /// segment's end), or None: anything unusual is left for taking in order to deal with.
     fn record_at(&mut self, offset: u64, too_old: i64) -> io::Result<Option<Pending>> {
+        if let Some(kept) = self.fresh.get(offset) {
+            return Ok((kept.header.max_ts_ms >= too_old).then(|| Pending {
+                block: kept.block.clone(),
+                position: Position::Disk {
+                    offset,
+                    next: offset + kept.header.record_len(),
+                },
+            }));
+        }
         let Some(seg) = self.segments.iter().find(|s| s.end() > offset).copied() else {
             return Ok(None);
         };
@@ -992,6 +1076,7 @@ impl Inner {
             self.ledger_unsaved = true;
         }
         self.cursor = self.cursor.max(self.read_offset);
+        self.fresh.forget_before(self.read_offset);
         while self.segments.len() > 1
             && self
                 .segments

@@ -51,17 +51,28 @@ impl Header {
 
 /// The bytes to append for `block`.
 pub fn frame(block: &Block) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + block.data.len());
+    let mut out = Vec::with_capacity(framed_len(block));
+    frame_into(&mut out, block);
+    out
+}
+
+/// How many bytes `block` takes framed.
+pub fn framed_len(block: &Block) -> usize {
+    HEADER_LEN + block.data.len()
+}
+
+/// Appends `block`'s record to `out` (several records in one buffer, one allocation).
+pub fn frame_into(out: &mut Vec<u8>, block: &Block) {
+    let start = out.len();
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&(block.data.len() as u32).to_le_bytes());
     out.extend_from_slice(&block.samples.to_le_bytes());
     out.extend_from_slice(&crc32c::crc32c(&block.data).to_le_bytes());
     out.extend_from_slice(&block.min_timestamp_ms.to_le_bytes());
     out.extend_from_slice(&block.max_timestamp_ms.to_le_bytes());
-    let header_crc = crc32c::crc32c(&out);
+    let header_crc = crc32c::crc32c(&out[start..]);
     out.extend_from_slice(&header_crc.to_le_bytes());
     out.extend_from_slice(&block.data);
-    out
 }
 
 /// Parses a header; None when it is not one (wrong magic, bad checksum, absurd length).

@@ -89,6 +89,17 @@ impl Inner {
             if !batch.is_empty() && bytes + header.len as usize > max_bytes {
                 break;
             }
+            if let Some(kept) = self.fresh.get(offset) {
+                let block = kept.block.clone();
+                self.cursor = self.cursor.max(next);
+                self.taken.insert(offset, next);
+                bytes += block.data.len();
+                batch.push(Pending {
+                    block,
+                    position: Position::Disk { offset, next },
+                });
+                continue;
+            }
             let seg_start = self
                 .segments
                 .iter()

@@ -156,6 +156,8 @@ fn a_damaged_record_met_behind_blocks_in_flight_is_settled_not_blocking() {
         .unwrap();
     file.write_at(b"X", record_len + HEADER_LEN as u64 + 3)
         .unwrap();
+    // Taken from memory the blocks would be whole: read them from the damaged file.
+    queue.forget_fresh();
     assert_eq!(ids(queue.take(NOW, 5, usize::MAX, false).unwrap()), vec![3]);
     assert_eq!(
         stats
@@ -225,4 +227,56 @@ fn idle_never_hides_a_block_that_take_would_hand_out() {
         }
     }
     assert!(answered.iter().all(|&a| a > 50), "{answered:?}");
+}
+
+/// The latest appends are taken without reading the disk, as stored; blocks older than them
+/// (a backlog from before a restart) are left to the disk read, and so is everything after
+/// them until the reader has passed that backlog.
+#[test]
+fn the_latest_appends_are_taken_from_memory_and_a_backlog_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = open(dir.path());
+    for n in 1..=3 {
+        queue.append(block(n));
+    }
+    let taken = batch(
+        queue
+            .take_in_memory(NOW, 64, usize::MAX, false)
+            .unwrap()
+            .unwrap(),
+    );
+    assert_eq!(
+        taken.iter().map(|p| p.block.clone()).collect::<Vec<_>>(),
+        (1..=3).map(block).collect::<Vec<_>>()
+    );
+    for p in &taken {
+        queue.ack(p);
+    }
+    queue.append(block(4));
+    queue.append(block(5));
+    // Newest first, and the newest cycle only (window 0: the newest block alone).
+    assert_eq!(
+        ids(queue.take_newest_in_memory(NOW, 0).unwrap().unwrap()),
+        vec![5]
+    );
+    queue.sync();
+    drop(queue);
+
+    let queue = open(dir.path());
+    assert!(queue.take_in_memory(NOW, 64, usize::MAX, false).is_none());
+    queue.append(block(6));
+    assert!(queue.take_in_memory(NOW, 64, usize::MAX, true).is_none());
+    assert!(queue.take_newest_in_memory(NOW, 0).is_none());
+    let backlog = batch(queue.take(NOW, 2, usize::MAX, false).unwrap());
+    assert_eq!(ids(Take::Batch(backlog.clone())), vec![4, 5]);
+    for p in &backlog {
+        queue.ack(p);
+    }
+    assert_eq!(
+        ids(queue
+            .take_in_memory(NOW, 64, usize::MAX, false)
+            .unwrap()
+            .unwrap()),
+        vec![6]
+    );
 }

@@ -9,6 +9,7 @@ pub mod pack;
 pub mod progress;
 pub mod retry;
 pub mod sender;
+pub mod splice;
 pub mod transport;
 pub mod worker;
 

@@ -2,7 +2,8 @@
 //! acknowledge them, repeat; wait for appends when the queue is empty.
 //!
 //! A backlog is sent several blocks per request (up to [`MAX_BATCH_BLOCKS`] and
-//! [`MAX_BATCH_BYTES`]): the blocks are merged into one body, in order. If the receiver rejects
+//! [`MAX_BATCH_BYTES`]): the blocks are spliced into one body, in order, without
+//! decompressing them ([`splice`]). If the receiver rejects
 //! a merged request, its blocks are sent one by one, so a 400 still drops only the block that
 //! caused it. Packs (many cycles packed by the queue, `pack`) go one per request as stored,
 //! unmerged; a rejected pack is sent again one timestamp per request, so a 400 drops only the
@@ -33,7 +34,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::pack::unpack;
 use super::progress::{self, Progress};
-use super::{Delivery, Sender, merge};
+use super::splice::splice;
+use super::{Delivery, Sender};
 use crate::config::DeliveryOrder;
 use crate::queue::{Pending, Queue, Take};
 use crate::sample::now_ms;
@@ -216,16 +218,28 @@ impl Worker {
     }
 
     /// Takes blocks on the blocking pool (it reads the disk), unless the queue can tell
-    /// without reading that there is nothing to take. One lane at a time: an append wakes
-    /// every lane, and those after the first then see the block held without a trip to the
-    /// pool each (the queue's lock would have them take one after another anyway).
+    /// without reading that there is nothing to take, or has every block it could hand out
+    /// in memory (the latest appends: in normal operation, every take). One lane at a time:
+    /// an append wakes every lane, and those after the first then see the block held without
+    /// a trip to the pool each (the queue's lock would have them take one after another
+    /// anyway).
     async fn take(&self, down: bool) -> Result<std::io::Result<Take>, tokio::task::JoinError> {
         let _turn = self.taking.lock().await;
         if !down && let Some(nothing) = self.queue.idle() {
             return Ok(Ok(nothing));
         }
-        let q = self.queue.clone();
         let (newest_first, window) = (self.order.newest_first, self.cycle_window_ms);
+        let in_memory = match down {
+            true => self.queue.take_newest_in_memory(now_ms(), window),
+            false => {
+                self.queue
+                    .take_in_memory(now_ms(), MAX_BATCH_BLOCKS, MAX_BATCH_BYTES, newest_first)
+            }
+        };
+        if let Some(took) = in_memory {
+            return Ok(took);
+        }
+        let q = self.queue.clone();
         tokio::task::spawn_blocking(move || match down {
             true => q.take_newest(now_ms(), window),
             false => q.take(now_ms(), MAX_BATCH_BLOCKS, MAX_BATCH_BYTES, newest_first),
@@ -333,7 +347,7 @@ impl Worker {
     /// Delivers several blocks in one request, or one by one when that is rejected, or when
     /// one of them grows too old while it is retried; false on shutdown.
     async fn deliver_many(&self, batch: &[Pending], cut: Option<&Cut>) -> bool {
-        let Ok(body) = merge(batch.iter().map(|p| &p.block)) else {
+        let Ok(body) = splice(batch.iter().map(|p| &p.block)) else {
             return self.one_by_one(batch, cut).await;
         };
         let give_up = || {

@@ -7,7 +7,7 @@
 //! - a collector failed its last [`FAILING_RUNS`] runs in a row, or
 //! - there is no status file (the agent never ran with this state_dir), or it is empty or
 //!   damaged (a power cut while the agent rewrote it: it is written without fsyncs, see
-//!   [`super`]; the running agent rewrites it within [`super::WRITE_PERIOD`]).
+//!   [`super`]; the running agent rewrites it within [`super::MAX_WRITE_PERIOD`]).
 //!
 //! When the agent is not running, its last snapshot is shown as it was; the age of the last
 //! success keeps growing, so a stopped agent turns unhealthy after the same threshold.
@@ -131,9 +131,9 @@ pub fn judge(
         )),
         Err(NoSnapshot::Damaged) => problems.push(format!(
             "{FILE} in {} is empty or damaged (a power cut while the agent rewrote it leaves it so): \
-             the running agent rewrites it every {}s",
+             the running agent rewrites it at least every {}s",
             config.state_dir.display(),
-            super::WRITE_PERIOD.as_secs()
+            super::MAX_WRITE_PERIOD.as_secs()
         )),
     }
     let snapshot = snapshot.ok();
