@@ -93,7 +93,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -253,6 +253,17 @@ impl Queue {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The lock when it is free now. For the calls a sender makes on the runtime's own
+    /// thread: an append or a position save holds the lock across its fdatasync on the
+    /// blocking pool, and waiting for it there would stall every task for that sync.
+    fn lock_if_free(&self) -> Option<MutexGuard<'_, Inner>> {
+        match self.inner.try_lock() {
+            Ok(inner) => Some(inner),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// Stores `block`. Never fails: when the disk refuses it the block waits in memory.
     /// Blocking (it fsyncs): call it from a blocking-capable thread.
     pub fn append(&self, block: Block) {
@@ -333,7 +344,8 @@ impl Queue {
 
     /// [`Queue::take`] when every block it could hand out is in memory (the latest appends,
     /// [`fresh`]): it then reads no disk, and a sender calls it on its own thread instead of
-    /// going to the blocking pool. None (nothing taken) when it would read the disk.
+    /// going to the blocking pool. None (nothing taken) when it would read the disk, or when
+    /// the queue is busy with a sync (the pool's [`Queue::take`] then waits for it).
     pub fn take_in_memory(
         &self,
         now_ms: i64,
@@ -341,7 +353,7 @@ impl Queue {
         max_bytes: usize,
         newest_first: bool,
     ) -> Option<io::Result<Take>> {
-        let mut inner = self.lock();
+        let mut inner = self.lock_if_free()?;
         if !inner.reads_no_disk() {
             return None;
         }
@@ -354,9 +366,10 @@ impl Queue {
     /// Empty when nothing waits, Held when every waiting block is out with a sender. None
     /// when a block may be free to take (or a damaged stretch waits to be skipped), which only
     /// `take` can find out. Lets a sender skip a trip to the blocking pool when it would only
-    /// find nothing (in normal operation, after every delivery).
+    /// find nothing (in normal operation, after every delivery). None too while the queue
+    /// is busy with a sync, which the pool's `take` waits for instead of the runtime.
     pub fn idle(&self) -> Option<Take> {
-        let inner = self.lock();
+        let inner = self.lock_if_free()?;
         let held_on_disk = inner.taken.range(inner.read_offset..).count() as u64;
         let free_on_disk = inner.disk_blocks > held_on_disk;
         let free_in_memory = !inner.fallback.is_empty() && inner.memory_taken.is_none();
@@ -381,7 +394,7 @@ impl Queue {
 
     /// [`Queue::take_newest`] when it reads no disk (see [`Queue::take_in_memory`]).
     pub fn take_newest_in_memory(&self, now_ms: i64, window_ms: i64) -> Option<io::Result<Take>> {
-        let mut inner = self.lock();
+        let mut inner = self.lock_if_free()?;
         inner
             .reads_no_disk()
             .then(|| self.take_newest_locked(&mut inner, now_ms, window_ms))

@@ -280,3 +280,26 @@ fn the_latest_appends_are_taken_from_memory_and_a_backlog_from_disk() {
         vec![6]
     );
 }
+
+/// While an append or a position save holds the queue (across its fdatasync, on the blocking
+/// pool), the calls a sender makes on the runtime's thread step aside instead of waiting:
+/// the pool's `take` waits for the sync, and nothing is taken twice or lost meanwhile.
+#[test]
+fn the_runtime_side_calls_step_aside_while_the_queue_is_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = open(dir.path());
+    queue.append(block(1));
+    {
+        let _syncing = queue.inner.lock().unwrap();
+        assert!(queue.idle().is_none());
+        assert!(queue.take_in_memory(NOW, 64, usize::MAX, false).is_none());
+        assert!(queue.take_newest_in_memory(NOW, 0).is_none());
+    }
+    assert_eq!(
+        ids(queue
+            .take_in_memory(NOW, 64, usize::MAX, false)
+            .unwrap()
+            .unwrap()),
+        vec![1]
+    );
+}
