@@ -5,7 +5,9 @@
 
 use super::blocks;
 
-/// serde_json's own limit: a deeper answer is refused the same way.
+/// serde_json's limit for the values it reads. For a value skipped here it bounds the
+/// brackets kept between chunks; serde_json itself skips a value of any depth, so the skim
+/// is the stricter of the two there (no Jellyfin answer nests that deep).
 pub const MAX_DEPTH: usize = 128;
 
 /// Inside a string, from just after its opening quote.
