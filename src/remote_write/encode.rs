@@ -168,7 +168,9 @@ pub enum DecodeError {
 
 /// One request body carrying several blocks, in order. A WriteRequest is a repeated field,
 /// so concatenated encodings decode as one request holding every series of every block:
-/// merging costs a decompression and one compression, no protobuf decoding.
+/// merging costs a decompression and one compression, no protobuf decoding. How the sender
+/// merged blocks before [`super::splice`], which joins them as stored; kept as the reference
+/// the tests and the queue bench compare with.
 pub fn merge<'a>(blocks: impl IntoIterator<Item = &'a Block>) -> Result<Bytes, DecodeError> {
     let mut raw = Vec::new();
     let mut decoder = snap::raw::Decoder::new();
@@ -178,7 +180,7 @@ pub fn merge<'a>(blocks: impl IntoIterator<Item = &'a Block>) -> Result<Bytes, D
     Ok(compress(&raw))
 }
 
-/// Decompresses and decodes a block body (tests, and merging blocks while draining).
+/// Decompresses and decodes a block body (the packer, the tests and the benches).
 pub fn decode(data: &[u8]) -> Result<WriteRequest, DecodeError> {
     use prost::Message;
     let raw = snap::raw::Decoder::new().decompress_vec(data)?;

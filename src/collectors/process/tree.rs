@@ -11,7 +11,8 @@
 //! processes it must: the tree's (their usage is the answer), and those whose parent it does
 //! not know. It keeps each other process's parent from cycle to cycle under the process's
 //! identity, its pid and the inode number of its /proc/<pid> directory (from the listing
-//! itself, `d_ino`), and reads its stat again when that identity or its parent's changes.
+//! itself, `d_ino`), and reads its stat again when that identity changes or when the kept
+//! parents would put it into the tree.
 //! What that rests on, in the kernel (fs/proc/base.c, kernel/exit.c, fs/inode.c):
 //! - A new process under a reused pid has a new inode number: procfs makes a new inode for
 //!   each /proc/<pid> dentry (`proc_pid_make_inode`, `i_ino = get_next_ino()`), and a
